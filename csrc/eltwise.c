@@ -1,0 +1,30 @@
+/*
+ * eltwise.c: ReLU forward / backward and bias add / bias gradient for float
+ * and double (bodies in eltwise.inc).
+ */
+#include "fc_internal.h"
+
+/* Elementwise loops go parallel only above this many elements; below it the
+ * thread start-up costs more than the loop. */
+#define FC_ELTWISE_PAR_MIN ((int64_t)1 << 16)
+
+/* 1 when a*b*c (all >= 0) fits in int64. */
+static int eltwise_prod3_fits(int64_t a, int64_t b, int64_t c)
+{
+    if (a != 0 && b > INT64_MAX / a) return 0;
+    int64_t ab = a * b;
+    if (ab != 0 && c > INT64_MAX / ab) return 0;
+    return 1;
+}
+
+#define T float
+#define SFX f32
+#include "eltwise.inc"
+#undef T
+#undef SFX
+
+#define T double
+#define SFX f64
+#include "eltwise.inc"
+#undef T
+#undef SFX

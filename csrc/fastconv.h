@@ -1,0 +1,141 @@
+/*
+ * fastconv.h: the one public C header of fastconv.
+ *
+ * Layout is NCHW everywhere; convolution weights are (K, C/groups, R, S).
+ * Every entry point takes its geometry first (validated once by the matching
+ * *_geom_init), then inputs as const T *restrict, then outputs as
+ * T *restrict, then workspace, then the thread count. Every size and index is
+ * int64_t. Every entry point returns an fc_status; none allocates memory that
+ * Python sees, calls back into Python, or aborts.
+ *
+ * Kernels are written once per op in an .inc file and instantiated for float
+ * (suffix _f32) and double (suffix _f64).
+ */
+#ifndef FASTCONV_H
+#define FASTCONV_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    FC_OK = 0,
+    FC_EINVAL = 1,     /* an argument is out of range: mapped to ValueError */
+    FC_ENOMEM = 2,     /* internal workspace could not be allocated: MemoryError */
+    FC_EOVERFLOW = 3   /* a size does not fit in int64: OverflowError */
+} fc_status;
+
+/* Convolution geometry. Input x (N, C, H, W), weights (K, C/groups, R, S),
+ * output (N, K, P, Q). pad_h / pad_w are the top / left zero padding; the
+ * bottom / right padding only enters through P and Q, so "same" padding with
+ * an even kernel (more padding after than before) is expressible. */
+typedef struct {
+    int64_t N, C, H, W;
+    int64_t K, R, S;
+    int64_t groups;
+    int64_t stride_h, stride_w;
+    int64_t pad_h, pad_w;
+    int64_t dil_h, dil_w;
+    int64_t P, Q;
+} fc_conv_geom;
+
+/* Fill *g and check it: every extent >= 1 (N >= 0), C and K divisible by
+ * groups, P, Q >= 1, and every buffer size (N*C*H*W, N*K*P*Q, K*C/g*R*S,
+ * C*R*S*P*Q) fits in int64. pad_bottom / pad_right only determine P and Q. */
+fc_status fc_conv_geom_init(fc_conv_geom *g, int64_t N, int64_t C, int64_t H, int64_t W,
+                            int64_t K, int64_t R, int64_t S, int64_t groups,
+                            int64_t stride_h, int64_t stride_w,
+                            int64_t pad_top, int64_t pad_bottom,
+                            int64_t pad_left, int64_t pad_right,
+                            int64_t dil_h, int64_t dil_w);
+
+/* Pooling geometry. Input (N, C, H, W), output (N, C, P, Q), window kh x kw. */
+typedef struct {
+    int64_t N, C, H, W;
+    int64_t kh, kw;
+    int64_t stride_h, stride_w;
+    int64_t pad_h, pad_w;
+    int64_t dil_h, dil_w;
+    int64_t P, Q;
+    int count_include_pad;   /* avg pooling only */
+} fc_pool_geom;
+
+/* Fill *g and check it (extents >= 1, N >= 0, 2*pad <= dilated kernel, sizes
+ * fit in int64, ceil_mode as PyTorch: the last window must start inside the
+ * input or the left padding). */
+fc_status fc_pool_geom_init(fc_pool_geom *g, int64_t N, int64_t C, int64_t H, int64_t W,
+                            int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w,
+                            int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
+                            int ceil_mode, int count_include_pad);
+
+/* ---- threads ---------------------------------------------------------- */
+int fc_openmp_enabled(void);      /* 1 when built with OpenMP */
+int fc_max_threads(void);         /* omp_get_max_threads(), or 1 */
+int fc_num_procs(void);           /* omp_get_num_procs(), or 1 */
+
+/* ---- CPU features ----------------------------------------------------- */
+int fc_cpu_has_avx2(void);        /* AVX2 + FMA usable (incl. OS support) */
+int fc_cpu_has_avx512(void);      /* AVX-512 F usable (incl. OS support) */
+
+#define FC_DECLARE_ALL(T, SFX)                                                        \
+/* im2col: x (N, C, H, W) -> cols (N, C*R*S, P*Q); row c*R*S + r*S + s,            \
+ * column p*Q + q, as torch.nn.functional.unfold. Uses g->C,H,W,R,S,stride,       \
+ * pad, dil, P, Q and g->N (K and groups are ignored). */                          \
+fc_status fc_im2col_##SFX(const fc_conv_geom *g, const T *restrict x,             \
+                          T *restrict cols, int nthreads);                         \
+/* col2im: cols (N, C*R*S, P*Q) -> x (N, C, H, W), summing overlaps (torch fold).  \
+ * x is overwritten (zeroed first). */                                            \
+fc_status fc_col2im_##SFX(const fc_conv_geom *g, const T *restrict cols,          \
+                          T *restrict x, int nthreads);                            \
+/* Direct convolution forward: y = conv(x, w) + b (b may be NULL). */              \
+fc_status fc_conv2d_fwd_direct_##SFX(const fc_conv_geom *g, const T *restrict x,  \
+                          const T *restrict w, const T *restrict b,                \
+                          T *restrict y, int nthreads);                            \
+/* Direct backward-data: dx = conv_transpose(dy, w); dx overwritten. */            \
+fc_status fc_conv2d_bwd_data_direct_##SFX(const fc_conv_geom *g,                  \
+                          const T *restrict dy, const T *restrict w,               \
+                          T *restrict dx, int nthreads);                           \
+/* Direct backward-weight: dw (K, C/g, R, S) and db (K, may be NULL), both         \
+ * overwritten; per-thread partial sums reduced in a fixed order. */               \
+fc_status fc_conv2d_bwd_weight_direct_##SFX(const fc_conv_geom *g,                \
+                          const T *restrict dy, const T *restrict x,               \
+                          T *restrict dw, T *restrict db, int nthreads);           \
+/* Max pooling forward: y (N, C, P, Q), idx (N, C, P, Q) = flat h*W + w index of   \
+ * the first maximum in each window (NaN counts as the maximum; an all -inf or     \
+ * all-NaN window still yields a valid index). */                                  \
+fc_status fc_maxpool2d_fwd_##SFX(const fc_pool_geom *g, const T *restrict x,      \
+                          T *restrict y, int64_t *restrict idx, int nthreads);     \
+/* Max pooling backward: dx (N, C, H, W) overwritten: dx[idx] += dy. Indices are   \
+ * checked to lie in [0, H*W) first; FC_EINVAL (nothing written) if not. */        \
+fc_status fc_maxpool2d_bwd_##SFX(const fc_pool_geom *g, const T *restrict dy,     \
+                          const int64_t *restrict idx, T *restrict dx,             \
+                          int nthreads);                                           \
+/* Average pooling forward / backward (dx overwritten). Divisor as PyTorch:        \
+ * window clipped to the padded input, and to the input when !count_include_pad. */\
+fc_status fc_avgpool2d_fwd_##SFX(const fc_pool_geom *g, const T *restrict x,      \
+                          T *restrict y, int nthreads);                            \
+fc_status fc_avgpool2d_bwd_##SFX(const fc_pool_geom *g, const T *restrict dy,     \
+                          T *restrict dx, int nthreads);                           \
+/* Elementwise: y = max(x, 0); dx = dy * (x > 0); n elements. */                   \
+fc_status fc_relu_fwd_##SFX(int64_t n, const T *restrict x, T *restrict y,        \
+                          int nthreads);                                           \
+fc_status fc_relu_bwd_##SFX(int64_t n, const T *restrict dy, const T *restrict x, \
+                          T *restrict dx, int nthreads);                           \
+/* Bias add in place over NCHW-like data y (N, K, L): y[n,k,:] += b[k]. */         \
+fc_status fc_bias_add_##SFX(int64_t N, int64_t K, int64_t L, const T *restrict b, \
+                          T *restrict y, int nthreads);                            \
+/* Bias gradient: db[k] = sum over n, l of dy[n,k,l]; db overwritten. */           \
+fc_status fc_bias_grad_##SFX(int64_t N, int64_t K, int64_t L,                     \
+                          const T *restrict dy, T *restrict db, int nthreads);
+
+FC_DECLARE_ALL(float, f32)
+FC_DECLARE_ALL(double, f64)
+
+#undef FC_DECLARE_ALL
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FASTCONV_H */

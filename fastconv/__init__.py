@@ -1,0 +1,94 @@
+"""fastconv: fast CPU convolutional networks.
+
+Hand-written C kernels (im2col/col2im, direct convolution, max and average
+pooling and their gradients) under a NumPy-in/NumPy-out function API, a layer
+API (:mod:`fastconv.nn`) and a trainer (:mod:`fastconv.train`), all checked
+against the plain NumPy oracle :mod:`fastconv.reference`.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import _kernels
+from ._runtime import get_num_threads, set_num_threads
+from .functional import (
+    avg_pool2d,
+    avg_pool2d_backward,
+    col2im,
+    conv2d,
+    conv2d_backward,
+    im2col,
+    max_pool2d,
+    max_pool2d_backward,
+    relu,
+    relu_backward,
+)
+from . import reference  # noqa: E402  (the oracle is part of the public API)
+
+__all__ = [
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "im2col",
+    "col2im",
+    "relu",
+    "relu_backward",
+    "set_num_threads",
+    "get_num_threads",
+    "openmp_enabled",
+    "show_config",
+    "config",
+    "reference",
+    "use_backend",
+    "get_backend",
+]
+
+
+def openmp_enabled():
+    """True when the native kernels were built with OpenMP."""
+    return _kernels.openmp_enabled()
+
+
+def config():
+    """The build and runtime configuration as a dict."""
+    import platform
+
+    import numpy
+
+    return {
+        "version": __version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "compiler": _kernels.build_compiler(),
+        "openmp": openmp_enabled(),
+        "threads": get_num_threads(),
+        "cores": _kernels.num_procs(),
+        "cpu_features": _kernels.cpu_features(),
+        "machine": platform.machine(),
+    }
+
+
+def show_config():
+    """Print version, compiler, OpenMP on/off, thread count and CPU features."""
+    cfg = config()
+    feats = ", ".join(k for k, v in cfg["cpu_features"].items() if v) or "none detected"
+    print(f"fastconv {cfg['version']}")
+    print(f"  python        {cfg['python']} (numpy {cfg['numpy']})")
+    print(f"  compiler      {cfg['compiler']}")
+    print(f"  openmp        {'enabled' if cfg['openmp'] else 'disabled'}")
+    print(f"  threads       {cfg['threads']} (cores available: {cfg['cores']})")
+    print(f"  cpu features  {feats} ({cfg['machine']})")
+
+
+def __getattr__(name):
+    # The layer-API backend switch lives in fastconv._backend; imported lazily
+    # so the function API does not depend on the layer modules.
+    if name in ("use_backend", "get_backend"):
+        from . import _backend
+
+        return getattr(_backend, name)
+    raise AttributeError(f"module 'fastconv' has no attribute {name!r}")

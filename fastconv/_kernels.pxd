@@ -1,0 +1,84 @@
+# Declarations of the C API in csrc/fastconv.h (the one public C header).
+from libc.stdint cimport int64_t
+
+cdef extern from "fastconv.h" nogil:
+    ctypedef enum fc_status:
+        FC_OK
+        FC_EINVAL
+        FC_ENOMEM
+        FC_EOVERFLOW
+
+    ctypedef struct fc_conv_geom:
+        int64_t N, C, H, W
+        int64_t K, R, S
+        int64_t groups
+        int64_t stride_h, stride_w
+        int64_t pad_h, pad_w
+        int64_t dil_h, dil_w
+        int64_t P, Q
+
+    ctypedef struct fc_pool_geom:
+        int64_t N, C, H, W
+        int64_t kh, kw
+        int64_t stride_h, stride_w
+        int64_t pad_h, pad_w
+        int64_t dil_h, dil_w
+        int64_t P, Q
+        int count_include_pad
+
+    fc_status fc_conv_geom_init(fc_conv_geom *g, int64_t N, int64_t C, int64_t H, int64_t W,
+                                int64_t K, int64_t R, int64_t S, int64_t groups,
+                                int64_t stride_h, int64_t stride_w,
+                                int64_t pad_top, int64_t pad_bottom,
+                                int64_t pad_left, int64_t pad_right,
+                                int64_t dil_h, int64_t dil_w)
+    fc_status fc_pool_geom_init(fc_pool_geom *g, int64_t N, int64_t C, int64_t H, int64_t W,
+                                int64_t kh, int64_t kw, int64_t stride_h, int64_t stride_w,
+                                int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
+                                int ceil_mode, int count_include_pad)
+
+    int fc_openmp_enabled()
+    int fc_max_threads()
+    int fc_num_procs()
+    int fc_cpu_has_avx2()
+    int fc_cpu_has_avx512()
+
+    fc_status fc_im2col_f32(const fc_conv_geom *g, const float *x, float *cols, int nthreads)
+    fc_status fc_im2col_f64(const fc_conv_geom *g, const double *x, double *cols, int nthreads)
+    fc_status fc_col2im_f32(const fc_conv_geom *g, const float *cols, float *x, int nthreads)
+    fc_status fc_col2im_f64(const fc_conv_geom *g, const double *cols, double *x, int nthreads)
+
+    fc_status fc_conv2d_fwd_direct_f32(const fc_conv_geom *g, const float *x, const float *w,
+                                       const float *b, float *y, int nthreads)
+    fc_status fc_conv2d_fwd_direct_f64(const fc_conv_geom *g, const double *x, const double *w,
+                                       const double *b, double *y, int nthreads)
+    fc_status fc_conv2d_bwd_data_direct_f32(const fc_conv_geom *g, const float *dy,
+                                            const float *w, float *dx, int nthreads)
+    fc_status fc_conv2d_bwd_data_direct_f64(const fc_conv_geom *g, const double *dy,
+                                            const double *w, double *dx, int nthreads)
+    fc_status fc_conv2d_bwd_weight_direct_f32(const fc_conv_geom *g, const float *dy,
+                                              const float *x, float *dw, float *db, int nthreads)
+    fc_status fc_conv2d_bwd_weight_direct_f64(const fc_conv_geom *g, const double *dy,
+                                              const double *x, double *dw, double *db, int nthreads)
+
+    fc_status fc_maxpool2d_fwd_f32(const fc_pool_geom *g, const float *x, float *y,
+                                   int64_t *idx, int nthreads)
+    fc_status fc_maxpool2d_fwd_f64(const fc_pool_geom *g, const double *x, double *y,
+                                   int64_t *idx, int nthreads)
+    fc_status fc_maxpool2d_bwd_f32(const fc_pool_geom *g, const float *dy, const int64_t *idx,
+                                   float *dx, int nthreads)
+    fc_status fc_maxpool2d_bwd_f64(const fc_pool_geom *g, const double *dy, const int64_t *idx,
+                                   double *dx, int nthreads)
+    fc_status fc_avgpool2d_fwd_f32(const fc_pool_geom *g, const float *x, float *y, int nthreads)
+    fc_status fc_avgpool2d_fwd_f64(const fc_pool_geom *g, const double *x, double *y, int nthreads)
+    fc_status fc_avgpool2d_bwd_f32(const fc_pool_geom *g, const float *dy, float *dx, int nthreads)
+    fc_status fc_avgpool2d_bwd_f64(const fc_pool_geom *g, const double *dy, double *dx, int nthreads)
+
+    fc_status fc_relu_fwd_f32(int64_t n, const float *x, float *y, int nthreads)
+    fc_status fc_relu_fwd_f64(int64_t n, const double *x, double *y, int nthreads)
+    fc_status fc_relu_bwd_f32(int64_t n, const float *dy, const float *x, float *dx, int nthreads)
+    fc_status fc_relu_bwd_f64(int64_t n, const double *dy, const double *x, double *dx, int nthreads)
+    fc_status fc_bias_add_f32(int64_t N, int64_t K, int64_t L, const float *b, float *y, int nthreads)
+    fc_status fc_bias_add_f64(int64_t N, int64_t K, int64_t L, const double *b, double *y, int nthreads)
+    fc_status fc_bias_grad_f32(int64_t N, int64_t K, int64_t L, const float *dy, float *db, int nthreads)
+    fc_status fc_bias_grad_f64(int64_t N, int64_t K, int64_t L, const double *dy, double *db, int nthreads)

@@ -1,0 +1,356 @@
+# cython: language_level=3
+"""Thin Cython bindings over the C kernels in csrc/.
+
+One wrapper per C entry point. Each takes a geometry object and flat
+C-contiguous buffers (``arr.reshape(-1)`` of a C-contiguous array), checks
+that every buffer has exactly the length the geometry implies (so the C code
+can never index outside what Python handed it), calls C with the GIL
+released, and turns the returned fc_status into a Python exception.
+Argument checking that users see lives in fastconv/functional.py.
+"""
+
+from libc.stdint cimport int64_t
+
+ctypedef fused real:
+    float
+    double
+
+
+cdef int _check(fc_status st, str what) except -1:
+    if st == FC_OK:
+        return 0
+    if st == FC_ENOMEM:
+        raise MemoryError(f"{what}: could not allocate the kernel's workspace")
+    if st == FC_EOVERFLOW:
+        raise OverflowError(f"{what}: a size does not fit in a 64-bit integer")
+    raise ValueError(f"{what}: invalid arguments (status {<int>st})")
+
+
+cdef int _need(Py_ssize_t got, int64_t want, str name) except -1:
+    if got != want:
+        raise ValueError(f"buffer {name} has {got} elements, the geometry needs {want}")
+    return 0
+
+
+cdef class ConvGeom:
+    """Validated convolution geometry (wraps fc_conv_geom)."""
+    cdef fc_conv_geom g
+
+    def __cinit__(self, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t R,
+                  int64_t S, int64_t groups, int64_t stride_h, int64_t stride_w,
+                  int64_t pad_top, int64_t pad_bottom, int64_t pad_left, int64_t pad_right,
+                  int64_t dil_h, int64_t dil_w):
+        _check(fc_conv_geom_init(&self.g, N, C, H, W, K, R, S, groups, stride_h, stride_w,
+                                 pad_top, pad_bottom, pad_left, pad_right, dil_h, dil_w),
+               "convolution geometry")
+
+    @property
+    def P(self):
+        return self.g.P
+
+    @property
+    def Q(self):
+        return self.g.Q
+
+    def with_batch(self, int64_t n):
+        """A copy of this geometry for a batch of n images."""
+        cdef ConvGeom out = ConvGeom.__new__(ConvGeom, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                             0, 0, 0, 0, 1, 1)
+        out.g = self.g
+        out.g.N = n
+        return out
+
+    cdef int64_t x_size(self):
+        return self.g.N * self.g.C * self.g.H * self.g.W
+
+    cdef int64_t y_size(self):
+        return self.g.N * self.g.K * self.g.P * self.g.Q
+
+    cdef int64_t w_size(self):
+        return self.g.K * (self.g.C // self.g.groups) * self.g.R * self.g.S
+
+    cdef int64_t cols_size(self):
+        return self.g.N * self.g.C * self.g.R * self.g.S * self.g.P * self.g.Q
+
+
+cdef class PoolGeom:
+    """Validated pooling geometry (wraps fc_pool_geom)."""
+    cdef fc_pool_geom g
+
+    def __cinit__(self, int64_t N, int64_t C, int64_t H, int64_t W, int64_t kh, int64_t kw,
+                  int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                  int64_t dil_h, int64_t dil_w, bint ceil_mode, bint count_include_pad):
+        _check(fc_pool_geom_init(&self.g, N, C, H, W, kh, kw, stride_h, stride_w,
+                                 pad_h, pad_w, dil_h, dil_w, ceil_mode, count_include_pad),
+               "pooling geometry")
+
+    @property
+    def P(self):
+        return self.g.P
+
+    @property
+    def Q(self):
+        return self.g.Q
+
+    @staticmethod
+    def scatter(int64_t N, int64_t C, int64_t H, int64_t W, int64_t P, int64_t Q):
+        """Geometry for max_pool2d_backward given only the plane sizes (the
+        scatter reads N, C, H, W, P, Q and nothing else)."""
+        if P < 1 or Q < 1:
+            raise ValueError(f"dy must have P, Q >= 1, got {P}x{Q}")
+        cdef PoolGeom out = PoolGeom(N, C, H, W, 1, 1, 1, 1, 0, 0, 1, 1, False, True)
+        out.g.P = P
+        out.g.Q = Q
+        return out
+
+    cdef int64_t x_size(self):
+        return self.g.N * self.g.C * self.g.H * self.g.W
+
+    cdef int64_t y_size(self):
+        return self.g.N * self.g.C * self.g.P * self.g.Q
+
+
+# ---- runtime ---------------------------------------------------------------
+
+def openmp_enabled():
+    return bool(fc_openmp_enabled())
+
+def max_threads():
+    return fc_max_threads()
+
+def num_procs():
+    return fc_num_procs()
+
+def cpu_features():
+    return {"avx2": bool(fc_cpu_has_avx2()), "avx512": bool(fc_cpu_has_avx512())}
+
+
+# ---- im2col / col2im -------------------------------------------------------
+
+def im2col(ConvGeom geom, const real[::1] x, real[::1] cols, int nthreads):
+    _need(x.shape[0], geom.x_size(), "x")
+    _need(cols.shape[0], geom.cols_size(), "cols")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_im2col_f32(&geom.g, &x[0], &cols[0], nthreads)
+        else:
+            st = fc_im2col_f64(&geom.g, &x[0], &cols[0], nthreads)
+    _check(st, "im2col")
+
+
+def col2im(ConvGeom geom, const real[::1] cols, real[::1] x, int nthreads):
+    _need(x.shape[0], geom.x_size(), "x")
+    _need(cols.shape[0], geom.cols_size(), "cols")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_col2im_f32(&geom.g, &cols[0], &x[0], nthreads)
+        else:
+            st = fc_col2im_f64(&geom.g, &cols[0], &x[0], nthreads)
+    _check(st, "col2im")
+
+
+# ---- direct convolution ----------------------------------------------------
+
+def conv2d_fwd_direct(ConvGeom geom, const real[::1] x, const real[::1] w, const real[::1] b,
+                      real[::1] y, int nthreads):
+    """b may be an empty buffer, meaning no bias."""
+    _need(x.shape[0], geom.x_size(), "x")
+    _need(w.shape[0], geom.w_size(), "w")
+    _need(y.shape[0], geom.y_size(), "y")
+    if b.shape[0] != 0:
+        _need(b.shape[0], geom.g.K, "b")
+    if geom.g.N == 0:
+        return
+    cdef const real *bp = &b[0] if b.shape[0] else NULL
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_conv2d_fwd_direct_f32(&geom.g, &x[0], &w[0], bp, &y[0], nthreads)
+        else:
+            st = fc_conv2d_fwd_direct_f64(&geom.g, &x[0], &w[0], bp, &y[0], nthreads)
+    _check(st, "conv2d forward (direct)")
+
+
+def conv2d_bwd_data_direct(ConvGeom geom, const real[::1] dy, const real[::1] w, real[::1] dx,
+                           int nthreads):
+    _need(dx.shape[0], geom.x_size(), "dx")
+    _need(w.shape[0], geom.w_size(), "w")
+    _need(dy.shape[0], geom.y_size(), "dy")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_conv2d_bwd_data_direct_f32(&geom.g, &dy[0], &w[0], &dx[0], nthreads)
+        else:
+            st = fc_conv2d_bwd_data_direct_f64(&geom.g, &dy[0], &w[0], &dx[0], nthreads)
+    _check(st, "conv2d backward-data (direct)")
+
+
+def conv2d_bwd_weight_direct(ConvGeom geom, const real[::1] dy, const real[::1] x,
+                             real[::1] dw, real[::1] db, int nthreads):
+    """db may be an empty buffer, meaning no bias gradient. dw, db are overwritten."""
+    _need(x.shape[0], geom.x_size(), "x")
+    _need(dw.shape[0], geom.w_size(), "dw")
+    _need(dy.shape[0], geom.y_size(), "dy")
+    if db.shape[0] != 0:
+        _need(db.shape[0], geom.g.K, "db")
+    cdef real *dbp = &db[0] if db.shape[0] else NULL
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_conv2d_bwd_weight_direct_f32(&geom.g, &dy[0] if geom.g.N else NULL,
+                                                 &x[0] if geom.g.N else NULL, &dw[0], dbp,
+                                                 nthreads)
+        else:
+            st = fc_conv2d_bwd_weight_direct_f64(&geom.g, &dy[0] if geom.g.N else NULL,
+                                                 &x[0] if geom.g.N else NULL, &dw[0], dbp,
+                                                 nthreads)
+    _check(st, "conv2d backward-weight (direct)")
+
+
+# ---- pooling ---------------------------------------------------------------
+
+def maxpool2d_fwd(PoolGeom geom, const real[::1] x, real[::1] y, int64_t[::1] idx, int nthreads):
+    _need(x.shape[0], geom.x_size(), "x")
+    _need(y.shape[0], geom.y_size(), "y")
+    _need(idx.shape[0], geom.y_size(), "idx")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_maxpool2d_fwd_f32(&geom.g, &x[0], &y[0], &idx[0], nthreads)
+        else:
+            st = fc_maxpool2d_fwd_f64(&geom.g, &x[0], &y[0], &idx[0], nthreads)
+    _check(st, "max_pool2d")
+
+
+def maxpool2d_bwd(PoolGeom geom, const real[::1] dy, const int64_t[::1] idx, real[::1] dx,
+                  int nthreads):
+    _need(dx.shape[0], geom.x_size(), "dx")
+    _need(dy.shape[0], geom.y_size(), "dy")
+    _need(idx.shape[0], geom.y_size(), "idx")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_maxpool2d_bwd_f32(&geom.g, &dy[0], &idx[0], &dx[0], nthreads)
+        else:
+            st = fc_maxpool2d_bwd_f64(&geom.g, &dy[0], &idx[0], &dx[0], nthreads)
+    if st == FC_EINVAL:
+        raise ValueError("max_pool2d_backward: idx holds an index outside [0, H*W)")
+    _check(st, "max_pool2d_backward")
+
+
+def avgpool2d_fwd(PoolGeom geom, const real[::1] x, real[::1] y, int nthreads):
+    _need(x.shape[0], geom.x_size(), "x")
+    _need(y.shape[0], geom.y_size(), "y")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_avgpool2d_fwd_f32(&geom.g, &x[0], &y[0], nthreads)
+        else:
+            st = fc_avgpool2d_fwd_f64(&geom.g, &x[0], &y[0], nthreads)
+    _check(st, "avg_pool2d")
+
+
+def avgpool2d_bwd(PoolGeom geom, const real[::1] dy, real[::1] dx, int nthreads):
+    _need(dx.shape[0], geom.x_size(), "dx")
+    _need(dy.shape[0], geom.y_size(), "dy")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_avgpool2d_bwd_f32(&geom.g, &dy[0], &dx[0], nthreads)
+        else:
+            st = fc_avgpool2d_bwd_f64(&geom.g, &dy[0], &dx[0], nthreads)
+    _check(st, "avg_pool2d_backward")
+
+
+# ---- elementwise -----------------------------------------------------------
+
+def relu_fwd(const real[::1] x, real[::1] y, int nthreads):
+    _need(y.shape[0], x.shape[0], "y")
+    if x.shape[0] == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_relu_fwd_f32(x.shape[0], &x[0], &y[0], nthreads)
+        else:
+            st = fc_relu_fwd_f64(x.shape[0], &x[0], &y[0], nthreads)
+    _check(st, "relu")
+
+
+def relu_bwd(const real[::1] dy, const real[::1] x, real[::1] dx, int nthreads):
+    _need(x.shape[0], dy.shape[0], "x")
+    _need(dx.shape[0], dy.shape[0], "dx")
+    if dy.shape[0] == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_relu_bwd_f32(dy.shape[0], &dy[0], &x[0], &dx[0], nthreads)
+        else:
+            st = fc_relu_bwd_f64(dy.shape[0], &dy[0], &x[0], &dx[0], nthreads)
+    _check(st, "relu_backward")
+
+
+def bias_add(int64_t N, int64_t K, int64_t L, const real[::1] b, real[::1] y, int nthreads):
+    _need(b.shape[0], K, "b")
+    _need(y.shape[0], N * K * L, "y")
+    if y.shape[0] == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_bias_add_f32(N, K, L, &b[0], &y[0], nthreads)
+        else:
+            st = fc_bias_add_f64(N, K, L, &b[0], &y[0], nthreads)
+    _check(st, "bias add")
+
+
+def bias_grad(int64_t N, int64_t K, int64_t L, const real[::1] dy, real[::1] db, int nthreads):
+    _need(db.shape[0], K, "db")
+    _need(dy.shape[0], N * K * L, "dy")
+    if K == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_bias_grad_f32(N, K, L, &dy[0] if dy.shape[0] else NULL, &db[0], nthreads)
+        else:
+            st = fc_bias_grad_f64(N, K, L, &dy[0] if dy.shape[0] else NULL, &db[0], nthreads)
+    _check(st, "bias gradient")
+
+
+cdef extern from *:
+    """
+    #ifndef FASTCONV_BUILD_CC
+    #define FASTCONV_BUILD_CC "unknown"
+    #endif
+    #if defined(__clang__)
+    #define FC_CC_VERSION "clang " __clang_version__
+    #elif defined(__GNUC__)
+    #define FC_CC_VERSION "gcc " __VERSION__
+    #else
+    #define FC_CC_VERSION FASTCONV_BUILD_CC
+    #endif
+    """
+    const char *FC_CC_VERSION
+
+
+def build_compiler():
+    """The compiler that built the extension, with its version."""
+    return FC_CC_VERSION.decode()

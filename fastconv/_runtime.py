@@ -1,0 +1,80 @@
+"""Thread control for the native kernels.
+
+The kernels take their thread count as an argument; this module holds the
+process-wide setting. Default: the OpenMP default (``OMP_NUM_THREADS`` if set,
+else the number of usable cores), or ``FASTCONV_NUM_THREADS`` if set.
+
+Fork safety: GNU OpenMP's thread pool does not survive ``os.fork()``; a child
+that enters a parallel region after its parent used OpenMP threads can hang.
+So in a forked child of a process that already ran a multi-threaded kernel,
+fastconv runs single-threaded (``set_num_threads`` in the child cannot raise
+it). Processes started with the "spawn" or "forkserver" methods are unaffected.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from . import _kernels
+
+_lock = threading.Lock()
+_state = {"threads": None, "used_pool": False, "forked_child": False}
+
+
+def _default_threads():
+    env = os.environ.get("FASTCONV_NUM_THREADS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"FASTCONV_NUM_THREADS must be a positive integer, got {env!r}") from None
+        if n < 1:
+            raise ValueError(f"FASTCONV_NUM_THREADS must be a positive integer, got {env!r}")
+        return n
+    return max(1, _kernels.max_threads())
+
+
+def set_num_threads(n):
+    """Set how many threads the native kernels use (>= 1). Returns the previous value."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n must be a positive number of threads, got {n}")
+    with _lock:
+        prev = get_num_threads()
+        _state["threads"] = n
+    return prev
+
+
+def get_num_threads():
+    """How many threads the native kernels use (1 when built without OpenMP)."""
+    if not _kernels.openmp_enabled():
+        return 1
+    if _state["threads"] is None:
+        _state["threads"] = _default_threads()
+    return _state["threads"]
+
+
+def kernel_threads():
+    """Thread count to pass to a kernel call right now."""
+    if _state["forked_child"]:
+        return 1
+    n = get_num_threads()
+    if n > 1:
+        _state["used_pool"] = True
+    return n
+
+
+def in_forked_child():
+    """True when this process is a fork child running single-threaded for safety."""
+    return _state["forked_child"]
+
+
+def _after_fork_in_child():
+    if _state["used_pool"]:
+        _state["forked_child"] = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,362 @@
+"""The native function API: NumPy arrays in, NumPy arrays out.
+
+Each function validates its arguments in plain Python (shared with
+:mod:`fastconv.reference` through :mod:`fastconv._args`), makes its inputs
+C-contiguous in native byte order when they are not (inputs are never written
+to), allocates the outputs, chooses an algorithm and calls the C kernels
+through :mod:`fastconv._kernels`, which release the GIL.
+
+Convolution has two algorithms:
+
+``"im2col"``
+    the input is unfolded into columns a bounded chunk of images at a time
+    (the workspace never holds the whole batch: see ``_chunk``) and multiplied
+    by the weight matrix with NumPy's ``matmul`` (its BLAS);
+``"direct"``
+    our own C loops over the kernel window, with no workspace at all.
+
+``algo="auto"`` picks one per shape (see ``_choose_algo``); an explicit
+``algo`` always wins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels as K
+from . import _runtime
+from ._args import (
+    check_array,
+    check_shape,
+    common_dtype,
+    contiguous,
+    native_dtype,
+    conv_params,
+    pool_params,
+    shape4,
+)
+
+__all__ = [
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "im2col",
+    "col2im",
+    "relu",
+    "relu_backward",
+]
+
+ALGOS = ("auto", "im2col", "direct")
+
+#: Upper bound, in bytes, of the im2col column workspace of one chunk of images.
+WORKSPACE_BYTES = 32 * 2**20
+
+
+def _flat(a):
+    return a.reshape(-1)
+
+
+def _check_algo(algo):
+    if algo not in ALGOS:
+        raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
+
+
+def _choose_algo(algo, p):
+    """Resolve ``algo="auto"`` for the geometry ``p``."""
+    if algo != "auto":
+        return algo
+    cg = p.C // p.groups
+    kg = p.K // p.groups
+    # Depthwise-like layers have tiny matrix products: the direct loops win.
+    if cg * kg <= 4:
+        return "direct"
+    return "im2col"
+
+
+def _geom(p, n=None):
+    return K.ConvGeom(
+        p.N if n is None else n, p.C, p.H, p.W, p.K, p.R, p.S, p.groups,
+        p.stride[0], p.stride[1], p.pad_top, p.pad_bottom, p.pad_left, p.pad_right,
+        p.dilation[0], p.dilation[1],
+    )
+
+
+def _chunk(p, itemsize):
+    """Images per im2col chunk so the column buffer stays under WORKSPACE_BYTES."""
+    per_image = p.C * p.R * p.S * p.P * p.Q * itemsize
+    return max(1, min(p.N, WORKSPACE_BYTES // max(per_image, 1)))
+
+
+def _alloc(shape, dtype, what):
+    try:
+        return np.empty(shape, dtype=dtype)
+    except (MemoryError, ValueError) as e:
+        nbytes = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+        raise MemoryError(f"cannot allocate {what} of shape {tuple(shape)} ({nbytes} bytes)") from e
+
+
+def _conv_inputs(x, w, b, stride, padding, dilation, groups, algo):
+    check_array(x, "x", 4)
+    check_array(w, "w", 4)
+    if b is not None:
+        check_array(b, "b", 1)
+    dtype = common_dtype(x=x, w=w, b=b)
+    _check_algo(algo)
+    p = conv_params(x.shape, w.shape, stride, padding, dilation, groups)
+    if b is not None:
+        check_shape(b, (p.K,), "b")
+    return p, dtype
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
+    """2-d convolution (cross-correlation, as PyTorch), NCHW.
+
+    x: (N, C, H, W); w: (K, C/groups, R, S); b: (K,) or None.
+    Returns y: (N, K, P, Q) with P = floor((H + 2p - d(R-1) - 1)/s) + 1 (likewise Q).
+    ``padding`` is an int, a pair, ``"valid"`` or ``"same"`` (stride 1 only).
+    ``algo``: ``"auto"``, ``"im2col"`` or ``"direct"``.
+    """
+    p, dtype = _conv_inputs(x, w, b, stride, padding, dilation, groups, algo)
+    y = _alloc(p.y_shape, dtype, "conv2d output")
+    if p.N == 0:
+        return y
+    x, w = contiguous(x), contiguous(w)
+    b = contiguous(b) if b is not None else None
+    nt = _runtime.kernel_threads()
+    if _choose_algo(algo, p) == "direct":
+        bb = b if b is not None else np.empty(0, dtype)
+        K.conv2d_fwd_direct(_geom(p), _flat(x), _flat(w), bb, _flat(y), nt)
+        return y
+    _conv_fwd_im2col(p, x, w, y, nt)
+    if b is not None:
+        K.bias_add(p.N, p.K, p.P * p.Q, b, _flat(y), nt)
+    return y
+
+
+def _conv_fwd_im2col(p, x, w, y, nt):
+    G, Kg = p.groups, p.K // p.groups
+    CRSg = (p.C // G) * p.R * p.S
+    PQ = p.P * p.Q
+    nb = _chunk(p, x.itemsize)
+    cols_buf = _alloc((nb, G, CRSg, PQ), x.dtype, "im2col workspace")
+    wg = w.reshape(G, Kg, CRSg)
+    yv = y.reshape(p.N, G, Kg, PQ)
+    for n0 in range(0, p.N, nb):
+        n1 = min(p.N, n0 + nb)
+        cols = cols_buf[: n1 - n0]
+        K.im2col(_geom(p, n1 - n0), _flat(x[n0:n1]), _flat(cols), nt)
+        for g in range(G):
+            np.matmul(wg[g], cols[:, g], out=yv[n0:n1, g])
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1,
+                    need_dx=True, need_db=True, algo="auto"):
+    """Gradients of :func:`conv2d` with respect to x, w and b.
+
+    dy: (N, K, P, Q), the gradient of the loss with respect to y.
+    Returns (dx, dw, db): dx (N, C, H, W) or None when ``need_dx`` is false,
+    dw (K, C/groups, R, S), db (K,) or None when ``need_db`` is false.
+    """
+    check_array(dy, "dy", 4)
+    p, dtype = _conv_inputs(x, w, None, stride, padding, dilation, groups, algo)
+    common_dtype(x=x, dy=dy)
+    check_shape(dy, p.y_shape, "dy")
+    dw = np.zeros(p.w_shape, dtype)
+    db = np.zeros(p.K, dtype) if need_db else None
+    dx = _alloc(p.x_shape, dtype, "dx") if need_dx else None
+    if p.N == 0:
+        if dx is not None:
+            dx[...] = 0
+        return dx, dw, db
+    dy, x, w = contiguous(dy), contiguous(x), contiguous(w)
+    nt = _runtime.kernel_threads()
+    if _choose_algo(algo, p) == "direct":
+        geom = _geom(p)
+        K.conv2d_bwd_weight_direct(geom, _flat(dy), _flat(x), _flat(dw),
+                                   db if db is not None else np.empty(0, dtype), nt)
+        if dx is not None:
+            K.conv2d_bwd_data_direct(geom, _flat(dy), _flat(w), _flat(dx), nt)
+        return dx, dw, db
+    if db is not None:
+        K.bias_grad(p.N, p.K, p.P * p.Q, _flat(dy), db, nt)
+    _conv_bwd_im2col(p, dy, x, w, dx, dw, nt)
+    return dx, dw, db
+
+
+def _conv_bwd_im2col(p, dy, x, w, dx, dw, nt):
+    G, Kg = p.groups, p.K // p.groups
+    CRSg = (p.C // G) * p.R * p.S
+    PQ = p.P * p.Q
+    nb = _chunk(p, x.itemsize)
+    cols_buf = _alloc((nb, G, CRSg, PQ), x.dtype, "im2col workspace")
+    wg = w.reshape(G, Kg, CRSg)
+    dwg = dw.reshape(G, Kg, CRSg)
+    dyv = dy.reshape(p.N, G, Kg, PQ)
+    for n0 in range(0, p.N, nb):
+        n1 = min(p.N, n0 + nb)
+        cols = cols_buf[: n1 - n0]
+        geom = _geom(p, n1 - n0)
+        K.im2col(geom, _flat(x[n0:n1]), _flat(cols), nt)
+        for g in range(G):
+            # dW_g += sum_n dy_g[n] @ cols_g[n]^T, contracted over images and pixels.
+            dwg[g] += np.tensordot(dyv[n0:n1, g], cols[:, g], axes=([0, 2], [0, 2]))
+        if dx is not None:
+            for g in range(G):
+                np.matmul(wg[g].T, dyv[n0:n1, g], out=cols[:, g])
+            K.col2im(geom, _flat(cols), _flat(dx[n0:n1]), nt)
+
+
+def _pool_geom(p, count_include_pad=True):
+    return K.PoolGeom(p.N, p.C, p.H, p.W, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
+                      p.padding[0], p.padding[1], p.dilation[0], p.dilation[1],
+                      p.ceil_mode, count_include_pad)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-d max pooling, NCHW, as PyTorch.
+
+    Returns y (N, C, P, Q), and with ``return_indices`` also idx: int64 (N, C, P, Q), the flat
+    index h*W + w, within each (n, c) plane, of the first maximum of each window. NaN
+    propagates (it counts as the maximum).
+    """
+    check_array(x, "x", 4)
+    p = pool_params(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    y = _alloc(p.y_shape, native_dtype(x.dtype), "max_pool2d output")
+    idx = _alloc(p.y_shape, np.int64, "max_pool2d indices")
+    if p.N:
+        x = contiguous(x)
+        K.maxpool2d_fwd(_pool_geom(p), _flat(x), _flat(y), _flat(idx), _runtime.kernel_threads())
+    return (y, idx) if return_indices else y
+
+
+def _check_indices(idx, dy):
+    if not isinstance(idx, np.ndarray):
+        raise TypeError(f"idx must be a numpy.ndarray, got {type(idx).__name__}")
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"idx must be an integer array (int64), got dtype {idx.dtype}")
+    check_shape(idx, dy.shape, "idx")
+    return contiguous(idx.astype(np.int64, copy=False))
+
+
+def max_pool2d_backward(dy, idx, x_shape):
+    """Gradient of :func:`max_pool2d`: dx (x_shape) with dy scattered to the argmax indices."""
+    check_array(dy, "dy", 4)
+    x_shape = shape4(x_shape, "x_shape")
+    idx = _check_indices(idx, dy)
+    N, C, H, W = x_shape
+    if dy.shape[:2] != (N, C):
+        raise ValueError(f"dy has shape {dy.shape}, which does not match x_shape {x_shape} in (N, C)")
+    if H < 1 or W < 1 or C < 1:
+        raise ValueError(f"x_shape must have C, H and W >= 1, got {x_shape}")
+    dx = np.zeros(x_shape, native_dtype(dy.dtype))
+    if idx.size and (idx.min() < 0 or idx.max() >= H * W):
+        raise ValueError(f"idx holds values outside [0, H*W) = [0, {H * W})")
+    if N == 0 or dy.size == 0:
+        return dx
+    # The scatter needs only the plane sizes: (H, W) of dx and (P, Q) of dy.
+    geom = K.PoolGeom.scatter(N, C, H, W, dy.shape[2], dy.shape[3])
+    K.maxpool2d_bwd(geom, _flat(contiguous(dy)), _flat(idx), _flat(dx), _runtime.kernel_threads())
+    return dx
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """2-d average pooling, NCHW, as PyTorch (divisor rules of ``count_include_pad``)."""
+    check_array(x, "x", 4)
+    p = pool_params(x.shape, kernel_size, stride, padding, 1, ceil_mode)
+    y = _alloc(p.y_shape, native_dtype(x.dtype), "avg_pool2d output")
+    if p.N:
+        x = contiguous(x)
+        K.avgpool2d_fwd(_pool_geom(p, bool(count_include_pad)), _flat(x), _flat(y),
+                        _runtime.kernel_threads())
+    return y
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True):
+    """Gradient of :func:`avg_pool2d`: dx of shape ``x_shape``."""
+    check_array(dy, "dy", 4)
+    x_shape = shape4(x_shape, "x_shape")
+    p = pool_params(x_shape, kernel_size, stride, padding, 1, ceil_mode)
+    check_shape(dy, p.y_shape, "dy")
+    dx = _alloc(x_shape, native_dtype(dy.dtype), "dx")
+    if p.N == 0:
+        return dx
+    K.avgpool2d_bwd(_pool_geom(p, bool(count_include_pad)), _flat(contiguous(dy)), _flat(dx),
+                    _runtime.kernel_threads())
+    return dx
+
+
+def _unfold_params(x_shape, kernel_size, stride, padding, dilation):
+    N, C, H, W = x_shape
+    from ._args import pair
+
+    R, S = pair(kernel_size, "kernel_size")
+    # An unfold is a convolution geometry with K = 1 output channel and groups = 1.
+    return conv_params((N, C, H, W), (1, C, R, S), stride, padding, dilation, 1)
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Unfold sliding windows: x (N, C, H, W) -> cols (N, C*R*S, P*Q), as torch's ``unfold``.
+
+    Row ``c*R*S + r*S + s`` and column ``p*Q + q`` hold x[n, c, p*sh - ph + r*dh, q*sw - pw + s*dw]
+    (zero where that falls in the padding).
+    """
+    check_array(x, "x", 4)
+    p = _unfold_params(x.shape, kernel_size, stride, padding, dilation)
+    cols = _alloc((p.N, p.C * p.R * p.S, p.P * p.Q), native_dtype(x.dtype), "im2col output")
+    if p.N:
+        K.im2col(_geom(p), _flat(contiguous(x)), _flat(cols), _runtime.kernel_threads())
+    return cols
+
+
+def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
+    """Fold columns back into images, summing overlaps, as torch's ``fold``.
+
+    cols: (N, C*R*S, P*Q); output_size: (H, W). Returns x (N, C, H, W).
+    """
+    from ._args import pair
+
+    check_array(cols, "cols", 3)
+    H, W = pair(output_size, "output_size")
+    R, S = pair(kernel_size, "kernel_size")
+    N, CRS, L = cols.shape
+    if CRS % (R * S):
+        raise ValueError(
+            f"cols.shape[1] = {CRS} must be a multiple of the kernel area {R}*{S} = {R * S}"
+        )
+    C = CRS // (R * S)
+    if C == 0:
+        raise ValueError(f"cols must have at least one channel's rows, got shape {cols.shape}")
+    p = _unfold_params((N, C, H, W), (R, S), stride, padding, dilation)
+    if L != p.P * p.Q:
+        raise ValueError(
+            f"cols.shape[2] = {L} does not match the {p.P}x{p.Q} = {p.P * p.Q} windows of an "
+            f"{H}x{W} image with these kernel_size, stride, padding and dilation"
+        )
+    x = _alloc((N, C, H, W), native_dtype(cols.dtype), "col2im output")
+    if N:
+        K.col2im(_geom(p), _flat(contiguous(cols)), _flat(x), _runtime.kernel_threads())
+    return x
+
+
+def relu(x):
+    """Rectified linear unit, max(x, 0), elementwise; NaN propagates."""
+    check_array(x, "x")
+    y = _alloc(x.shape, native_dtype(x.dtype), "relu output")
+    K.relu_fwd(_flat(contiguous(x)), _flat(y), _runtime.kernel_threads())
+    return y
+
+
+def relu_backward(dy, x):
+    """Gradient of :func:`relu`: dy where x > 0, else 0."""
+    check_array(dy, "dy")
+    check_array(x, "x")
+    common_dtype(dy=dy, x=x)
+    check_shape(dy, x.shape, "dy")
+    dx = _alloc(x.shape, native_dtype(x.dtype), "relu_backward output")
+    K.relu_bwd(_flat(contiguous(dy)), _flat(contiguous(x)), _flat(dx), _runtime.kernel_threads())
+    return dx

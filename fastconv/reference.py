@@ -1,0 +1,545 @@
+"""Plain NumPy reference implementations of every fastconv operation.
+
+This module is the oracle that every native kernel is tested against, and it
+is meant to be read. Each function does the obvious thing:
+
+* pad the input explicitly,
+* loop over the offsets ``(r, s)`` of the kernel (or pooling) window,
+* for each offset take the strided "view" of the padded input that this
+  offset touches, one element per output pixel, and combine it.
+
+Everything is vectorised over batch, channels and output pixels; the only
+Python loops are over groups and window offsets, so the functions are fast
+enough for tests on many shapes. The signatures, defaults and argument checks
+are the same as the public function API (:mod:`fastconv.functional`), because
+both use :mod:`fastconv._args`. Semantics follow PyTorch.
+
+Notation used in the docstrings (NCHW layout)::
+
+    x  : (N, C, H, W)        input: batch, channels, height, width
+    w  : (K, C/G, R, S)      weights: output channels, input channels per group, kernel height, width
+    y  : (N, K, P, Q)        output; P, Q = output height and width
+    G  : groups, s = stride, d = dilation, p = padding
+
+The output size of a convolution is ``P = floor((H + p_top + p_bottom - d(R-1) - 1) / s) + 1``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastconv._args import (
+    check_array,
+    check_shape,
+    common_dtype,
+    conv_params,
+    pair,
+    pool_params,
+    shape4,
+)
+
+__all__ = [
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "im2col",
+    "col2im",
+    "relu",
+    "relu_backward",
+]
+
+_ALGOS = ("auto", "im2col", "direct")
+
+
+# ---------------------------------------------------------------------------
+# small helpers
+# ---------------------------------------------------------------------------
+
+
+def _check_algo(algo):
+    if not isinstance(algo, str) or algo not in _ALGOS:
+        raise ValueError(f'algo must be "auto", "im2col" or "direct", got {algo!r}')
+
+
+def _native(dtype):
+    """The same floating dtype in native byte order (the dtype of every output)."""
+    return np.dtype(dtype).newbyteorder("=")
+
+
+def _pad(x, top, bottom, left, right, value=0.0):
+    """Pad the last two axes of ``x`` with a constant (a new array)."""
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
+
+
+def _window(a, h0, w0, sh, sw, P, Q):
+    """The (P, Q) grid of ``a[..., h0 + sh*p, w0 + sw*q]`` as a view (writable if ``a`` is).
+
+    This is what one kernel offset sees: for offset (r, s) of a convolution,
+    ``h0 = r * dilation_h`` and ``w0 = s * dilation_w`` in the padded input.
+    """
+    return a[..., h0 : h0 + sh * (P - 1) + 1 : sh, w0 : w0 + sw * (Q - 1) + 1 : sw]
+
+
+def _crop(a, top, left, H, W):
+    """Remove padding: the (H, W) block of ``a`` that starts at (top, left)."""
+    return np.ascontiguousarray(a[:, :, top : top + H, left : left + W])
+
+
+def _extra_end_pad(size, pad, P, k, s, d):
+    """Padding at the end of an axis so that all P windows fit in the padded array.
+
+    With ``ceil_mode`` the last pooling window may reach past the ``pad``
+    elements of end padding; it is never less than 0.
+    """
+    needed = (P - 1) * s + d * (k - 1) + 1  # extent of the padded axis the windows touch
+    return max(needed - pad - size, 0)
+
+
+# ---------------------------------------------------------------------------
+# convolution
+# ---------------------------------------------------------------------------
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
+    """2-D cross-correlation (what deep-learning libraries call convolution), as ``torch.nn.functional.conv2d``.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) float32 or float64 array
+    w : (K, C/groups, R, S) array of the same dtype
+    b : (K,) array of the same dtype, or None
+    stride, dilation : int or pair (sh, sw), (dh, dw), each >= 1
+    padding : int, pair, ``"valid"`` (no padding) or ``"same"`` (output size = input
+        size; stride 1 only; for an even dilated kernel the extra row/column of
+        padding goes at the bottom/right, as PyTorch)
+    groups : int dividing both C and K; channel group g of the input only feeds
+        output channels ``g*K/G .. (g+1)*K/G - 1``
+    algo : ``"auto"``, ``"im2col"`` or ``"direct"``; checked and ignored here
+
+    Returns
+    -------
+    y : (N, K, P, Q) array of the input dtype, where, with ``xp`` the zero-padded
+        input, ``Cg = C/G``, ``Kg = K/G`` and ``g = k // Kg`` the group of ``k``::
+
+            y[n, k, p, q] = b[k] + sum_{c < Cg, r < R, s < S}
+                            w[k, c, r, s] * xp[n, g*Cg + c, p*sh + r*dh, q*sw + s*dw]
+    """
+    _check_algo(algo)
+    x = check_array(x, "x", 4)
+    w = check_array(w, "w", 4)
+    if b is not None:
+        b = check_array(b, "b", 1)
+    dtype = _native(common_dtype(x=x, w=w, b=b))
+    g = conv_params(x.shape, w.shape, stride, padding, dilation, groups)
+    if b is not None:
+        check_shape(b, (g.K,), "b")
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    Cg, Kg = g.C // g.groups, g.K // g.groups
+
+    xp = _pad(x, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right)
+    y = np.zeros(g.y_shape, dtype=dtype)
+    for grp in range(g.groups):
+        cin = slice(grp * Cg, (grp + 1) * Cg)  # this group's input channels
+        cout = slice(grp * Kg, (grp + 1) * Kg)  # and its output channels
+        for r in range(g.R):
+            for s in range(g.S):
+                # patch[n, c, p, q] = xp[n, c, p*sh + r*dh, q*sw + s*dw]: (N, Cg, P, Q)
+                patch = _window(xp[:, cin], r * dh, s * dw, sh, sw, g.P, g.Q)
+                # mix channels with this offset's (Kg, Cg) slice of the weights
+                y[:, cout] += np.einsum("kc,ncpq->nkpq", w[cout, :, r, s], patch, optimize=True)
+    if b is not None:
+        y += b[:, None, None]
+    return y
+
+
+def conv2d_backward(
+    dy,
+    x,
+    w,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    need_dx=True,
+    need_db=True,
+    algo="auto",
+):
+    """Gradients of :func:`conv2d` with respect to its input, weights and bias.
+
+    Parameters
+    ----------
+    dy : (N, K, P, Q) gradient of the loss with respect to the output ``y``
+    x, w, stride, padding, dilation, groups, algo : as in :func:`conv2d`
+    need_dx, need_db : compute ``dx`` / ``db`` (otherwise None is returned in their place)
+
+    Returns
+    -------
+    (dx, dw, db) with shapes (N, C, H, W), (K, C/G, R, S), (K,)::
+
+        db[k]          = sum_{n, p, q} dy[n, k, p, q]
+        dw[k, c, r, s] = sum_{n, p, q} dy[n, k, p, q] * xp[n, g*Cg + c, p*sh + r*dh, q*sw + s*dw]
+        dxp[n, g*Cg + c, p*sh + r*dh, q*sw + s*dw] += sum_k w[k, c, r, s] * dy[n, k, p, q]
+
+    ``dxp`` is the gradient of the padded input; ``dx`` is ``dxp`` with the
+    padding cropped away (gradient that flows into padding is discarded).
+    """
+    _check_algo(algo)
+    dy = check_array(dy, "dy", 4)
+    x = check_array(x, "x", 4)
+    w = check_array(w, "w", 4)
+    dtype = _native(common_dtype(dy=dy, x=x, w=w))
+    g = conv_params(x.shape, w.shape, stride, padding, dilation, groups)
+    check_shape(dy, g.y_shape, "dy")
+    (sh, sw), (dh, dw_) = g.stride, g.dilation
+    Cg, Kg = g.C // g.groups, g.K // g.groups
+
+    xp = _pad(x, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right)
+    dxp = np.zeros(xp.shape, dtype=dtype) if need_dx else None
+    dw = np.zeros(w.shape, dtype=dtype)
+    for grp in range(g.groups):
+        cin = slice(grp * Cg, (grp + 1) * Cg)
+        cout = slice(grp * Kg, (grp + 1) * Kg)
+        dy_g = dy[:, cout]  # (N, Kg, P, Q)
+        for r in range(g.R):
+            for s in range(g.S):
+                patch = _window(xp[:, cin], r * dh, s * dw_, sh, sw, g.P, g.Q)
+                # weight gradient: correlate dy with what this offset saw
+                dw[cout, :, r, s] = np.einsum("nkpq,ncpq->kc", dy_g, patch, optimize=True)
+                if need_dx:
+                    # data gradient: send dy back through the same offset (a scatter-add;
+                    # within one offset the P*Q positions are distinct, so += on the view is exact)
+                    dpatch = _window(dxp[:, cin], r * dh, s * dw_, sh, sw, g.P, g.Q)
+                    dpatch += np.einsum("kc,nkpq->ncpq", w[cout, :, r, s], dy_g, optimize=True)
+    dx = _crop(dxp, g.pad_top, g.pad_left, g.H, g.W) if need_dx else None
+    db = dy.sum(axis=(0, 2, 3), dtype=dtype) if need_db else None
+    return dx, dw, db
+
+
+# ---------------------------------------------------------------------------
+# im2col / col2im
+# ---------------------------------------------------------------------------
+
+
+def _unfold_params(x_shape, kernel_size, stride, padding, dilation):
+    """Geometry of an unfold: a convolution with one output channel and all input channels."""
+    R, S = pair(kernel_size, "kernel_size")
+    pad = pair(padding, "padding", minimum=0)  # unfold takes numbers only, no "same"/"valid"
+    return conv_params(x_shape, (1, x_shape[1], R, S), stride, pad, dilation, 1)
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Unfold every kernel window of ``x`` into a column, as ``torch.nn.functional.unfold``.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) array
+    kernel_size, stride, dilation : int or pair (>= 1)
+    padding : int or pair (>= 0), zero padding on both sides
+
+    Returns
+    -------
+    cols : (N, C*R*S, P*Q) array of the input dtype::
+
+        cols[n, c*R*S + r*S + s, p*Q + q] = xp[n, c, p*sh + r*dh, q*sw + s*dw]
+
+    so that a convolution (groups=1) is ``w.reshape(K, C*R*S) @ cols``.
+    """
+    x = check_array(x, "x", 4)
+    dtype = _native(x.dtype)
+    g = _unfold_params(x.shape, kernel_size, stride, padding, dilation)
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+
+    xp = _pad(x, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right)
+    cols = np.empty((g.N, g.C, g.R, g.S, g.P, g.Q), dtype=dtype)
+    for r in range(g.R):
+        for s in range(g.S):
+            cols[:, :, r, s] = _window(xp, r * dh, s * dw, sh, sw, g.P, g.Q)
+    return cols.reshape(g.N, g.C * g.R * g.S, g.P * g.Q)
+
+
+def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
+    """Fold columns back into an image, summing overlaps, as ``torch.nn.functional.fold``.
+
+    The adjoint of :func:`im2col`: ``<im2col(x), c> == <x, col2im(c)>`` for any x, c.
+
+    Parameters
+    ----------
+    cols : (N, C*R*S, P*Q) array, laid out as :func:`im2col` produces
+    output_size : (H, W) of the image, int or pair
+    kernel_size, stride, padding, dilation : as in :func:`im2col`
+
+    Returns
+    -------
+    x : (N, C, H, W) array of the input dtype::
+
+        xp[n, c, p*sh + r*dh, q*sw + s*dw] += cols[n, c*R*S + r*S + s, p*Q + q]
+
+    followed by cropping away the padding.
+    """
+    cols = check_array(cols, "cols", 3)
+    dtype = _native(cols.dtype)
+    H, W = pair(output_size, "output_size")
+    R, S = pair(kernel_size, "kernel_size")
+    N, CRS, _ = cols.shape
+    if CRS % (R * S):
+        raise ValueError(
+            f"cols.shape[1] = {CRS} must be a multiple of the kernel size R*S = {R * S}; "
+            f"cols must have shape (N, C*R*S, P*Q)"
+        )
+    g = _unfold_params((N, CRS // (R * S), H, W), (R, S), stride, padding, dilation)
+    check_shape(cols, (g.N, g.C * g.R * g.S, g.P * g.Q), "cols")
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+
+    blocks = cols.reshape(g.N, g.C, g.R, g.S, g.P, g.Q)
+    xp = np.zeros((g.N, g.C, g.H + g.pad_top + g.pad_bottom, g.W + g.pad_left + g.pad_right), dtype)
+    for r in range(g.R):
+        for s in range(g.S):
+            _window(xp, r * dh, s * dw, sh, sw, g.P, g.Q)[...] += blocks[:, :, r, s]
+    return _crop(xp, g.pad_top, g.pad_left, g.H, g.W)
+
+
+# ---------------------------------------------------------------------------
+# pooling
+# ---------------------------------------------------------------------------
+
+
+def _taps(P, k, s, pad, d):
+    """taps[p, i] = input coordinate of tap i of window p along one axis (may be in the padding)."""
+    return np.arange(P)[:, None] * s - pad + np.arange(k)[None, :] * d
+
+
+def _check_windows_touch_input(g):
+    """Every max-pooling window must contain at least one real input element.
+
+    With dilation, a window may straddle the input so that all its taps land in
+    padding (e.g. H=1, kernel 2, dilation 2, padding 1). There is no element to
+    point an index at, so such a geometry is rejected.
+    """
+    for axis, size in ((0, g.H), (1, g.W)):
+        name = "height" if axis == 0 else "width"
+        taps = _taps((g.P, g.Q)[axis], g.kernel[axis], g.stride[axis], g.padding[axis], g.dilation[axis])
+        hits = ((taps >= 0) & (taps < size)).any(axis=1)
+        if not hits.all():
+            p = int(np.argmin(hits))
+            raise ValueError(
+                f"max pooling window {p} along the {name} covers only padding "
+                f"(kernel_size {g.kernel}, stride {g.stride}, padding {g.padding}, "
+                f"dilation {g.dilation}, input {g.H}x{g.W}); reduce padding or dilation"
+            )
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max pooling, as ``torch.nn.functional.max_pool2d``.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) array
+    kernel_size : int or pair (kh, kw)
+    stride : int or pair; None means ``stride = kernel_size``
+    padding : int or pair, at most half the dilated kernel; padding acts as -inf
+        and is never selected
+    dilation : int or pair, spacing between window taps
+    ceil_mode : round the output size up instead of down (the last window must
+        still start inside the input or the top/left padding)
+    return_indices : also return the argmax indices
+
+    Returns
+    -------
+    y : (N, C, P, Q) array of the input dtype, ``y[n, c, p, q] = max over i < kh, j < kw``
+        of ``x[n, c, p*sh - ph + i*dh, q*sw - pw + j*dw]`` (real elements only);
+    idx : (N, C, P, Q) int64 (only if ``return_indices``), the flat position
+        ``h*W + w`` of the chosen element in its (H, W) plane.
+
+    The window is scanned in row-major order (i, then j). Ties go to the first
+    maximum; a NaN wins over every number and the first NaN is kept (NaN
+    propagates); an all -inf window yields -inf and its first real element.
+    """
+    x = check_array(x, "x", 4)
+    dtype = _native(x.dtype)
+    g = pool_params(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    _check_windows_touch_input(g)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g.kernel, g.stride, g.padding, g.dilation
+
+    xp = _pad(
+        x,
+        ph,
+        _extra_end_pad(g.H, ph, g.P, kh, sh, dh),
+        pw,
+        _extra_end_pad(g.W, pw, g.Q, kw, sw, dw),
+        value=-np.inf,
+    )
+    rows = _taps(g.P, kh, sh, ph, dh)  # (P, kh) input row of each tap
+    cols = _taps(g.Q, kw, sw, pw, dw)  # (Q, kw) input column of each tap
+
+    best = np.full(g.y_shape, -np.inf, dtype=dtype)
+    best_idx = np.full(g.y_shape, -1, dtype=np.int64)  # -1: no real element seen yet
+    for i in range(kh):
+        for j in range(kw):
+            v = _window(xp, i * dh, j * dw, sh, sw, g.P, g.Q)  # (N, C, P, Q)
+            h, w_ = rows[:, i][:, None], cols[:, j][None, :]  # (P, 1), (1, Q)
+            real = (h >= 0) & (h < g.H) & (w_ >= 0) & (w_ < g.W)  # (P, Q): not padding
+            better = (v > best) | (np.isnan(v) & ~np.isnan(best))
+            take = real & ((best_idx < 0) | better)
+            best = np.where(take, v, best)
+            best_idx = np.where(take, h * g.W + w_, best_idx)
+    if return_indices:
+        return best, best_idx
+    return best
+
+
+def max_pool2d_backward(dy, idx, x_shape):
+    """Gradient of :func:`max_pool2d`: route each output gradient to the element it came from.
+
+    Parameters
+    ----------
+    dy : (N, C, P, Q) gradient with respect to the pooled output
+    idx : (N, C, P, Q) integer array (int64 or narrower), the indices returned by
+        ``max_pool2d(..., return_indices=True)``; each in ``[0, H*W)``
+    x_shape : (N, C, H, W) shape of the pooling input
+
+    Returns
+    -------
+    dx : (N, C, H, W) array of dy's dtype, zero except::
+
+        dx[n, c].flat[idx[n, c, p, q]] += dy[n, c, p, q]   for every p, q
+
+    (overlapping windows that chose the same element add up).
+    """
+    dy = check_array(dy, "dy", 4)
+    dtype = _native(dy.dtype)
+    if not isinstance(idx, np.ndarray):
+        raise TypeError(f"idx must be a numpy.ndarray, got {type(idx).__name__}")
+    if not np.issubdtype(idx.dtype, np.integer) or not np.can_cast(idx.dtype, np.int64):
+        raise ValueError(f"idx must be an integer array convertible to int64, got dtype {idx.dtype}")
+    check_shape(idx, dy.shape, "idx")
+    N, C, H, W = shape4(x_shape, "x_shape")
+    if (N, C) != tuple(dy.shape[:2]):
+        raise ValueError(
+            f"x_shape {tuple(x_shape)} does not match dy of shape {tuple(dy.shape)}: "
+            f"N and C must agree"
+        )
+    if idx.size and (idx.min() < 0 or idx.max() >= H * W):
+        raise ValueError(
+            f"idx values must lie in [0, H*W) = [0, {H * W}) for x_shape {tuple(x_shape)}, "
+            f"got range [{idx.min()}, {idx.max()}]"
+        )
+
+    dx = np.zeros((N, C, H * W), dtype=dtype)
+    n = np.arange(N)[:, None, None, None]
+    c = np.arange(C)[None, :, None, None]
+    np.add.at(dx, (n, c, idx.astype(np.int64)), dy)  # unbuffered: repeated indices add up
+    return dx.reshape(N, C, H, W)
+
+
+def _avg_divisor(size, P, k, s, pad, count_include_pad):
+    """Per-window element count along one axis (PyTorch's rule).
+
+    Window p covers padded coordinates ``[p*s - pad, p*s - pad + k)``, clipped to the
+    padded extent ``[-pad, size + pad)``; with ``count_include_pad=False`` it is
+    clipped to the real input ``[0, size)`` instead.
+    """
+    start = np.arange(P) * s - pad
+    end = np.minimum(start + k, size + pad)
+    if count_include_pad:
+        return end - start
+    return np.minimum(end, size) - np.maximum(start, 0)
+
+
+def _avg_geometry(x_shape, kernel_size, stride, padding, ceil_mode, count_include_pad):
+    g = pool_params(x_shape, kernel_size, stride, padding, 1, ceil_mode)
+    (kh, kw), (sh, sw), (ph, pw) = g.kernel, g.stride, g.padding
+    div_h = _avg_divisor(g.H, g.P, kh, sh, ph, count_include_pad)
+    div_w = _avg_divisor(g.W, g.Q, kw, sw, pw, count_include_pad)
+    divisor = div_h[:, None] * div_w[None, :]  # (P, Q), >= 1: every window holds a real element
+    pads = (ph, _extra_end_pad(g.H, ph, g.P, kh, sh, 1), pw, _extra_end_pad(g.W, pw, g.Q, kw, sw, 1))
+    return g, divisor, pads
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Average pooling, as ``torch.nn.functional.avg_pool2d``.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) array
+    kernel_size : int or pair (kh, kw)
+    stride : int or pair; None means ``stride = kernel_size``
+    padding : int or pair, zero padding, at most half the kernel
+    ceil_mode : round the output size up (as :func:`max_pool2d`)
+    count_include_pad : whether padding counts in the divisor
+
+    Returns
+    -------
+    y : (N, C, P, Q) array of the input dtype::
+
+        y[n, c, p, q] = (sum of x over the window, padding counting as 0) / D[p, q]
+
+    where ``D`` is the number of window elements inside the padded input
+    (``count_include_pad=True``; the part of a ceil_mode window that hangs past
+    the padding is not counted) or inside the real input (False).
+    """
+    x = check_array(x, "x", 4)
+    dtype = _native(x.dtype)
+    g, divisor, pads = _avg_geometry(x.shape, kernel_size, stride, padding, ceil_mode, bool(count_include_pad))
+    (kh, kw), (sh, sw) = g.kernel, g.stride
+
+    xp = _pad(x, *pads)
+    total = np.zeros(g.y_shape, dtype=dtype)
+    for i in range(kh):
+        for j in range(kw):
+            total += _window(xp, i, j, sh, sw, g.P, g.Q)
+    return total / divisor.astype(dtype)
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Gradient of :func:`avg_pool2d`: spread each output gradient evenly over its window.
+
+    Parameters
+    ----------
+    dy : (N, C, P, Q) gradient with respect to the pooled output
+    x_shape : (N, C, H, W) shape of the pooling input
+    kernel_size, stride, padding, ceil_mode, count_include_pad : as in :func:`avg_pool2d`
+
+    Returns
+    -------
+    dx : (N, C, H, W) array of dy's dtype::
+
+        dxp[n, c, p*sh + i, q*sw + j] += dy[n, c, p, q] / D[p, q]   for i < kh, j < kw
+
+    with ``dxp`` the padded gradient, cropped to (H, W) at the end.
+    """
+    dy = check_array(dy, "dy", 4)
+    dtype = _native(dy.dtype)
+    x_shape = shape4(x_shape, "x_shape")
+    g, divisor, pads = _avg_geometry(x_shape, kernel_size, stride, padding, ceil_mode, bool(count_include_pad))
+    check_shape(dy, g.y_shape, "dy")
+    (kh, kw), (sh, sw) = g.kernel, g.stride
+
+    share = dy / divisor.astype(dtype)  # what each window element receives
+    dxp = np.zeros((g.N, g.C, g.H + pads[0] + pads[1], g.W + pads[2] + pads[3]), dtype=dtype)
+    for i in range(kh):
+        for j in range(kw):
+            _window(dxp, i, j, sh, sw, g.P, g.Q)[...] += share
+    return _crop(dxp, pads[0], pads[2], g.H, g.W)
+
+
+# ---------------------------------------------------------------------------
+# activation
+# ---------------------------------------------------------------------------
+
+
+def relu(x):
+    """Rectified linear unit, elementwise: ``y = max(x, 0)`` (NaN stays NaN). Any shape."""
+    x = check_array(x, "x")
+    return np.maximum(x, 0).astype(_native(x.dtype), copy=False)
+
+
+def relu_backward(dy, x):
+    """Gradient of :func:`relu`: ``dx = dy * (x > 0)`` (0 where x <= 0). dy and x: same shape."""
+    dy = check_array(dy, "dy")
+    x = check_array(x, "x")
+    dtype = _native(common_dtype(dy=dy, x=x))
+    check_shape(dy, x.shape, "dy")
+    return (dy * (x > 0)).astype(dtype, copy=False)
