@@ -266,3 +266,27 @@ def shape4(shape, name):
 def check_shape(a, expected, name):
     if tuple(a.shape) != tuple(expected):
         raise ValueError(f"{name} must have shape {tuple(expected)}, got {tuple(a.shape)}")
+
+
+def check_max_pool_windows(p):
+    """Every max-pooling window must contain at least one real input element.
+
+    With dilation, a window can straddle the input so that all its taps land in
+    the padding (e.g. W=2, kernel 2, dilation 3, padding 1): there is no element
+    for its index to name (PyTorch returns -inf with an out-of-range index
+    there), so such a geometry is rejected.
+    """
+    for axis, (name, size, out) in enumerate((("height", p.H, p.P), ("width", p.W, p.Q))):
+        k, s, pad, d = p.kernel[axis], p.stride[axis], p.padding[axis], p.dilation[axis]
+        if d == 1:
+            continue          # 2*pad <= k: every undilated window holds a real element
+        start = np.arange(out, dtype=np.int64) * s - pad
+        taps = start[:, None] + np.arange(k, dtype=np.int64)[None, :] * d
+        hits = ((taps >= 0) & (taps < size)).any(axis=1)
+        if not hits.all():
+            w = int(np.argmin(hits))
+            raise ValueError(
+                f"max pooling window {w} along the {name} covers only padding "
+                f"(kernel_size {p.kernel}, stride {p.stride}, padding {p.padding}, "
+                f"dilation {p.dilation}, input {p.H}x{p.W}); reduce padding or dilation"
+            )

@@ -27,6 +27,7 @@ from . import _kernels as K
 from . import _runtime
 from ._args import (
     check_array,
+    check_max_pool_windows,
     check_shape,
     common_dtype,
     contiguous,
@@ -225,6 +226,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     """
     check_array(x, "x", 4)
     p = pool_params(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    check_max_pool_windows(p)
     y = _alloc(p.y_shape, native_dtype(x.dtype), "max_pool2d output")
     idx = _alloc(p.y_shape, np.int64, "max_pool2d indices")
     if p.N:

@@ -30,9 +30,11 @@ import numpy as np
 
 from fastconv._args import (
     check_array,
+    check_max_pool_windows,
     check_shape,
     common_dtype,
     conv_params,
+    native_dtype,
     pair,
     pool_params,
     shape4,
@@ -61,12 +63,7 @@ _ALGOS = ("auto", "im2col", "direct")
 
 def _check_algo(algo):
     if not isinstance(algo, str) or algo not in _ALGOS:
-        raise ValueError(f'algo must be "auto", "im2col" or "direct", got {algo!r}')
-
-
-def _native(dtype):
-    """The same floating dtype in native byte order (the dtype of every output)."""
-    return np.dtype(dtype).newbyteorder("=")
+        raise ValueError(f"algo must be one of {_ALGOS}, got {algo!r}")
 
 
 def _pad(x, top, bottom, left, right, value=0.0):
@@ -127,12 +124,12 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
             y[n, k, p, q] = b[k] + sum_{c < Cg, r < R, s < S}
                             w[k, c, r, s] * xp[n, g*Cg + c, p*sh + r*dh, q*sw + s*dw]
     """
-    _check_algo(algo)
     x = check_array(x, "x", 4)
     w = check_array(w, "w", 4)
     if b is not None:
         b = check_array(b, "b", 1)
-    dtype = _native(common_dtype(x=x, w=w, b=b))
+    dtype = common_dtype(x=x, w=w, b=b)  # native byte order
+    _check_algo(algo)
     g = conv_params(x.shape, w.shape, stride, padding, dilation, groups)
     if b is not None:
         check_shape(b, (g.K,), "b")
@@ -186,12 +183,13 @@ def conv2d_backward(
     ``dxp`` is the gradient of the padded input; ``dx`` is ``dxp`` with the
     padding cropped away (gradient that flows into padding is discarded).
     """
-    _check_algo(algo)
     dy = check_array(dy, "dy", 4)
     x = check_array(x, "x", 4)
     w = check_array(w, "w", 4)
-    dtype = _native(common_dtype(dy=dy, x=x, w=w))
+    dtype = common_dtype(x=x, w=w)
+    _check_algo(algo)
     g = conv_params(x.shape, w.shape, stride, padding, dilation, groups)
+    common_dtype(x=x, dy=dy)
     check_shape(dy, g.y_shape, "dy")
     (sh, sw), (dh, dw_) = g.stride, g.dilation
     Cg, Kg = g.C // g.groups, g.K // g.groups
@@ -226,8 +224,7 @@ def conv2d_backward(
 def _unfold_params(x_shape, kernel_size, stride, padding, dilation):
     """Geometry of an unfold: a convolution with one output channel and all input channels."""
     R, S = pair(kernel_size, "kernel_size")
-    pad = pair(padding, "padding", minimum=0)  # unfold takes numbers only, no "same"/"valid"
-    return conv_params(x_shape, (1, x_shape[1], R, S), stride, pad, dilation, 1)
+    return conv_params(x_shape, (1, x_shape[1], R, S), stride, padding, dilation, 1)
 
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
@@ -237,7 +234,8 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     ----------
     x : (N, C, H, W) array
     kernel_size, stride, dilation : int or pair (>= 1)
-    padding : int or pair (>= 0), zero padding on both sides
+    padding : int or pair (>= 0), zero padding on both sides (``"valid"`` and
+        ``"same"`` are accepted too, as in :func:`conv2d`)
 
     Returns
     -------
@@ -248,7 +246,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     so that a convolution (groups=1) is ``w.reshape(K, C*R*S) @ cols``.
     """
     x = check_array(x, "x", 4)
-    dtype = _native(x.dtype)
+    dtype = native_dtype(x.dtype)
     g = _unfold_params(x.shape, kernel_size, stride, padding, dilation)
     (sh, sw), (dh, dw) = g.stride, g.dilation
 
@@ -280,17 +278,20 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     followed by cropping away the padding.
     """
     cols = check_array(cols, "cols", 3)
-    dtype = _native(cols.dtype)
+    dtype = native_dtype(cols.dtype)
     H, W = pair(output_size, "output_size")
     R, S = pair(kernel_size, "kernel_size")
-    N, CRS, _ = cols.shape
+    N, CRS, L = cols.shape
     if CRS % (R * S):
-        raise ValueError(
-            f"cols.shape[1] = {CRS} must be a multiple of the kernel size R*S = {R * S}; "
-            f"cols must have shape (N, C*R*S, P*Q)"
-        )
+        raise ValueError(f"cols.shape[1] = {CRS} must be a multiple of the kernel area {R}*{S} = {R * S}")
+    if CRS == 0:
+        raise ValueError(f"cols must have at least one channel's rows, got shape {cols.shape}")
     g = _unfold_params((N, CRS // (R * S), H, W), (R, S), stride, padding, dilation)
-    check_shape(cols, (g.N, g.C * g.R * g.S, g.P * g.Q), "cols")
+    if L != g.P * g.Q:
+        raise ValueError(
+            f"cols.shape[2] = {L} does not match the {g.P}x{g.Q} = {g.P * g.Q} windows of an "
+            f"{H}x{W} image with these kernel_size, stride, padding and dilation"
+        )
     (sh, sw), (dh, dw) = g.stride, g.dilation
 
     blocks = cols.reshape(g.N, g.C, g.R, g.S, g.P, g.Q)
@@ -309,26 +310,6 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
 def _taps(P, k, s, pad, d):
     """taps[p, i] = input coordinate of tap i of window p along one axis (may be in the padding)."""
     return np.arange(P)[:, None] * s - pad + np.arange(k)[None, :] * d
-
-
-def _check_windows_touch_input(g):
-    """Every max-pooling window must contain at least one real input element.
-
-    With dilation, a window may straddle the input so that all its taps land in
-    padding (e.g. H=1, kernel 2, dilation 2, padding 1). There is no element to
-    point an index at, so such a geometry is rejected.
-    """
-    for axis, size in ((0, g.H), (1, g.W)):
-        name = "height" if axis == 0 else "width"
-        taps = _taps((g.P, g.Q)[axis], g.kernel[axis], g.stride[axis], g.padding[axis], g.dilation[axis])
-        hits = ((taps >= 0) & (taps < size)).any(axis=1)
-        if not hits.all():
-            p = int(np.argmin(hits))
-            raise ValueError(
-                f"max pooling window {p} along the {name} covers only padding "
-                f"(kernel_size {g.kernel}, stride {g.stride}, padding {g.padding}, "
-                f"dilation {g.dilation}, input {g.H}x{g.W}); reduce padding or dilation"
-            )
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
@@ -358,9 +339,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     propagates); an all -inf window yields -inf and its first real element.
     """
     x = check_array(x, "x", 4)
-    dtype = _native(x.dtype)
+    dtype = native_dtype(x.dtype)
     g = pool_params(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
-    _check_windows_touch_input(g)
+    check_max_pool_windows(g)  # a window of padding only has no element to point at
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g.kernel, g.stride, g.padding, g.dilation
 
     xp = _pad(
@@ -396,7 +377,7 @@ def max_pool2d_backward(dy, idx, x_shape):
     Parameters
     ----------
     dy : (N, C, P, Q) gradient with respect to the pooled output
-    idx : (N, C, P, Q) integer array (int64 or narrower), the indices returned by
+    idx : (N, C, P, Q) integer array (normally int64), the indices returned by
         ``max_pool2d(..., return_indices=True)``; each in ``[0, H*W)``
     x_shape : (N, C, H, W) shape of the pooling input
 
@@ -409,28 +390,25 @@ def max_pool2d_backward(dy, idx, x_shape):
     (overlapping windows that chose the same element add up).
     """
     dy = check_array(dy, "dy", 4)
-    dtype = _native(dy.dtype)
+    dtype = native_dtype(dy.dtype)
+    x_shape = shape4(x_shape, "x_shape")
     if not isinstance(idx, np.ndarray):
         raise TypeError(f"idx must be a numpy.ndarray, got {type(idx).__name__}")
-    if not np.issubdtype(idx.dtype, np.integer) or not np.can_cast(idx.dtype, np.int64):
-        raise ValueError(f"idx must be an integer array convertible to int64, got dtype {idx.dtype}")
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"idx must be an integer array (int64), got dtype {idx.dtype}")
     check_shape(idx, dy.shape, "idx")
-    N, C, H, W = shape4(x_shape, "x_shape")
-    if (N, C) != tuple(dy.shape[:2]):
-        raise ValueError(
-            f"x_shape {tuple(x_shape)} does not match dy of shape {tuple(dy.shape)}: "
-            f"N and C must agree"
-        )
+    N, C, H, W = x_shape
+    if dy.shape[:2] != (N, C):
+        raise ValueError(f"dy has shape {dy.shape}, which does not match x_shape {x_shape} in (N, C)")
+    if H < 1 or W < 1 or C < 1:
+        raise ValueError(f"x_shape must have C, H and W >= 1, got {x_shape}")
     if idx.size and (idx.min() < 0 or idx.max() >= H * W):
-        raise ValueError(
-            f"idx values must lie in [0, H*W) = [0, {H * W}) for x_shape {tuple(x_shape)}, "
-            f"got range [{idx.min()}, {idx.max()}]"
-        )
+        raise ValueError(f"idx holds values outside [0, H*W) = [0, {H * W})")
 
     dx = np.zeros((N, C, H * W), dtype=dtype)
     n = np.arange(N)[:, None, None, None]
     c = np.arange(C)[None, :, None, None]
-    np.add.at(dx, (n, c, idx.astype(np.int64)), dy)  # unbuffered: repeated indices add up
+    np.add.at(dx, (n, c, idx), dy)  # unbuffered: repeated indices add up
     return dx.reshape(N, C, H, W)
 
 
@@ -481,7 +459,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     the padding is not counted) or inside the real input (False).
     """
     x = check_array(x, "x", 4)
-    dtype = _native(x.dtype)
+    dtype = native_dtype(x.dtype)
     g, divisor, pads = _avg_geometry(x.shape, kernel_size, stride, padding, ceil_mode, bool(count_include_pad))
     (kh, kw), (sh, sw) = g.kernel, g.stride
 
@@ -511,7 +489,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_m
     with ``dxp`` the padded gradient, cropped to (H, W) at the end.
     """
     dy = check_array(dy, "dy", 4)
-    dtype = _native(dy.dtype)
+    dtype = native_dtype(dy.dtype)
     x_shape = shape4(x_shape, "x_shape")
     g, divisor, pads = _avg_geometry(x_shape, kernel_size, stride, padding, ceil_mode, bool(count_include_pad))
     check_shape(dy, g.y_shape, "dy")
@@ -533,13 +511,13 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_m
 def relu(x):
     """Rectified linear unit, elementwise: ``y = max(x, 0)`` (NaN stays NaN). Any shape."""
     x = check_array(x, "x")
-    return np.maximum(x, 0).astype(_native(x.dtype), copy=False)
+    return np.maximum(x, 0).astype(native_dtype(x.dtype), copy=False)
 
 
 def relu_backward(dy, x):
     """Gradient of :func:`relu`: ``dx = dy * (x > 0)`` (0 where x <= 0). dy and x: same shape."""
     dy = check_array(dy, "dy")
     x = check_array(x, "x")
-    dtype = _native(common_dtype(dy=dy, x=x))
+    dtype = native_dtype(common_dtype(dy=dy, x=x))
     check_shape(dy, x.shape, "dy")
     return (dy * (x > 0)).astype(dtype, copy=False)

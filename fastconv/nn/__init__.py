@@ -1,0 +1,61 @@
+"""fastconv.nn: layers, containers and losses with explicit forward / backward.
+
+Every layer caches in ``forward`` what its ``backward`` needs; there is no
+autograd graph. Convolution, pooling and ReLU run on the current backend
+(:func:`fastconv.use_backend`: the native kernels or the NumPy reference).
+
+Example::
+
+    import numpy as np
+    from fastconv import nn
+
+    net = nn.Sequential(nn.Conv2D(1, 8, 3, padding=1, seed=0), nn.ReLU(),
+                        nn.MaxPool2D(2), nn.Flatten(), nn.Linear(8 * 14 * 14, 10, seed=1))
+    loss_fn = nn.SoftmaxCrossEntropy()
+    loss = loss_fn.forward(net.forward(x), labels)
+    net.zero_grad()
+    net.backward(loss_fn.backward())     # gradients are now in p.grad
+"""
+
+from .containers import Concat, Residual, Sequential
+from .layers import (
+    INITS,
+    AvgPool2D,
+    BatchNorm2D,
+    Conv2D,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    LeakyReLU,
+    Linear,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
+from .losses import Loss, MSELoss, SoftmaxCrossEntropy
+from .module import Module, Parameter
+
+__all__ = [
+    "Module",
+    "Parameter",
+    "Conv2D",
+    "MaxPool2D",
+    "AvgPool2D",
+    "GlobalAvgPool2D",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "Linear",
+    "Flatten",
+    "Dropout",
+    "BatchNorm2D",
+    "Sequential",
+    "Residual",
+    "Concat",
+    "Loss",
+    "SoftmaxCrossEntropy",
+    "MSELoss",
+    "INITS",
+]

@@ -1,0 +1,112 @@
+"""Thread safety, fork safety, determinism and threadpoolctl interplay."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+import fastconv
+
+
+def _work(x, w):
+    y = fastconv.conv2d(x, w, padding=1)
+    dx, dw, db = fastconv.conv2d_backward(y, x, w, padding=1)
+    p, idx = fastconv.max_pool2d(y, 2, return_indices=True)
+    a = fastconv.avg_pool2d(y, 3, 2, 1)
+    return [y, dx, dw, db, p, idx, a, fastconv.max_pool2d_backward(p, idx, y.shape)]
+
+
+def test_python_threads_share_read_only_inputs():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 8, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    x.flags.writeable = False
+    w.flags.writeable = False
+    want = _work(x, w)
+    results = [None] * 4
+    errors = []
+
+    def run(i):
+        try:
+            for _ in range(3):
+                results[i] = _work(x, w)
+        except Exception as e:   # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    for r in results:
+        for a, b in zip(r, want):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_bitwise_deterministic_across_runs_and_thread_counts(threads):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 6, 17, 15)).astype(np.float32)
+    w = rng.standard_normal((6, 3, 3, 3)).astype(np.float32)
+    outs = []
+    for n in (1, 2, 1, 2):
+        fastconv.set_num_threads(n)
+        for algo in ("im2col", "direct"):
+            y = fastconv.conv2d(x, w, padding=1, groups=2, algo=algo)
+            outs.append((algo, [y, *fastconv.conv2d_backward(y, x, w, padding=1, groups=2,
+                                                             algo=algo)]))
+    for algo in ("im2col", "direct"):
+        runs = [o for a, o in outs if a == algo]
+        for r in runs[1:]:
+            for a, b in zip(r, runs[0]):
+                assert a.tobytes() == b.tobytes()
+
+
+_FORK_SCRIPT = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import fastconv
+    fastconv.set_num_threads(2)
+    x = np.random.default_rng(0).standard_normal((4, 8, 32, 32)).astype(np.float32)
+    w = np.ones((8, 8, 3, 3), np.float32)
+    want = fastconv.conv2d(x, w, padding=1, algo="direct")   # the parent's OpenMP pool now exists
+    pid = os.fork()
+    if pid == 0:
+        ok = np.array_equal(fastconv.conv2d(x, w, padding=1, algo="direct"), want)
+        p = fastconv.max_pool2d(x, 2)
+        os._exit(0 if ok and p.shape == (4, 8, 16, 16) else 3)
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_kernels_work_in_a_forked_child():
+    r = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], timeout=120, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_set_num_threads_validates_and_returns_previous(threads):
+    fastconv.set_num_threads(1)
+    assert fastconv.set_num_threads(2) == 1
+    expected = 2 if fastconv.openmp_enabled() else 1
+    assert fastconv.get_num_threads() == expected
+    with pytest.raises(ValueError, match="positive"):
+        fastconv.set_num_threads(0)
+    with pytest.raises(TypeError, match="int"):
+        fastconv.set_num_threads(1.5)
+
+
+def test_threadpoolctl_sees_and_limits_blas():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 4, 9, 9))
+    w = rng.standard_normal((4, 4, 3, 3))
+    want = fastconv.conv2d(x, w, algo="im2col")
+    with threadpoolctl.threadpool_limits(1):
+        np.testing.assert_array_equal(fastconv.conv2d(x, w, algo="im2col"), want)
