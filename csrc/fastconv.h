@@ -118,7 +118,7 @@ fc_status fc_avgpool2d_fwd_##SFX(const fc_pool_geom *g, const T *restrict x,    
                           T *restrict y, int nthreads);                            \
 fc_status fc_avgpool2d_bwd_##SFX(const fc_pool_geom *g, const T *restrict dy,     \
                           T *restrict dx, int nthreads);                           \
-/* Elementwise: y = max(x, 0); dx = dy * (x > 0); n elements. */                   \
+/* Elementwise, n elements: y = x > 0 ? x : 0 (NaN passes); dx = x <= 0 ? 0 : dy. */                   \
 fc_status fc_relu_fwd_##SFX(int64_t n, const T *restrict x, T *restrict y,        \
                           int nthreads);                                           \
 fc_status fc_relu_bwd_##SFX(int64_t n, const T *restrict dy, const T *restrict x, \

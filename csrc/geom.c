@@ -98,10 +98,12 @@ static fc_status pool_out(int64_t in, int64_t pad, int64_t dil, int64_t k, int64
     int64_t span;
     fc_status st = mul_checked(dil, k - 1, &span);
     if (st != FC_OK) return st;
-    if (pad > (INT64_MAX - in) / 2) return FC_EOVERFLOW;
-    int64_t num = in + 2 * pad - span - 1;
+    if (pad > (INT64_MAX - in) / 2 || stride > INT64_MAX - (in + 2 * pad)) return FC_EOVERFLOW;
+    /* num may be negative: with ceil_mode a window larger than the padded
+     * input still yields one output when it starts inside it (as PyTorch). */
+    int64_t num = in + 2 * pad - span - 1 + (ceil_mode ? stride - 1 : 0);
     if (num < 0) return FC_EINVAL;
-    int64_t o = (num + (ceil_mode ? stride - 1 : 0)) / stride + 1;
+    int64_t o = num / stride + 1;
     if (ceil_mode && (o - 1) * stride >= in + pad) o--;
     if (o < 1) return FC_EINVAL;
     *out = o;

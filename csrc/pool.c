@@ -65,6 +65,24 @@ static fc_status pool_check_windows(const fc_pool_geom *g)
     return FC_OK;
 }
 
+/* Columns q in [*qa, *qb) whose whole window lies inside [0, W):
+ * q*sw - pw >= 0 and q*sw - pw + (kw-1)*dil_w <= W - 1 (may be empty).
+ * These take the kernels' vectorised interior paths. */
+static void pool_interior_cols(const fc_pool_geom *g, int64_t *qa, int64_t *qb)
+{
+    const int64_t last = g->W - 1 - (g->kw - 1) * g->dil_w + g->pad_w;  /* max q*sw */
+    int64_t a = (g->pad_w + g->stride_w - 1) / g->stride_w;
+    int64_t b = last >= 0 ? last / g->stride_w + 1 : 0;
+    if (a > g->Q) a = g->Q;
+    if (b > g->Q) b = g->Q;
+    if (b < a) b = a;
+    *qa = a;
+    *qb = b;
+}
+
+/* Columns per block in the interior paths (stack buffers of this length). */
+#define FC_AVG_BLOCK 128
+
 /* Average pooling window along one axis, as PyTorch: the window
  * [start, start + k) is first cut at extent + pad (the far padding), its
  * length then is the count_include_pad divisor factor; it is then clipped to

@@ -210,15 +210,13 @@ class PoolParams(NamedTuple):
 
 
 def _pool_out(size, pad, dil, k, s, ceil_mode):
-    eff = dil * (k - 1) + 1
-    num = size + 2 * pad - eff
-    if num < 0:
-        return 0
-    out = (num + (s - 1 if ceil_mode else 0)) // s + 1
-    # PyTorch: the last window must start inside the input or the left padding.
-    if ceil_mode and (out - 1) * s >= size + pad:
+    """PyTorch's pooling output size; 0 when not even one window fits."""
+    num = size + 2 * pad - (dil * (k - 1) + 1)
+    out = (num + (s - 1 if ceil_mode else 0)) // s + 1     # floor division, also for num < 0
+    # PyTorch: with ceil_mode the last window must start inside the input or the left padding.
+    if ceil_mode and out > 0 and (out - 1) * s >= size + pad:
         out -= 1
-    return out
+    return max(out, 0)
 
 
 def pool_params(x_shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):

@@ -145,3 +145,82 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, need_dx
                 ].transpose(2, 0, 1, 3, 4)
         dx = np.ascontiguousarray(dxp.reshape(N, C, H + t + b_, W + l + r)[:, :, t : t + H, l : l + W])
     return dx, dw, db
+
+
+# ---------------------------------------------------------------- pooling
+#
+# Pooling the way a NumPy user writes it: a strided window view of the padded
+# input reduced over its two kernel axes (max / mean), and a backward that adds
+# the gradient back over the kh*kw kernel offsets (one vectorised strided add
+# per offset). Floor output size, no dilation; average pooling counts the
+# padding in its divisor (PyTorch's default count_include_pad=True).
+
+
+def _pool_geometry(x_shape, kernel_size, stride, padding):
+    N, C, H, W = x_shape
+    kh, kw = _pair(kernel_size)
+    sh, sw = (kh, kw) if stride is None else _pair(stride)
+    ph, pw = _pair(padding)
+    P = (H + 2 * ph - kh) // sh + 1
+    Q = (W + 2 * pw - kw) // sw + 1
+    if P < 1 or Q < 1:
+        raise ValueError("pooling kernel larger than the padded input")
+    return (kh, kw), (sh, sw), (ph, pw), P, Q
+
+
+def _pool_windows(x, kernel, stride, pads, P, Q, fill):
+    """Strided view (N, C, P, Q, kh, kw) of every pooling window of x padded with ``fill``."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pads
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    v = sliding_window_view(x, (kh, kw), axis=(2, 3))
+    return v[:, :, : sh * (P - 1) + 1 : sh, : sw * (Q - 1) + 1 : sw]
+
+
+def _scatter_offsets(parts, x_shape, kernel, stride, pads, P, Q, dtype):
+    """dx: add parts(i, j) (N, C, P, Q) onto every kernel offset's strided view, then crop."""
+    N, C, H, W = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pads
+    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, :, i : i + sh * (P - 1) + 1 : sh, j : j + sw * (Q - 1) + 1 : sw] += parts(i, j)
+    return np.ascontiguousarray(dxp[:, :, ph : ph + H, pw : pw + W])
+
+
+def max_pool2d_forward(x, kernel_size, stride=None, padding=0, return_indices=False):
+    """Max pooling y (N, C, P, Q); with ``return_indices`` also the window-local argmax.
+
+    The argmax is ``i*kw + j`` within each window (first maximum), which is what
+    :func:`max_pool2d_backward` takes.
+    """
+    kernel, stride, pads, P, Q = _pool_geometry(x.shape, kernel_size, stride, padding)
+    v = _pool_windows(x, kernel, stride, pads, P, Q, -np.inf)
+    if not return_indices:
+        return v.max(axis=(4, 5))
+    flat = v.reshape(v.shape[:4] + (kernel[0] * kernel[1],))  # one copy of the windows
+    arg = flat.argmax(axis=4)
+    y = np.take_along_axis(flat, arg[..., None], axis=4)[..., 0]
+    return y, arg
+
+
+def max_pool2d_backward(dy, arg, x_shape, kernel_size, stride=None, padding=0):
+    """dx of :func:`max_pool2d_forward`: each dy goes to its window's argmax."""
+    kernel, stride, pads, P, Q = _pool_geometry(x_shape, kernel_size, stride, padding)
+    kw = kernel[1]
+    zero = dy.dtype.type(0)
+    return _scatter_offsets(lambda i, j: np.where(arg == i * kw + j, dy, zero),
+                            x_shape, kernel, stride, pads, P, Q, dy.dtype)
+
+
+def avg_pool2d_forward(x, kernel_size, stride=None, padding=0):
+    """Average pooling y (N, C, P, Q); zero padding counts in the divisor."""
+    kernel, stride, pads, P, Q = _pool_geometry(x.shape, kernel_size, stride, padding)
+    return _pool_windows(x, kernel, stride, pads, P, Q, 0).mean(axis=(4, 5), dtype=x.dtype)
+
+
+def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0):
+    """dx of :func:`avg_pool2d_forward`: dy / (kh*kw) spread over each window."""
+    kernel, stride, pads, P, Q = _pool_geometry(x_shape, kernel_size, stride, padding)
+    part = dy * dy.dtype.type(1.0 / (kernel[0] * kernel[1]))
+    return _scatter_offsets(lambda i, j: part, x_shape, kernel, stride, pads, P, Q, dy.dtype)

@@ -56,9 +56,16 @@ def get_num_threads():
     return _state["threads"]
 
 
-def kernel_threads():
-    """Thread count to pass to a kernel call right now."""
+#: Below about this many elementary operations a call runs on one thread: waking
+#: the OpenMP team costs more than it saves (and much more on a loaded machine).
+MIN_PARALLEL_WORK = 1 << 15
+
+
+def kernel_threads(work=None):
+    """Thread count to pass to a kernel call right now, for ``work`` operations."""
     if _state["forked_child"]:
+        return 1
+    if work is not None and work < MIN_PARALLEL_WORK:
         return 1
     n = get_num_threads()
     if n > 1:

@@ -795,8 +795,10 @@ def _draw_class(label, B, size, rng, px, py):
     # Overall extent of each figure, then a centre that keeps it inside the image.
     if label in (0, 1, 2):
         ext = u(0.45, 0.85, B) * S
+    elif label == 9:
+        ext = u(0.5, 0.8, B) * S
     else:
-        ext = u(0.35, 0.75, B) * S
+        ext = u(0.4, 0.75, B) * S
     half = ext / 2.0
     margin = 1.5 + half * (1.42 if label in (2, 3, 7, 8) else 1.0)
     margin = np.minimum(margin, S / 2.0 - 0.5)
@@ -823,7 +825,7 @@ def _draw_class(label, B, size, rng, px, py):
         return np.abs(np.hypot(px - cx[:, None, None], py - cy[:, None, None]) - r[:, None, None])
     if label == 5:  # rectangle outline, either orientation
         w = half
-        h = half * u(0.5, 1.0, B)
+        h = half * u(0.45, 0.8, B)
         swap = rng.random(B) < 0.5
         w, h = np.where(swap, h, w), np.where(swap, w, h)
         pts = np.stack(
@@ -855,10 +857,10 @@ def _draw_class(label, B, size, rng, px, py):
         rad[:, 3] = rad[:, 0]
         pts = np.stack([rad * np.cos(phi), rad * np.sin(phi)], -1)
         return _polyline_dist(px, py, cx, cy, pts, zeros)
-    # label 9: arc of a circle spanning 100 to 220 degrees
+    # label 9: arc of a circle spanning 150 to 250 degrees
     r = half[:, None, None]
     start = u(0.0, 2 * np.pi, B)[:, None, None]
-    span = np.deg2rad(u(100.0, 220.0, B))[:, None, None]
+    span = np.deg2rad(u(150.0, 250.0, B))[:, None, None]
     ccx, ccy = cx[:, None, None], cy[:, None, None]
     theta = np.mod(np.arctan2(py - ccy, px - ccx) - start, 2 * np.pi)
     on_arc = np.abs(np.hypot(px - ccx, py - ccy) - r)

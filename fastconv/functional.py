@@ -65,6 +65,15 @@ def _check_algo(algo):
         raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
 
 
+def _conv_work(p):
+    """Multiply-adds of one convolution pass (the thread heuristic's measure of work)."""
+    return p.N * p.K * (p.C // p.groups) * p.R * p.S * p.P * p.Q
+
+
+def _pool_work(p):
+    return p.N * p.C * p.P * p.Q * p.kernel[0] * p.kernel[1]
+
+
 def _choose_algo(algo, p):
     """Resolve ``algo="auto"`` for the geometry ``p``."""
     if algo != "auto":
@@ -126,7 +135,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
         return y
     x, w = contiguous(x), contiguous(w)
     b = contiguous(b) if b is not None else None
-    nt = _runtime.kernel_threads()
+    nt = _runtime.kernel_threads(_conv_work(p))
     if _choose_algo(algo, p) == "direct":
         bb = b if b is not None else np.empty(0, dtype)
         K.conv2d_fwd_direct(_geom(p), _flat(x), _flat(w), bb, _flat(y), nt)
@@ -173,7 +182,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1,
             dx[...] = 0
         return dx, dw, db
     dy, x, w = contiguous(dy), contiguous(x), contiguous(w)
-    nt = _runtime.kernel_threads()
+    nt = _runtime.kernel_threads(_conv_work(p))
     if _choose_algo(algo, p) == "direct":
         geom = _geom(p)
         K.conv2d_bwd_weight_direct(geom, _flat(dy), _flat(x), _flat(dw),
@@ -231,7 +240,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     idx = _alloc(p.y_shape, np.int64, "max_pool2d indices")
     if p.N:
         x = contiguous(x)
-        K.maxpool2d_fwd(_pool_geom(p), _flat(x), _flat(y), _flat(idx), _runtime.kernel_threads())
+        K.maxpool2d_fwd(_pool_geom(p), _flat(x), _flat(y), _flat(idx),
+                        _runtime.kernel_threads(_pool_work(p)))
     return (y, idx) if return_indices else y
 
 
@@ -261,7 +271,8 @@ def max_pool2d_backward(dy, idx, x_shape):
         return dx
     # The scatter needs only the plane sizes: (H, W) of dx and (P, Q) of dy.
     geom = K.PoolGeom.scatter(N, C, H, W, dy.shape[2], dy.shape[3])
-    K.maxpool2d_bwd(geom, _flat(contiguous(dy)), _flat(idx), _flat(dx), _runtime.kernel_threads())
+    K.maxpool2d_bwd(geom, _flat(contiguous(dy)), _flat(idx), _flat(dx),
+                    _runtime.kernel_threads(dx.size + dy.size))
     return dx
 
 
@@ -273,7 +284,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     if p.N:
         x = contiguous(x)
         K.avgpool2d_fwd(_pool_geom(p, bool(count_include_pad)), _flat(x), _flat(y),
-                        _runtime.kernel_threads())
+                        _runtime.kernel_threads(_pool_work(p)))
     return y
 
 
@@ -288,7 +299,7 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_m
     if p.N == 0:
         return dx
     K.avgpool2d_bwd(_pool_geom(p, bool(count_include_pad)), _flat(contiguous(dy)), _flat(dx),
-                    _runtime.kernel_threads())
+                    _runtime.kernel_threads(_pool_work(p)))
     return dx
 
 
@@ -311,7 +322,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     p = _unfold_params(x.shape, kernel_size, stride, padding, dilation)
     cols = _alloc((p.N, p.C * p.R * p.S, p.P * p.Q), native_dtype(x.dtype), "im2col output")
     if p.N:
-        K.im2col(_geom(p), _flat(contiguous(x)), _flat(cols), _runtime.kernel_threads())
+        K.im2col(_geom(p), _flat(contiguous(x)), _flat(cols), _runtime.kernel_threads(cols.size))
     return cols
 
 
@@ -341,7 +352,7 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
         )
     x = _alloc((N, C, H, W), native_dtype(cols.dtype), "col2im output")
     if N:
-        K.col2im(_geom(p), _flat(contiguous(cols)), _flat(x), _runtime.kernel_threads())
+        K.col2im(_geom(p), _flat(contiguous(cols)), _flat(x), _runtime.kernel_threads(cols.size))
     return x
 
 
@@ -349,7 +360,7 @@ def relu(x):
     """Rectified linear unit, max(x, 0), elementwise; NaN propagates."""
     check_array(x, "x")
     y = _alloc(x.shape, native_dtype(x.dtype), "relu output")
-    K.relu_fwd(_flat(contiguous(x)), _flat(y), _runtime.kernel_threads())
+    K.relu_fwd(_flat(contiguous(x)), _flat(y), _runtime.kernel_threads(x.size))
     return y
 
 
@@ -360,5 +371,5 @@ def relu_backward(dy, x):
     common_dtype(dy=dy, x=x)
     check_shape(dy, x.shape, "dy")
     dx = _alloc(x.shape, native_dtype(x.dtype), "relu_backward output")
-    K.relu_bwd(_flat(contiguous(dy)), _flat(contiguous(x)), _flat(dx), _runtime.kernel_threads())
+    K.relu_bwd(_flat(contiguous(dy)), _flat(contiguous(x)), _flat(dx), _runtime.kernel_threads(x.size))
     return dx

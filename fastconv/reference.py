@@ -361,7 +361,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         for j in range(kw):
             v = _window(xp, i * dh, j * dw, sh, sw, g.P, g.Q)  # (N, C, P, Q)
             h, w_ = rows[:, i][:, None], cols[:, j][None, :]  # (P, 1), (1, Q)
-            real = (h >= 0) & (h < g.H) & (w_ >= 0) & (w_ < g.W)  # (P, Q): not padding
+            # (P, Q) mask of taps on real elements. The -inf padding alone would lose every
+            # comparison, but an all -inf window must still point at a real element.
+            real = (h >= 0) & (h < g.H) & (w_ >= 0) & (w_ < g.W)
             better = (v > best) | (np.isnan(v) & ~np.isnan(best))
             take = real & ((best_idx < 0) | better)
             best = np.where(take, v, best)
@@ -415,7 +417,7 @@ def max_pool2d_backward(dy, idx, x_shape):
 def _avg_divisor(size, P, k, s, pad, count_include_pad):
     """Per-window element count along one axis (PyTorch's rule).
 
-    Window p covers padded coordinates ``[p*s - pad, p*s - pad + k)``, clipped to the
+    Window p covers input coordinates ``[p*s - pad, p*s - pad + k)``, clipped to the
     padded extent ``[-pad, size + pad)``; with ``count_include_pad=False`` it is
     clipped to the real input ``[0, size)`` instead.
     """
@@ -515,9 +517,14 @@ def relu(x):
 
 
 def relu_backward(dy, x):
-    """Gradient of :func:`relu`: ``dx = dy * (x > 0)`` (0 where x <= 0). dy and x: same shape."""
+    """Gradient of :func:`relu`: ``dx = 0 where x <= 0, else dy``. dy and x: same shape.
+
+    Written with ``where`` rather than ``dy * (x > 0)`` so that a NaN or inf in dy
+    does not leak into positions where the gradient is exactly 0; a NaN in x
+    passes dy through, as PyTorch's threshold_backward does.
+    """
     dy = check_array(dy, "dy")
     x = check_array(x, "x")
     dtype = native_dtype(common_dtype(dy=dy, x=x))
     check_shape(dy, x.shape, "dy")
-    return (dy * (x > 0)).astype(dtype, copy=False)
+    return np.where(x <= 0, np.zeros((), dtype), dy).astype(dtype, copy=False)

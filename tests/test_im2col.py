@@ -147,3 +147,15 @@ def test_bad_input_raises():
         fastconv.col2im(cols, (4, 4), 2, stride=2)  # 9 columns, but 2x2 windows
     with pytest.raises(ValueError):
         fastconv.col2im(np.zeros((1, 7, 9)), (4, 4), 2)   # 7 rows: not a multiple of 4
+
+
+def test_im2col_col2im_match_torch_unfold_fold():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 3, 10, 7)).astype(np.float32)
+    kw = dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), dilation=(2, 1))
+    want = torch.nn.functional.unfold(torch.from_numpy(x), **kw).numpy()
+    np.testing.assert_array_equal(fastconv.im2col(x, **kw), want)
+    c = rng.standard_normal(want.shape).astype(np.float32)
+    folded = torch.nn.functional.fold(torch.from_numpy(c), (10, 7), **kw).numpy()
+    np.testing.assert_allclose(fastconv.col2im(c, (10, 7), **kw), folded, rtol=1e-5, atol=1e-5)

@@ -18,6 +18,14 @@ F64 = np.float64
 EPS = 1e-6
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Thousands of tiny kernel calls: thread start-up would dominate on a busy machine.
+    prev = fastconv.set_num_threads(1)
+    yield
+    fastconv.set_num_threads(prev)
+
+
 @pytest.fixture(params=["native", "reference"])
 def backend(request):
     with fastconv.use_backend(request.param):

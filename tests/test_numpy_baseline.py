@@ -48,3 +48,43 @@ def test_numpy_baseline_matches_reference(case, dtype, tol):
     dx, dw, db = numpy_conv.conv2d_backward(dy, x, w, need_dx=False, need_db=False, **kw)
     assert dx is None and db is None
     np.testing.assert_allclose(dw, want[1], rtol=tol, atol=tol)
+
+
+POOL_CASES = [
+    # (N, C, H, W, kernel, stride, padding)
+    (2, 3, 8, 8, 2, None, 0),
+    (1, 2, 9, 7, 3, 2, 1),
+    (2, 2, 7, 9, (2, 3), (1, 2), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_numpy_baseline_pooling_matches_reference(case, dtype):
+    # the baseline's pooling (if present): floor mode, no dilation, count_include_pad=True
+    if not hasattr(numpy_conv, "max_pool2d_forward"):
+        pytest.skip("baseline has no pooling")
+    N, C, H, W, kernel, stride, padding = case
+    rng = np.random.default_rng(1)
+    # distinct values: the argmax is unambiguous, so both scatter to the same element
+    x = rng.permutation(np.arange(N * C * H * W)).reshape(N, C, H, W).astype(dtype)
+    kw = dict(stride=stride, padding=padding)
+
+    y_ref, idx = ref.max_pool2d(x, kernel, return_indices=True, **kw)
+    y, arg = numpy_conv.max_pool2d_forward(x, kernel, return_indices=True, **kw)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(numpy_conv.max_pool2d_forward(x, kernel, **kw), y_ref)
+    dy = rng.integers(-4, 5, y.shape).astype(dtype)
+    np.testing.assert_array_equal(
+        numpy_conv.max_pool2d_backward(dy, arg, x.shape, kernel, **kw), ref.max_pool2d_backward(dy, idx, x.shape)
+    )
+
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    ya = numpy_conv.avg_pool2d_forward(x, kernel, **kw)
+    np.testing.assert_allclose(ya, ref.avg_pool2d(x, kernel, **kw), rtol=tol)
+    np.testing.assert_allclose(
+        numpy_conv.avg_pool2d_backward(dy, x.shape, kernel, **kw),
+        ref.avg_pool2d_backward(dy, x.shape, kernel, **kw),
+        rtol=tol,
+        atol=tol,
+    )

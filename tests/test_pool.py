@@ -149,3 +149,30 @@ def test_gradcheck_float64(kw):
         dxa = fastconv.avg_pool2d_backward(ga, x.shape, **kw, count_include_pad=cip)
         loss = lambda: float(np.sum(fastconv.avg_pool2d(x, **kw, count_include_pad=cip) * ga))
         np.testing.assert_allclose(dxa, _central_difference(loss, x), atol=1e-7)
+
+
+def test_output_sizes_and_values_match_torch_over_a_sweep():
+    """Which geometries are accepted, and the results, agree with PyTorch (incl. ceil_mode
+    windows larger than the padded input, which PyTorch accepts when they start inside it)."""
+    torch = pytest.importorskip("torch")
+    import itertools
+
+    rng = np.random.default_rng(0)
+    for H, k, s, p, ceil in itertools.product(range(1, 6), range(1, 6), range(1, 4), range(3),
+                                              (False, True)):
+        if 2 * p > k:
+            continue
+        x = rng.random((1, 2, H, H + 1)).astype(np.float32)
+        tx = torch.from_numpy(x)
+        try:
+            ty, tidx = torch.nn.functional.max_pool2d(tx, k, s, p, ceil_mode=ceil, return_indices=True)
+            ta = torch.nn.functional.avg_pool2d(tx, k, s, p, ceil_mode=ceil)
+        except RuntimeError:
+            with pytest.raises(ValueError):
+                fastconv.max_pool2d(x, k, s, p, ceil_mode=ceil)
+            continue
+        y, idx = fastconv.max_pool2d(x, k, s, p, ceil_mode=ceil, return_indices=True)
+        np.testing.assert_array_equal(y, ty.numpy())
+        np.testing.assert_array_equal(idx, tidx.numpy())
+        np.testing.assert_allclose(fastconv.avg_pool2d(x, k, s, p, ceil_mode=ceil), ta.numpy(),
+                                   rtol=1e-6, atol=1e-6)

@@ -239,6 +239,7 @@ static void test_pool_case(int want_dil)
     int ceil_mode, cip;
     for (;;) {
         N = rint_in(0, 3); C = rint_in(1, 3); H = rint_in(1, 10); W = rint_in(1, 10);
+        if (rint_in(0, 7) == 0) W = rint_in(100, 600);   /* several interior blocks */
         kh = rint_in(1, 4); kw = rint_in(1, 4); sh = rint_in(1, 3); sw = rint_in(1, 3);
         ph = rint_in(0, 2); pw = rint_in(0, 2);
         if (want_dil) { dh = rint_in(1, 3); dw = rint_in(1, 3); }

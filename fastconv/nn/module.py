@@ -80,7 +80,8 @@ def make_rng(seed, name="seed"):
 def spawn_seeds(seed, n):
     """``n`` independent child seeds derived from ``seed`` (None gives fresh entropy)."""
     if isinstance(seed, np.random.Generator):
-        return seed.spawn(n)
+        # child seeds drawn from the generator (advances it, as any use of a shared generator)
+        return [np.random.SeedSequence(int(v)) for v in seed.integers(0, 2**63, size=n)]
     if seed is not None and not isinstance(seed, np.random.SeedSequence):
         seed = as_int(seed, "seed", minimum=0)
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
