@@ -20,6 +20,9 @@ if [ ! -e "$LIBASAN" ] || [ ! -e "$LIBUBSAN" ]; then
     exit 2
 fi
 
+# The in-place build needs the build requirements in this environment.
+python -c "import Cython, setuptools" 2>/dev/null || python -m pip install --quiet "Cython>=3.0" "setuptools>=64"
+
 cp -r "$ROOT/csrc" "$ROOT/fastconv" "$ROOT/setup.py" "$ROOT/pyproject.toml" "$ROOT/tests" "$WORK/"
 cp "$ROOT/README.md" "$WORK/" 2>/dev/null || true
 rm -f "$WORK"/fastconv/_kernels*.so "$WORK"/fastconv/_kernels.c

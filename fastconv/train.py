@@ -1,0 +1,862 @@
+"""Training loop: :class:`Trainer` (fit / evaluate / predict), callbacks, checkpoints.
+
+A classification trainer for :mod:`fastconv.nn` models::
+
+    from fastconv import data, models, nn, optim
+    from fastconv.train import Trainer, EarlyStopping
+
+    (X, y), (Xt, yt) = data.shapes_split(6000, 1000)
+    model = models.lenet5(seed=0)
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    trainer = Trainer(model, nn.SoftmaxCrossEntropy(), opt)
+    history = trainer.fit((X, y), epochs=3, batch_size=64, val=(Xt, yt),
+                          callbacks=[EarlyStopping(patience=2)], checkpoint="run.npz")
+    trainer.evaluate((Xt, yt))          # {"loss": ..., "accuracy": ..., "n": 1000}
+    probs = trainer.predict(Xt)          # (1000, 10), rows sum to 1
+
+Data are ``(X, y)`` pairs: X a 4-d float array (N, C, H, W) of the model's
+dtype, y a 1-d integer array of N class labels in ``[0, num_outputs)``.
+
+Determinism: epoch ``e`` (0-based) shuffles with
+``numpy.random.default_rng([seed, e])``, and that generator also drives the
+augmentation, so a run resumed from a checkpoint sees exactly the batches the
+uninterrupted run would have seen and ends with the same weights (bit for
+bit, for models without Dropout, whose mask generator is not checkpointed).
+
+Files (:func:`save_model`, :meth:`Trainer.save_checkpoint`) are ``.npz``
+archives written atomically (temporary file in the same directory, fsync,
+``os.replace``) and read with ``allow_pickle=False``: arrays are stored as
+arrays, everything else (optimiser hyper-parameters, history, epoch) as one
+JSON document under the key ``__meta__``. Nothing is ever pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .nn.module import Module
+
+__all__ = [
+    "Trainer",
+    "History",
+    "Callback",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "save_model",
+    "load_model",
+    "read_checkpoint",
+    "CheckpointError",
+]
+
+_FORMAT = 1
+_META_KEY = "__meta__"
+_MODEL_PREFIX = "model/"
+_OPT_PREFIX = "optimizer/"
+
+
+class CheckpointError(ValueError):
+    """A model or checkpoint file is unreadable, or does not fit the model it is loaded into."""
+
+
+# ---------------------------------------------------------------- History
+
+
+@dataclass
+class History:
+    """What :meth:`Trainer.fit` measured, one list entry per epoch run.
+
+    ``loss`` / ``accuracy``: training loss and accuracy over each epoch
+    (averaged over its batches, measured while training); ``val_loss`` /
+    ``val_accuracy``: on the validation set after each epoch (empty without
+    ``val``); ``lr``: the learning rate used in each epoch;
+    ``epoch_seconds``: wall time of each epoch's training steps.
+    ``epochs``: number of epochs completed (counting those before a resume);
+    ``images_per_second``: training throughput over all of them;
+    ``stopped_early``: True when a callback stopped training.
+
+    Dict-like: ``history["val_accuracy"]``, ``history.keys()``,
+    ``history.to_dict()``.
+    """
+
+    loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    epoch_seconds: list = field(default_factory=list)
+    epochs: int = 0
+    train_images: int = 0
+    train_seconds: float = 0.0
+    stopped_early: bool = False
+
+    _KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
+             "epochs", "images_per_second", "train_images", "train_seconds", "stopped_early")
+
+    @property
+    def images_per_second(self):
+        """Training images processed per second of training (0.0 before any epoch)."""
+        return self.train_images / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    def keys(self):
+        return list(self._KEYS)
+
+    def __getitem__(self, key):
+        if key not in self._KEYS:
+            raise KeyError(f"History has no field {key!r}; fields: {', '.join(self._KEYS)}")
+        return getattr(self, key)
+
+    def __contains__(self, key):
+        return key in self._KEYS
+
+    def items(self):
+        return [(k, self[k]) for k in self._KEYS]
+
+    def to_dict(self):
+        """A plain, JSON-serialisable dict of every field (lists copied)."""
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in self.items()}
+
+    @classmethod
+    def from_dict(cls, d):
+        h = cls()
+        for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds"):
+            h.__dict__[k] = [float(v) for v in d.get(k, [])]
+        h.epochs = int(d.get("epochs", len(h.loss)))
+        h.train_images = int(d.get("train_images", 0))
+        h.train_seconds = float(d.get("train_seconds", 0.0))
+        h.stopped_early = bool(d.get("stopped_early", False))
+        return h
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+class Callback:
+    """Base class of the training callbacks; every hook is optional.
+
+    ``on_train_begin(trainer)`` before the first epoch of a ``fit``;
+    ``on_epoch_end(trainer, epoch, logs)`` after each epoch (``epoch`` counts
+    from 1; ``logs`` holds ``loss``, ``accuracy``, ``lr`` and, with validation
+    data, ``val_loss`` and ``val_accuracy``), returning True to stop training;
+    ``on_train_end(trainer, history)`` when ``fit`` finishes, also after an
+    early stop. Any object with some of these methods works as a callback.
+    """
+
+    def on_train_begin(self, trainer):
+        pass
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        return False
+
+    def on_train_end(self, trainer, history):
+        pass
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    ``monitor``: a key of the epoch logs ("val_loss", "val_accuracy", "loss",
+    "accuracy"); ``mode`` "min", "max" or "auto" (max for accuracies, min
+    otherwise). With ``restore_best`` (default) the model gets back the
+    weights of its best epoch when training ends, if a later epoch was worse.
+    After ``fit``: ``best`` (the best value), ``best_epoch`` and
+    ``stopped_epoch`` (0 when it did not stop training).
+    """
+
+    def __init__(self, monitor="val_loss", patience=3, restore_best=True, min_delta=0.0, mode="auto"):
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a str such as 'val_loss', got {type(monitor).__name__}")
+        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
+            raise ValueError(f"patience must be an int >= 0, got {patience!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not (
+            0 <= min_delta < math.inf
+        ):
+            raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        self.monitor = monitor
+        self.patience = int(patience)
+        self.restore_best = bool(restore_best)
+        self.min_delta = float(min_delta)
+        self.mode = mode
+        self._reset()
+
+    def _reset(self):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = 0
+        self.stopped_epoch = 0
+        self.wait = 0
+        self._best_state = None
+
+    def _improved(self, value):
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_train_begin(self, trainer):
+        self._reset()
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.monitor not in logs:
+            hint = " (fit got no val=(X, y) data)" if self.monitor.startswith("val_") else ""
+            raise ValueError(
+                f"EarlyStopping monitors {self.monitor!r}, which is not among the epoch logs "
+                f"{sorted(logs)}{hint}"
+            )
+        value = float(logs[self.monitor])
+        if self.best_epoch == 0 or self._improved(value):
+            self.best = value
+            self.best_epoch = epoch
+            self.wait = 0
+            if self.restore_best:
+                self._best_state = trainer.model.state_dict()
+            return False
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            return True
+        return False
+
+    def on_train_end(self, trainer, history):
+        if self.restore_best and self._best_state is not None and self.best_epoch != history.epochs:
+            trainer.model.load_state_dict(self._best_state)
+
+    def __repr__(self):
+        return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
+                f"restore_best={self.restore_best}, min_delta={self.min_delta}, mode={self.mode!r})")
+
+
+class ModelCheckpoint(Callback):
+    """Write a resumable checkpoint (see :meth:`Trainer.save_checkpoint`) to ``path``
+    every ``every`` epochs and after the last one. The file is replaced atomically,
+    so an interrupted run always leaves the previous complete checkpoint."""
+
+    def __init__(self, path, every=1):
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
+            raise ValueError(f"every must be a positive int, got {every!r}")
+        self.path = Path(path)
+        self.every = int(every)
+        self._last = None
+
+    def on_train_begin(self, trainer):
+        self._last = None
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if epoch % self.every == 0:
+            trainer.save_checkpoint(self.path)
+            self._last = epoch
+        return False
+
+    def on_train_end(self, trainer, history):
+        if history.epochs and self._last != history.epochs and trainer.epoch == history.epochs:
+            trainer.save_checkpoint(self.path)
+            self._last = history.epochs
+
+    def __repr__(self):
+        return f"ModelCheckpoint({str(self.path)!r}, every={self.every})"
+
+
+# ---------------------------------------------------------------- validation helpers
+
+
+def _check_int(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_X(X, name, dtype):
+    if not isinstance(X, np.ndarray):
+        raise TypeError(f"{name}: X must be a numpy.ndarray (N, C, H, W), got {type(X).__name__}")
+    if X.ndim != 4:
+        raise ValueError(f"{name}: X must be a 4-d array (N, C, H, W), got shape {X.shape}")
+    if X.dtype.kind != "f":
+        raise TypeError(f"{name}: X must be a float array, got dtype {X.dtype}")
+    if X.dtype != dtype:
+        raise TypeError(
+            f"{name}: X has dtype {X.dtype} but the model is {dtype}: convert it with "
+            f"X.astype(numpy.{dtype.name}) (fastconv never mixes dtypes silently)"
+        )
+    if X.shape[0] == 0:
+        raise ValueError(f"{name}: X holds no images (shape {X.shape})")
+    return X
+
+
+def _check_pair(data, name, dtype):
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError(f"{name} must be an (X, y) pair of arrays, got {type(data).__name__}")
+    X, y = data
+    X = _check_X(X, name, dtype)
+    if not isinstance(y, np.ndarray):
+        y = np.asarray(y)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{name}: y must be an integer array of class labels, got dtype {y.dtype}")
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"{name}: y must be a 1-d array of {X.shape[0]} labels (one per image of X), got shape {y.shape}"
+        )
+    return X, y
+
+
+def _check_labels(y, num_outputs, name):
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= num_outputs:
+        raise ValueError(
+            f"{name}: y holds labels in [{lo}, {hi}] but the model has {num_outputs} outputs; "
+            f"labels must be in [0, {num_outputs})"
+        )
+
+
+def _softmax(logits):
+    z = logits - logits.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+# ---------------------------------------------------------------- files
+
+
+def _atomic_savez(path, arrays):
+    """Write ``arrays`` as an .npz at ``path`` (exact name) atomically."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, allow_pickle=False, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable (not possible everywhere)
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return path
+
+
+def _to_json(obj, prefix, arrays):
+    """JSON-able copy of ``obj``; ndarrays go to ``arrays`` under keys starting with ``prefix``."""
+    if isinstance(obj, np.ndarray):
+        key = f"{prefix}{len(arrays)}"
+        arrays[key] = np.ascontiguousarray(obj)
+        return {"__array__": key}
+    if isinstance(obj, dict):
+        for k in obj:
+            if not isinstance(k, str):
+                raise TypeError(f"cannot store a dict key of type {type(k).__name__} ({k!r}) in a checkpoint")
+        return {"__dict__": {k: _to_json(v, prefix, arrays) for k, v in obj.items()}}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_to_json(v, prefix, arrays) for v in obj]}
+    if isinstance(obj, list):
+        return [_to_json(v, prefix, arrays) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} ({obj!r}) in a checkpoint")
+
+
+def _from_json(obj, arrays):
+    if isinstance(obj, dict):
+        if "__array__" in obj:
+            return np.array(arrays[obj["__array__"]])
+        if "__tuple__" in obj:
+            return tuple(_from_json(v, arrays) for v in obj["__tuple__"])
+        if "__dict__" in obj:
+            return {k: _from_json(v, arrays) for k, v in obj["__dict__"].items()}
+        return {k: _from_json(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_from_json(v, arrays) for v in obj]
+    return obj
+
+
+def _architecture(model):
+    return [[k, list(v.shape), v.dtype.name] for k, v in model.state_dict().items()]
+
+
+def _model_arrays(model):
+    return {_MODEL_PREFIX + k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
+
+
+def _read(path):
+    """(meta dict, {key: array}) of a fastconv .npz file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such model or checkpoint file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise CheckpointError(f"{path}: not a readable .npz file ({exc})") from None
+    if _META_KEY not in arrays:
+        raise CheckpointError(f"{path}: not a fastconv model or checkpoint (no {_META_KEY!r} entry)")
+    try:
+        meta = json.loads(bytes(arrays.pop(_META_KEY)).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: corrupt metadata ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+        raise CheckpointError(f"{path}: unsupported fastconv file format {meta.get('format')!r}")
+    return meta, arrays
+
+
+def _meta_array(meta):
+    return np.frombuffer(json.dumps(meta, allow_nan=True).encode("utf-8"), dtype=np.uint8)
+
+
+def _load_model_state(model, arrays, path):
+    """Check the stored architecture against ``model`` and load it (all or nothing)."""
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a fastconv.nn.Module, got {type(model).__name__}")
+    state = {k[len(_MODEL_PREFIX):]: v for k, v in arrays.items() if k.startswith(_MODEL_PREFIX)}
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [
+        f"{k}: file {tuple(state[k].shape)} {state[k].dtype}, model {tuple(v.shape)} {v.dtype}"
+        for k, v in own.items()
+        if k in state and (state[k].shape != v.shape or state[k].dtype != v.dtype)
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+        if wrong:
+            parts.append("different shape/dtype: " + "; ".join(wrong[:5]) + (" ..." if len(wrong) > 5 else ""))
+        raise CheckpointError(
+            f"{path} was saved from a different architecture than this {type(model).__name__} "
+            f"({', '.join(parts)}); build the same model (layers, sizes, dtype) before loading"
+        )
+    model.load_state_dict(state)
+
+
+def save_model(model, path, metadata=None):
+    """Save ``model``'s parameters and buffers to ``path`` (an .npz, written atomically).
+
+    ``metadata``: an optional JSON-serialisable dict stored alongside (the CLI
+    records the builder name and its arguments there, e.g.
+    ``{"builder": "lenet5", "kwargs": {"in_channels": 1}}``, which lets
+    :func:`load_model` rebuild the network without being given one).
+    Returns the path.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a fastconv.nn.Module, got {type(model).__name__}")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
+    arrays = _model_arrays(model)
+    meta = {
+        "format": _FORMAT,
+        "kind": "model",
+        "fastconv": _version(),
+        "model_class": type(model).__name__,
+        "architecture": _architecture(model),
+        "metadata": _to_json(metadata or {}, "unused/", {}),
+    }
+    arrays[_META_KEY] = _meta_array(meta)
+    return _atomic_savez(path, arrays)
+
+
+def load_model(path, model=None):
+    """Load weights saved by :func:`save_model` (or a training checkpoint) into ``model``.
+
+    The stored names, shapes and dtypes must match ``model`` exactly, else a
+    :class:`CheckpointError` lists the differences and ``model`` is left
+    unchanged. With ``model`` None, the network is rebuilt from the
+    ``builder`` / ``kwargs`` metadata that the CLI stores (a
+    :mod:`fastconv.models` name). Returns the model; predictions after
+    loading are bitwise those of the saved model.
+    """
+    meta, arrays = _read(path)
+    if model is None:
+        info = _from_json(meta.get("metadata", {}), {})
+        builder = info.get("builder") if isinstance(info, dict) else None
+        if builder is None:
+            raise ValueError(
+                f"{path} does not say how to build its network: pass the model, e.g. "
+                "load_model(path, fastconv.models.lenet5())"
+            )
+        from . import models
+
+        kwargs = dict(info.get("kwargs", {}))
+        if "dtype" in kwargs:
+            kwargs["dtype"] = np.dtype(kwargs["dtype"])
+        model = models.get_model(builder, **kwargs)
+    _load_model_state(model, arrays, path)
+    return model
+
+
+def read_checkpoint(path):
+    """The JSON metadata of a model or checkpoint file (epoch, history, optimiser type, ...)."""
+    meta, _ = _read(path)
+    return meta
+
+
+def _version():
+    try:
+        from . import __version__
+
+        return __version__
+    except ImportError:  # pragma: no cover
+        return "unknown"
+
+
+# ---------------------------------------------------------------- Trainer
+
+
+class Trainer:
+    """Train a classifier ``model`` with ``loss`` and ``optimizer``.
+
+    ``scheduler``: an optional learning-rate schedule (:mod:`fastconv.optim`),
+    stepped once after every epoch. ``augment``: an optional callable
+    ``augment(X_batch, rng) -> X_batch`` applied to each training batch (e.g.
+    :class:`fastconv.data.Augment`). ``progress``: show a tqdm progress bar
+    with the running loss and images/second on stderr during each epoch, and
+    print a one-line summary per epoch on stdout; False prints nothing.
+
+    ``trainer.epoch`` counts completed epochs; ``trainer.history`` is the
+    :class:`History` of the last ``fit``.
+    """
+
+    def __init__(self, model, loss, optimizer, scheduler=None, augment=None, progress=True):
+        if not isinstance(model, Module):
+            raise TypeError(f"model must be a fastconv.nn.Module, got {type(model).__name__}")
+        if not (hasattr(loss, "forward") and hasattr(loss, "backward")):
+            raise TypeError(f"loss must have forward(logits, labels) and backward(), got {type(loss).__name__}")
+        for meth in ("step", "zero_grad", "state_dict", "load_state_dict"):
+            if not hasattr(optimizer, meth):
+                raise TypeError(
+                    f"optimizer must be a fastconv.optim optimiser (no {meth}()), got {type(optimizer).__name__}"
+                )
+        if scheduler is not None and not hasattr(scheduler, "step"):
+            raise TypeError(f"scheduler must have a step() method, got {type(scheduler).__name__}")
+        if augment is not None and not callable(augment):
+            raise TypeError(f"augment must be callable as augment(X, rng), got {type(augment).__name__}")
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.augment = augment
+        self.progress = bool(progress)
+        self.epoch = 0
+        self.seed = 0
+        self.history = History()
+        self.stop_training = False
+
+    # -- helpers -----------------------------------------------------------
+
+    def _num_outputs(self, X):
+        """Run one image through the model in eval mode to learn how many classes it scores."""
+        was = self.model.training
+        self.model.eval()
+        try:
+            out = self.model.forward(np.ascontiguousarray(X[:1]))
+        finally:
+            self.model.train(was)
+        if not isinstance(out, np.ndarray) or out.ndim != 2:
+            shape = getattr(out, "shape", None)
+            raise ValueError(
+                f"the model must output class scores of shape (N, num_classes), got shape {shape}"
+            )
+        return out.shape[1]
+
+    def _prepare(self, data, name):
+        X, y = _check_pair(data, name, self.model.dtype)
+        _check_labels(y, self._num_outputs(X), name)
+        return X, y
+
+    def _bar(self, total, desc):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True,
+                    file=sys.stderr, smoothing=0.1)
+
+    def _say(self, text):
+        if self.progress:
+            from tqdm import tqdm
+
+            tqdm.write(text, file=sys.stdout)
+            sys.stdout.flush()
+
+    # -- training ----------------------------------------------------------
+
+    def fit(self, train, epochs, batch_size=64, val=None, callbacks=(), seed=0,
+            checkpoint=None, checkpoint_every=1, resume=None):
+        """Train until epoch ``epochs`` (a total, counted from 1); returns the :class:`History`.
+
+        ``train`` / ``val``: ``(X, y)`` pairs. Each epoch shuffles the
+        training set into mini-batches of ``batch_size`` (the last, smaller
+        batch included), takes one optimiser step per batch, then evaluates
+        ``val`` (if given), steps the scheduler, writes the checkpoint and
+        calls the callbacks; a callback returning True (or setting
+        ``trainer.stop_training``) ends training after that epoch.
+
+        ``checkpoint``: a path to write a resumable checkpoint to every
+        ``checkpoint_every`` epochs (atomically). ``resume``: a checkpoint path
+        to continue from (its weights, optimiser and scheduler state, epoch and
+        history are restored first, and training goes on from its epoch to
+        ``epochs``), or True to continue from this trainer's current epoch
+        (after :meth:`load_checkpoint`). A fresh ``fit`` starts at epoch 0 with
+        an empty history but keeps the model's current weights. Pass the same
+        ``seed`` and data as the original run for identical results.
+        """
+        epochs = _check_int(epochs, "epochs", 0)
+        batch_size = _check_int(batch_size, "batch_size", 1)
+        seed = _check_int(seed, "seed", 0)
+        if resume is not None and resume is not False:
+            if resume is True:
+                start = self.epoch
+            else:
+                start = self.load_checkpoint(resume)
+                if self._ckpt_seed is not None and self._ckpt_seed != seed:
+                    warnings.warn(
+                        f"resuming a run made with seed={self._ckpt_seed} with seed={seed}: the "
+                        "batches will differ from the uninterrupted run", stacklevel=2)
+            history = History.from_dict(self.history.to_dict())
+        else:
+            start = 0
+            history = History()
+        callbacks = list(callbacks) if callbacks is not None else []
+        for i, cb in enumerate(callbacks):
+            if not any(hasattr(cb, h) for h in ("on_train_begin", "on_epoch_end", "on_train_end")):
+                raise TypeError(
+                    f"callbacks[{i}] ({type(cb).__name__}) has none of on_train_begin, "
+                    "on_epoch_end, on_train_end"
+                )
+        if checkpoint is not None:
+            callbacks.insert(0, ModelCheckpoint(checkpoint, every=checkpoint_every))
+        X, y = self._prepare(train, "train")
+        if val is not None:
+            Xv, yv = self._prepare(val, "val")
+        self.seed = seed
+        self.epoch = start
+        self.history = history
+        self.stop_training = False
+
+        model = self.model
+        prev_mode, prev_input_grad = model.training, model.input_grad
+        model.input_grad = False
+        try:
+            for cb in callbacks:
+                if hasattr(cb, "on_train_begin"):
+                    cb.on_train_begin(self)
+            for e in range(start, epochs):
+                logs = self._train_epoch(X, y, batch_size, e, epochs)
+                if val is not None:
+                    v = self.evaluate((Xv, yv), _checked=True)
+                    logs["val_loss"], logs["val_accuracy"] = v["loss"], v["accuracy"]
+                    history.val_loss.append(v["loss"])
+                    history.val_accuracy.append(v["accuracy"])
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                self.epoch = e + 1
+                history.epochs = e + 1
+                self._say(self._summary(e + 1, epochs, logs))
+                stop = False
+                for cb in callbacks:
+                    if hasattr(cb, "on_epoch_end") and cb.on_epoch_end(self, e + 1, dict(logs)):
+                        stop = True
+                if stop or self.stop_training:
+                    history.stopped_early = e + 1 < epochs
+                    break
+            for cb in callbacks:
+                if hasattr(cb, "on_train_end"):
+                    cb.on_train_end(self, history)
+        finally:
+            model.train(prev_mode)
+            model.input_grad = prev_input_grad
+        return history
+
+    def _train_epoch(self, X, y, batch_size, e, epochs):
+        model, loss_fn, opt = self.model, self.loss, self.optimizer
+        N = X.shape[0]
+        rng = np.random.default_rng([self.seed, e])
+        order = rng.permutation(N)
+        lr = float(getattr(opt, "lr", float("nan")))
+        bar = self._bar(N, f"epoch {e + 1}/{epochs}")
+        model.train()
+        total_loss = 0.0
+        correct = 0
+        seen = 0
+        t0 = time.perf_counter()
+        try:
+            for start in range(0, N, batch_size):
+                idx = order[start:start + batch_size]
+                xb = X[idx]
+                yb = y[idx]
+                if self.augment is not None:
+                    xb = self.augment(xb, rng)
+                    if not isinstance(xb, np.ndarray) or xb.dtype != X.dtype or xb.shape[0] != len(idx):
+                        raise TypeError(
+                            "augment must return an array of the batch's dtype and length, got "
+                            f"{type(xb).__name__} {getattr(xb, 'dtype', '')} {getattr(xb, 'shape', '')}"
+                        )
+                logits = model.forward(xb)
+                value = loss_fn.forward(logits, yb)
+                if not math.isfinite(value):
+                    raise FloatingPointError(
+                        f"the training loss became {value} in epoch {e + 1} (batch starting at "
+                        f"image {start} of the shuffled order): lower the learning rate (now {lr})"
+                    )
+                opt.zero_grad()
+                model.backward(loss_fn.backward())
+                opt.step()
+                n = len(idx)
+                total_loss += value * n
+                correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+                seen += n
+                if bar is not None:
+                    bar.update(n)
+                    bar.set_postfix_str(f"loss {total_loss / seen:.4f}", refresh=False)
+        finally:
+            if bar is not None:
+                bar.close()
+        dt = time.perf_counter() - t0
+        h = self.history
+        h.loss.append(total_loss / N)
+        h.accuracy.append(correct / N)
+        h.lr.append(lr)
+        h.epoch_seconds.append(dt)
+        h.train_images += N
+        h.train_seconds += dt
+        return {"loss": total_loss / N, "accuracy": correct / N, "lr": lr,
+                "seconds": dt, "images_per_second": N / dt if dt > 0 else 0.0}
+
+    @staticmethod
+    def _summary(epoch, epochs, logs):
+        width = len(str(epochs))
+        parts = [f"epoch {epoch:>{width}}/{epochs}", f"loss {logs['loss']:.4f}",
+                 f"acc {100 * logs['accuracy']:6.2f}%"]
+        if "val_loss" in logs:
+            parts += [f"val_loss {logs['val_loss']:.4f}", f"val_acc {100 * logs['val_accuracy']:6.2f}%"]
+        parts += [f"{logs['images_per_second']:,.0f} img/s", f"{logs['seconds']:.1f} s"]
+        return "  ".join(parts)
+
+    # -- inference ---------------------------------------------------------
+
+    def _batched_logits(self, X, batch_size):
+        model = self.model
+        was = model.training
+        model.eval()
+        try:
+            outs = [model.forward(np.ascontiguousarray(X[i:i + batch_size]))
+                    for i in range(0, X.shape[0], batch_size)]
+        finally:
+            model.train(was)
+        return outs
+
+    def evaluate(self, data, batch_size=256, _checked=False):
+        """Loss and accuracy of the model on ``data`` = (X, y), in eval mode.
+
+        Returns ``{"loss": mean loss, "accuracy": fraction correct, "n": images}``;
+        the model's train/eval mode is restored afterwards.
+        """
+        batch_size = _check_int(batch_size, "batch_size", 1)
+        X, y = data if _checked else self._prepare(data, "data")
+        total = 0.0
+        correct = 0
+        for i, logits in zip(range(0, X.shape[0], batch_size), self._batched_logits(X, batch_size)):
+            yb = y[i:i + batch_size]
+            total += self.loss.forward(logits, yb) * len(yb)
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+        n = X.shape[0]
+        return {"loss": total / n, "accuracy": correct / n, "n": n}
+
+    def predict(self, X, batch_size=256):
+        """Class probabilities (softmax of the model's outputs), shape (N, num_classes),
+        computed in eval mode in batches; rows sum to 1."""
+        batch_size = _check_int(batch_size, "batch_size", 1)
+        X = _check_X(X, "predict", self.model.dtype)
+        return np.concatenate([_softmax(o) for o in self._batched_logits(X, batch_size)], axis=0)
+
+    # -- checkpoints -------------------------------------------------------
+
+    def save_checkpoint(self, path):
+        """Write a resumable checkpoint to ``path`` (.npz, atomically): model weights
+        and buffers, optimiser and scheduler state, epoch, seed and history."""
+        arrays = _model_arrays(self.model)
+        opt_state = _to_json(self.optimizer.state_dict(), _OPT_PREFIX, arrays)
+        sched_state = None
+        if self.scheduler is not None and hasattr(self.scheduler, "state_dict"):
+            sched_state = _to_json(self.scheduler.state_dict(), "scheduler/", arrays)
+        meta = {
+            "format": _FORMAT,
+            "kind": "checkpoint",
+            "fastconv": _version(),
+            "model_class": type(self.model).__name__,
+            "architecture": _architecture(self.model),
+            "epoch": self.epoch,
+            "seed": self.seed,
+            "optimizer": opt_state,
+            "scheduler": sched_state,
+            "history": self.history.to_dict(),
+        }
+        arrays[_META_KEY] = _meta_array(meta)
+        return _atomic_savez(path, arrays)
+
+    _ckpt_seed = None
+
+    def load_checkpoint(self, path):
+        """Restore a checkpoint written by :meth:`save_checkpoint`; returns its epoch.
+
+        Everything is checked before anything is changed: a checkpoint of
+        another architecture or optimiser is a :class:`CheckpointError`.
+        """
+        meta, arrays = _read(path)
+        if meta.get("kind") != "checkpoint":
+            raise CheckpointError(
+                f"{path} holds only model weights (saved by save_model), not a training checkpoint: "
+                "use load_model(path, model) to load it"
+            )
+        before = self.model.state_dict()
+        opt_state = _from_json(meta["optimizer"], arrays)
+        _load_model_state(self.model, arrays, path)
+        try:
+            self.optimizer.load_state_dict(opt_state)
+            if self.scheduler is not None and meta.get("scheduler") is not None:
+                self.scheduler.load_state_dict(_from_json(meta["scheduler"], arrays))
+        except (TypeError, ValueError, KeyError) as exc:
+            self.model.load_state_dict(before)
+            raise CheckpointError(f"{path}: cannot restore the optimiser or scheduler state: {exc}") from None
+        self.epoch = int(meta["epoch"])
+        self._ckpt_seed = meta.get("seed")
+        self.history = History.from_dict(meta.get("history", {}))
+        return self.epoch
+
+    def resume(self, path):
+        """Alias of :meth:`load_checkpoint`; then ``fit(..., resume=True)`` continues the run."""
+        return self.load_checkpoint(path)
+
+    def __repr__(self):
+        return (f"Trainer(model={type(self.model).__name__}, loss={self.loss!r}, "
+                f"optimizer={self.optimizer!r}, epoch={self.epoch})")
