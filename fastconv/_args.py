@@ -288,3 +288,30 @@ def check_max_pool_windows(p):
                 f"(kernel_size {p.kernel}, stride {p.stride}, padding {p.padding}, "
                 f"dilation {p.dilation}, input {p.H}x{p.W}); reduce padding or dilation"
             )
+
+
+def unfold_params(x_shape, kernel_size, stride=1, padding=0, dilation=1):
+    """Geometry of an im2col (unfold): a convolution with one output channel over all of C."""
+    R, S = pair(kernel_size, "kernel_size")
+    return conv_params(x_shape, (1, x_shape[1] if len(x_shape) == 4 else 1, R, S),
+                       stride, padding, dilation, 1)
+
+
+def fold_params(cols_shape, output_size, kernel_size, stride=1, padding=0, dilation=1):
+    """Validate a col2im (fold) of columns ``cols_shape`` = (N, C*R*S, L) into ``output_size``."""
+    H, W = pair(output_size, "output_size")
+    R, S = pair(kernel_size, "kernel_size")
+    N, CRS, L = cols_shape
+    if CRS % (R * S):
+        raise ValueError(
+            f"cols.shape[1] = {CRS} must be a multiple of the kernel area {R}*{S} = {R * S}"
+        )
+    if CRS == 0:
+        raise ValueError(f"cols must have at least one channel's rows, got shape {tuple(cols_shape)}")
+    p = unfold_params((N, CRS // (R * S), H, W), (R, S), stride, padding, dilation)
+    if L != p.P * p.Q:
+        raise ValueError(
+            f"cols.shape[2] = {L} does not match the {p.P}x{p.Q} = {p.P * p.Q} windows of an "
+            f"{H}x{W} image with these kernel_size, stride, padding and dilation"
+        )
+    return p

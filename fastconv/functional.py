@@ -31,6 +31,8 @@ from ._args import (
     check_shape,
     common_dtype,
     contiguous,
+    fold_params,
+    unfold_params,
     native_dtype,
     conv_params,
     pool_params,
@@ -303,15 +305,6 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_m
     return dx
 
 
-def _unfold_params(x_shape, kernel_size, stride, padding, dilation):
-    N, C, H, W = x_shape
-    from ._args import pair
-
-    R, S = pair(kernel_size, "kernel_size")
-    # An unfold is a convolution geometry with K = 1 output channel and groups = 1.
-    return conv_params((N, C, H, W), (1, C, R, S), stride, padding, dilation, 1)
-
-
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     """Unfold sliding windows: x (N, C, H, W) -> cols (N, C*R*S, P*Q), as torch's ``unfold``.
 
@@ -319,7 +312,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     (zero where that falls in the padding).
     """
     check_array(x, "x", 4)
-    p = _unfold_params(x.shape, kernel_size, stride, padding, dilation)
+    p = unfold_params(x.shape, kernel_size, stride, padding, dilation)
     cols = _alloc((p.N, p.C * p.R * p.S, p.P * p.Q), native_dtype(x.dtype), "im2col output")
     if p.N:
         K.im2col(_geom(p), _flat(contiguous(x)), _flat(cols), _runtime.kernel_threads(cols.size))
@@ -331,25 +324,9 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
 
     cols: (N, C*R*S, P*Q); output_size: (H, W). Returns x (N, C, H, W).
     """
-    from ._args import pair
-
     check_array(cols, "cols", 3)
-    H, W = pair(output_size, "output_size")
-    R, S = pair(kernel_size, "kernel_size")
-    N, CRS, L = cols.shape
-    if CRS % (R * S):
-        raise ValueError(
-            f"cols.shape[1] = {CRS} must be a multiple of the kernel area {R}*{S} = {R * S}"
-        )
-    C = CRS // (R * S)
-    if C == 0:
-        raise ValueError(f"cols must have at least one channel's rows, got shape {cols.shape}")
-    p = _unfold_params((N, C, H, W), (R, S), stride, padding, dilation)
-    if L != p.P * p.Q:
-        raise ValueError(
-            f"cols.shape[2] = {L} does not match the {p.P}x{p.Q} = {p.P * p.Q} windows of an "
-            f"{H}x{W} image with these kernel_size, stride, padding and dilation"
-        )
+    p = fold_params(cols.shape, output_size, kernel_size, stride, padding, dilation)
+    N, C, H, W = p.x_shape
     x = _alloc((N, C, H, W), native_dtype(cols.dtype), "col2im output")
     if N:
         K.col2im(_geom(p), _flat(contiguous(cols)), _flat(x), _runtime.kernel_threads(cols.size))

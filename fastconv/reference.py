@@ -34,10 +34,11 @@ from fastconv._args import (
     check_shape,
     common_dtype,
     conv_params,
+    fold_params,
     native_dtype,
-    pair,
     pool_params,
     shape4,
+    unfold_params,
 )
 
 __all__ = [
@@ -221,12 +222,6 @@ def conv2d_backward(
 # ---------------------------------------------------------------------------
 
 
-def _unfold_params(x_shape, kernel_size, stride, padding, dilation):
-    """Geometry of an unfold: a convolution with one output channel and all input channels."""
-    R, S = pair(kernel_size, "kernel_size")
-    return conv_params(x_shape, (1, x_shape[1], R, S), stride, padding, dilation, 1)
-
-
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     """Unfold every kernel window of ``x`` into a column, as ``torch.nn.functional.unfold``.
 
@@ -247,7 +242,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     """
     x = check_array(x, "x", 4)
     dtype = native_dtype(x.dtype)
-    g = _unfold_params(x.shape, kernel_size, stride, padding, dilation)
+    g = unfold_params(x.shape, kernel_size, stride, padding, dilation)
     (sh, sw), (dh, dw) = g.stride, g.dilation
 
     xp = _pad(x, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right)
@@ -279,19 +274,7 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     """
     cols = check_array(cols, "cols", 3)
     dtype = native_dtype(cols.dtype)
-    H, W = pair(output_size, "output_size")
-    R, S = pair(kernel_size, "kernel_size")
-    N, CRS, L = cols.shape
-    if CRS % (R * S):
-        raise ValueError(f"cols.shape[1] = {CRS} must be a multiple of the kernel area {R}*{S} = {R * S}")
-    if CRS == 0:
-        raise ValueError(f"cols must have at least one channel's rows, got shape {cols.shape}")
-    g = _unfold_params((N, CRS // (R * S), H, W), (R, S), stride, padding, dilation)
-    if L != g.P * g.Q:
-        raise ValueError(
-            f"cols.shape[2] = {L} does not match the {g.P}x{g.Q} = {g.P * g.Q} windows of an "
-            f"{H}x{W} image with these kernel_size, stride, padding and dilation"
-        )
+    g = fold_params(cols.shape, output_size, kernel_size, stride, padding, dilation)
     (sh, sw), (dh, dw) = g.stride, g.dilation
 
     blocks = cols.reshape(g.N, g.C, g.R, g.S, g.P, g.Q)
