@@ -55,26 +55,26 @@ from ._args import check_array, pair
 
 __all__ = [
     "CHECKSUMS",
+    "CIFAR10_CLASSES",
+    "DATASETS",
+    "FASHION_MNIST_CLASSES",
     "MIRRORS",
     "MNIST_CLASSES",
-    "FASHION_MNIST_CLASSES",
-    "CIFAR10_CLASSES",
     "SHAPES_CLASSES",
-    "DATASETS",
+    "Augment",
     "DownloadError",
-    "default_root",
-    "read_idx",
-    "mnist",
-    "fashion_mnist",
+    "add_noise",
     "cifar10",
-    "shapes",
-    "shapes_split",
+    "default_root",
+    "fashion_mnist",
     "load",
+    "mnist",
+    "random_crop",
     "random_flip",
     "random_shift",
-    "random_crop",
-    "add_noise",
-    "Augment",
+    "read_idx",
+    "shapes",
+    "shapes_split",
 ]
 
 
@@ -253,7 +253,9 @@ def _resolve_root(root, dataset):
     if root is None:
         return default_root(dataset)
     if not isinstance(root, (str, os.PathLike)):
-        raise TypeError(f"root must be a path (str or os.PathLike) or None, got {type(root).__name__}")
+        raise TypeError(
+            f"root must be a path (str or os.PathLike) or None, got {type(root).__name__}"
+        )
     return Path(root).expanduser()
 
 
@@ -295,6 +297,8 @@ def _fmt(digests):
 
 
 def _fix_hint(path, loader):
+    if loader is None:  # a fresh download: the caller reports it
+        return ""
     return (
         f"The file is truncated, corrupt or not the official one: delete {path} and call "
         f"fastconv.data.{loader}(..., download=True) to fetch a good copy, or replace it "
@@ -302,12 +306,20 @@ def _fix_hint(path, loader):
     )
 
 
+def _try_gunzip(data):
+    """``(content, None)``, or ``(None, reason)`` when the gzip stream is truncated or corrupt."""
+    try:
+        return gzip.decompress(data), None
+    except (EOFError, OSError, zlib.error) as exc:
+        return None, str(exc) or type(exc).__name__
+
+
 def _gunzip(data, path):
     """Decompress a whole gzip file; a truncated or corrupt stream is a ValueError."""
-    try:
-        return gzip.decompress(data)
-    except (EOFError, OSError, zlib.error) as exc:
-        raise ValueError(f"{path}: corrupt or truncated gzip stream ({exc})") from None
+    content, reason = _try_gunzip(data)
+    if content is None:
+        raise ValueError(f"{path}: corrupt or truncated gzip stream ({reason})")
+    return content
 
 
 # ---------------------------------------------------------------------------
@@ -334,7 +346,9 @@ def _parse_idx(content, source):
     """
     n = len(content)
     if n < 4:
-        raise ValueError(f"{source}: not an IDX file: {n} bytes, too short for the 4-byte magic number")
+        raise ValueError(
+            f"{source}: not an IDX file: {n} bytes, too short for the 4-byte magic number"
+        )
     if content[0] != 0 or content[1] != 0:
         raise ValueError(
             f"{source}: not an IDX file: bad magic number 0x{content[:4].hex()} "
@@ -401,14 +415,13 @@ def _verified_idx_bytes(path, entry, loader):
         gz_hashes = _hashes(data)
         if _matches(gz_hashes, gz_expected):
             return _gunzip(data, path)
-        try:
-            content = _gunzip(data, path)
-        except ValueError as exc:
+        content, reason = _try_gunzip(data)
+        if content is None:
             raise ValueError(
                 f"{path}: checksum mismatch: expected one of {_fmt(gz_expected)} for the gzip "
                 f"file, got md5 {gz_hashes['md5']} / sha256 {gz_hashes['sha256']}; and it does "
-                f"not decompress ({exc.__str__().split(': ', 1)[-1]}). {_fix_hint(path, loader)}"
-            ) from None
+                f"not decompress (corrupt or truncated gzip stream: {reason}). {_fix_hint(path, loader)}".rstrip()
+            )
         raw_hashes = _hashes(content)
         if _matches(raw_hashes, raw_expected):
             return content
@@ -416,7 +429,7 @@ def _verified_idx_bytes(path, entry, loader):
             f"{path}: checksum mismatch: expected one of {_fmt(gz_expected)} for the gzip file "
             f"or one of {_fmt(raw_expected)} for its decompressed content, got md5 "
             f"{gz_hashes['md5']} / sha256 {gz_hashes['sha256']} (decompressed: sha256 "
-            f"{raw_hashes['sha256']}). {_fix_hint(path, loader)}"
+            f"{raw_hashes['sha256']}). {_fix_hint(path, loader)}".rstrip()
         )
     raw_hashes = _hashes(data)
     if _matches(raw_hashes, raw_expected):
@@ -426,7 +439,7 @@ def _verified_idx_bytes(path, entry, loader):
         extra = f" No digest of the uncompressed file is published: use {path.name}.gz instead."
     raise ValueError(
         f"{path}: checksum mismatch: expected one of {_fmt(raw_expected)}, got sha256 "
-        f"{raw_hashes['sha256']} (md5 {raw_hashes['md5']}).{extra} {_fix_hint(path, loader)}"
+        f"{raw_hashes['sha256']} (md5 {raw_hashes['md5']}).{extra} {_fix_hint(path, loader)}".rstrip()
     )
 
 
@@ -456,7 +469,7 @@ def _load_idx_dataset(dataset, root, split, download):
             found[name] = _fetch(
                 [base + name + ".gz" for base in MIRRORS[dataset]],
                 root / (name + ".gz"),
-                lambda p, entry=entry: _verify_idx_file(p, entry, dataset),
+                lambda p, entry=entry: _verify_idx_file(p, entry, None),
                 dataset,
                 split,
                 gz,
@@ -483,7 +496,7 @@ def _load_idx_dataset(dataset, root, split, download):
         raise ValueError(f"{lbl_path}: label {int(labels.max())} is out of range 0..9")
     n, h, w = images.shape
     X = np.empty((n, 1, h, w), dtype=np.float32)
-    np.multiply(images.reshape(n, 1, h, w), np.float32(1.0 / 255.0), out=X, casting="unsafe")
+    np.divide(images.reshape(n, 1, h, w), np.float32(255.0), out=X, casting="unsafe")
     return X, labels.astype(np.int64)
 
 
@@ -529,25 +542,30 @@ def _fetch(urls, dest, verify, dataset, split, expected_files):
         ) from None
     errors = []
     for url in urls:
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=folder)
+        # ".part-XXXX-<name>": recognisably partial, and ends like the real file (".gz").
+        fd, tmp = tempfile.mkstemp(prefix=".part-", suffix=f"-{dest.name}", dir=folder)
         try:
-            with os.fdopen(fd, "wb") as out:
-                with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as resp:
-                    shutil.copyfileobj(resp, out, 1 << 20)
+            with (
+                os.fdopen(fd, "wb") as out,
+                urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as resp,
+            ):
+                shutil.copyfileobj(resp, out, 1 << 20)
             verify(Path(tmp))
             os.replace(tmp, dest)
             return dest
-        except (OSError, ValueError, http.client.HTTPException) as exc:
+        except ValueError as exc:
+            errors.append(f"{url} served a file that failed verification ({exc})")
+        except (OSError, http.client.HTTPException) as exc:
             errors.append(f"{url}: {exc}")
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    urls_text = " ".join(urls)
     raise DownloadError(
         f"could not download {_DISPLAY[dataset]} ({split} split) into {folder}: "
         + "; ".join(errors)
-        + f". Without network access, put {', '.join(expected_files)} into {folder} "
-        f"(fetched elsewhere from {urls_text}), or pass root= a directory that has them."
+        + f". Without network access, put {' and '.join(expected_files)} into {folder} "
+        f"(downloaded elsewhere from {' or '.join(MIRRORS[dataset])}), or pass root= a "
+        "directory that has them."
     )
 
 
@@ -606,13 +624,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("refusing persistent id in a CIFAR-10 batch")
 
 
-def _verify_file(path, name, dataset="cifar10"):
-    expected = tuple(CHECKSUMS[dataset][name].get("file", ()))
+def _verify_file(path, name, loader="cifar10"):
+    expected = tuple(CHECKSUMS["cifar10"][name].get("file", ()))
     got = _file_hashes(path)
     if not _matches(got, expected):
         raise ValueError(
             f"{path}: checksum mismatch: expected one of {_fmt(expected)}, got md5 {got['md5']} "
-            f"/ sha256 {got['sha256']}. {_fix_hint(path, dataset)}"
+            f"/ sha256 {got['sha256']}. {_fix_hint(path, loader)}".rstrip()
         )
 
 
@@ -622,16 +640,22 @@ def _unpickle_batch(path):
     stream = io.BytesIO(data)
     try:
         obj = _RestrictedUnpickler(stream, encoding="latin1").load()
-    except Exception as exc:  # every failure of a hostile or broken pickle is reported the same way
-        raise ValueError(f"{path}: not a valid CIFAR-10 batch ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # noqa: BLE001  (any failure of a hostile or broken pickle is reported alike)
+        raise ValueError(
+            f"{path}: not a valid CIFAR-10 batch ({type(exc).__name__}: {exc})"
+        ) from None
     if stream.tell() != len(data):
-        raise ValueError(f"{path}: not a valid CIFAR-10 batch ({len(data) - stream.tell()} trailing bytes)")
+        raise ValueError(
+            f"{path}: not a valid CIFAR-10 batch ({len(data) - stream.tell()} trailing bytes)"
+        )
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: not a valid CIFAR-10 batch (a {type(obj).__name__}, not a dict)")
+        raise ValueError(f"{path}: not a valid CIFAR-10 batch (a {type(obj).__name__}, not a dict)")  # noqa: TRY004
     obj = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
     X, labels = obj.get("data"), obj.get("labels")
     if not isinstance(X, np.ndarray) or X.dtype != np.uint8 or X.ndim != 2 or X.shape[1] != 3072:
-        desc = f"{X.dtype} array of shape {X.shape}" if isinstance(X, np.ndarray) else type(X).__name__
+        desc = (
+            f"{X.dtype} array of shape {X.shape}" if isinstance(X, np.ndarray) else type(X).__name__
+        )
         raise ValueError(f"{path}: 'data' must be a uint8 array of shape (N, 3072), got {desc}")
     if not isinstance(labels, (list, np.ndarray)) or not all(
         isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels
@@ -669,13 +693,20 @@ def _extract_cifar(archive, root):
                 members = tar.getmembers()
                 for m in members:
                     parts = Path(m.name).parts
-                    if m.name.startswith(("/", "\\")) or Path(m.name).is_absolute() or ".." in parts:
+                    if (
+                        m.name.startswith(("/", "\\"))
+                        or Path(m.name).is_absolute()
+                        or ".." in parts
+                    ):
                         raise ValueError(f"{archive}: refusing unsafe member path {m.name!r}")
                 chosen = [m for m in members if m.name in wanted]
                 for m in chosen:
                     if not m.isfile():
                         raise ValueError(f"{archive}: member {m.name!r} is not a regular file")
-                tar.extractall(tmp, members=chosen, filter="data")
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(tmp, members=chosen, filter="data")
+                else:  # pragma: no cover  (Python without extraction filters: names and types checked above)
+                    tar.extractall(tmp, members=chosen)
         except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
             raise ValueError(
                 f"{archive}: corrupt or truncated archive ({exc}). {_fix_hint(archive, 'cifar10')}"
@@ -716,7 +747,7 @@ def cifar10(root=None, split="train", download=True):
             _fetch(
                 [base + _CIFAR_ARCHIVE for base in MIRRORS["cifar10"]],
                 archive,
-                lambda p: _verify_file(p, _CIFAR_ARCHIVE),
+                lambda p: _verify_file(p, _CIFAR_ARCHIVE, None),
                 "cifar10",
                 split,
                 [_CIFAR_ARCHIVE],
@@ -735,7 +766,7 @@ def cifar10(root=None, split="train", download=True):
     data = np.concatenate(Xs) if len(Xs) > 1 else Xs[0]
     n = data.shape[0]
     X = np.empty((n, 3, 32, 32), dtype=np.float32)
-    np.multiply(data.reshape(n, 3, 32, 32), np.float32(1.0 / 255.0), out=X, casting="unsafe")
+    np.divide(data.reshape(n, 3, 32, 32), np.float32(255.0), out=X, casting="unsafe")
     return X, np.concatenate(ys)
 
 
@@ -773,7 +804,12 @@ def _polyline_dist(px, py, cx, cy, pts, angle):
     y = cy[:, None] + s * pts[..., 0] + c * pts[..., 1]
     d = None
     for k in range(pts.shape[1] - 1):
-        dk = _seg_dist(px, py, *(v[:, k, None, None] for v in (x, y)), *(v[:, k + 1, None, None] for v in (x, y)))
+        dk = _seg_dist(
+            px,
+            py,
+            *(v[:, k, None, None] for v in (x, y)),
+            *(v[:, k + 1, None, None] for v in (x, y)),
+        )
         d = dk if d is None else np.minimum(d, dk)
     return d
 
@@ -815,9 +851,7 @@ def _draw_class(label, B, size, rng, px, py):
     if label == 3:  # corner: two arms at a right angle, four orientations
         a1 = half * u(0.7, 1.0, B)
         a2 = half * u(0.7, 1.0, B)
-        pts = np.stack(
-            [np.stack([a1, -a2], 1), np.stack([-a1, -a2], 1), np.stack([-a1, a2], 1)], 1
-        )
+        pts = np.stack([np.stack([a1, -a2], 1), np.stack([-a1, -a2], 1), np.stack([-a1, a2], 1)], 1)
         angle = rng.integers(0, 4, B) * (np.pi / 2) + jitter
         return _polyline_dist(px, py, cx, cy, pts, angle)
     if label == 4:  # circle (ring)
@@ -852,7 +886,9 @@ def _draw_class(label, B, size, rng, px, py):
         angle = jitter + (np.pi / 4 if label == 7 else 0.0)
         return _segments_dist(px, py, cx, cy, segs, angle)
     if label == 8:  # triangle outline, any rotation
-        phi = u(0.0, 2 * np.pi, B)[:, None] + np.array([0.0, 2 * np.pi / 3, 4 * np.pi / 3, 2 * np.pi])
+        phi = u(0.0, 2 * np.pi, B)[:, None] + np.array(
+            [0.0, 2 * np.pi / 3, 4 * np.pi / 3, 2 * np.pi]
+        )
         rad = half[:, None] * u(0.85, 1.0, (B, 4))
         rad[:, 3] = rad[:, 0]
         pts = np.stack([rad * np.cos(phi), rad * np.sin(phi)], -1)
@@ -900,7 +936,9 @@ def _check_shapes_args(n, size, noise):
         raise ValueError(f"n must be a non-negative int, got {n!r}")
     if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 12:
         raise ValueError(f"size must be an int >= 12, got {size!r}")
-    if not isinstance(noise, (int, float, np.floating, np.integer)) or not (0.0 <= noise < math.inf):
+    if not isinstance(noise, (int, float, np.floating, np.integer)) or not (
+        0.0 <= noise < math.inf
+    ):
         raise ValueError(f"noise must be a finite float >= 0, got {noise!r}")
     return int(n), int(size), float(noise)
 
@@ -962,13 +1000,21 @@ def load(name, split="train", root=None, download=True):
 def _as_rng(rng):
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, (int, np.integer, np.random.SeedSequence)) and not isinstance(rng, bool):
+    if rng is None or (
+        isinstance(rng, (int, np.integer, np.random.SeedSequence)) and not isinstance(rng, bool)
+    ):
         return np.random.default_rng(rng)
-    raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}")
+    raise TypeError(
+        f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}"
+    )
 
 
 def _check_prob(p, name):
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0.0 <= p <= 1.0:
+    if (
+        isinstance(p, bool)
+        or not isinstance(p, (int, float, np.floating, np.integer))
+        or not 0.0 <= p <= 1.0
+    ):
         raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
     return float(p)
 
@@ -1038,8 +1084,10 @@ def add_noise(X, rng=None, std=0.1, clip=None):
     """Add Gaussian noise of standard deviation ``std`` (same dtype as ``X``); ``clip``
     an optional (low, high) range to clip the result to."""
     X = check_array(X, "X")
-    if isinstance(std, bool) or not isinstance(std, (int, float, np.floating, np.integer)) or not (
-        0.0 <= std < math.inf
+    if (
+        isinstance(std, bool)
+        or not isinstance(std, (int, float, np.floating, np.integer))
+        or not (0.0 <= std < math.inf)
     ):
         raise ValueError(f"std must be a finite float >= 0, got {std!r}")
     rng = _as_rng(rng)
@@ -1064,18 +1112,32 @@ class Augment:
             xb = aug(xb, rng)
     """
 
-    def __init__(self, *steps, hflip=False, vflip=False, p=0.5, shift=0, crop=None, padding=0,
-                 noise=0.0, clip=(0.0, 1.0)):
+    def __init__(
+        self,
+        *steps,
+        hflip=False,
+        vflip=False,
+        p=0.5,
+        shift=0,
+        crop=None,
+        padding=0,
+        noise=0.0,
+        clip=(0.0, 1.0),
+    ):
         for i, step in enumerate(steps):
             if not callable(step):
-                raise TypeError(f"steps[{i}] must be callable as f(X, rng), got {type(step).__name__}")
+                raise TypeError(
+                    f"steps[{i}] must be callable as f(X, rng), got {type(step).__name__}"
+                )
         self.p = _check_prob(p, "p")
         self.hflip, self.vflip = bool(hflip), bool(vflip)
         self.shift = pair(shift, "shift", minimum=0)
         self.crop = None if crop is None else pair(crop, "crop")
         self.padding = pair(padding, "padding", minimum=0)
-        if isinstance(noise, bool) or not isinstance(noise, (int, float, np.floating, np.integer)) or not (
-            0.0 <= noise < math.inf
+        if (
+            isinstance(noise, bool)
+            or not isinstance(noise, (int, float, np.floating, np.integer))
+            or not (0.0 <= noise < math.inf)
         ):
             raise ValueError(f"noise must be a finite float >= 0, got {noise!r}")
         self.noise = float(noise)
