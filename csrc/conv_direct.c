@@ -1,19 +1,21 @@
 /*
  * conv_direct.c: direct (no im2col, no GEMM) 2-D convolution for float and
  * double: forward, backward-data and backward-weight (+ bias gradient).
- * The bodies live in conv_direct.inc, included once per type below.
+ * The bodies live in conv_direct.inc, included once per type below; this
+ * file holds the type-independent helpers (geometry check, interval solver,
+ * slab layout).
  *
- * SIMD: the hot loops are plain C written so the compiler can vectorise
- * them. On x86 with GCC or clang every hot loop is compiled twice, once for
- * the baseline ISA and once with target("avx2,fma"); fc_cpu_has_avx2() picks
- * one at run time, so one build runs on every x86-64. Define
- * FC_DIRECT_NO_MULTIVERSION to build the baseline path only. Both paths do
- * the same operations in the same order; they can differ only by FMA
- * contraction, which GCC does not perform under -std=c99 (ISO mode).
+ * SIMD: the hot loops are plain C written so the compiler vectorises them.
+ * On x86 with GCC or clang each body is compiled twice, for the baseline ISA
+ * and with target("avx2,fma"), and fc_cpu_has_avx2() picks one at run time,
+ * so one build runs on every x86-64 (no -march flags). Elsewhere, or with
+ * -DFC_DIRECT_NO_MULTIVERSION, only the baseline is built. (An AVX-512
+ * instance, measured on a Sapphire Rapids core during development, gave
+ * about +5% forward and -18% backward-weight for twice the code: left out.)
  *
  * Determinism: every output element is computed by exactly one thread, in
  * an order that does not depend on the thread count, so results are bitwise
- * identical for any nthreads.
+ * identical for any nthreads (on one machine).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,40 +27,35 @@
 #define FC_DIR_INLINE static inline
 #endif
 
-/* x86 SIMD instances (GCC, clang). They also fuse multiply-adds: clang
- * contracts a + b*c within an expression by default; GCC needs fp-contract
- * (its -std=c99 default is off), set per function. So an AVX2 / AVX-512 CPU
- * rounds once per multiply-add and the baseline twice; either way the
- * result is the same for every thread count. FC_DIRECT_MAX_ISA caps the
- * instance used (0 baseline, 1 AVX2, 2 AVX-512), e.g. for benchmarks. */
+/* The x86 SIMD instance also fuses multiply-adds: clang contracts a + b*c
+ * within an expression by default; GCC needs fp-contract=fast (its -std=c99
+ * default is off), set per function. So an AVX2 CPU rounds once per
+ * multiply-add and the baseline twice; either way the result is the same for
+ * every thread count. Building with -DFC_DIRECT_MAX_ISA=0 makes an AVX2 CPU
+ * use the baseline too (to test or benchmark it). */
 #ifndef FC_DIRECT_MAX_ISA
-#define FC_DIRECT_MAX_ISA 2
+#define FC_DIRECT_MAX_ISA 1
 #endif
 #if !defined(FC_DIRECT_NO_MULTIVERSION) && (defined(__GNUC__) || defined(__clang__)) \
     && (defined(__x86_64__) || defined(__i386__))
 #define FC_DIR_X86 1
 #if defined(__clang__)
 #define FC_DIR_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define FC_DIR_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #else
 #define FC_DIR_TARGET_AVX2 __attribute__((target("avx2,fma"), optimize("fp-contract=fast")))
-#define FC_DIR_TARGET_AVX512 \
-    __attribute__((target("avx512f,avx2,fma"), optimize("fp-contract=fast")))
 #endif
 #else
 #define FC_DIR_X86 0
 #endif
 
 /* Most taps fused into one pass over an output plane (dir_taps has a case
- * for each count up to this). */
-#define FC_DIR_MAXTAPS 4
-/* Independent partial sums in a dot product (lets the compiler vectorise a
- * reduction without -ffast-math; the summation order stays fixed). The
- * combining expressions in the .inc assume 8. */
-#define FC_DIR_LANES 8
+ * for each count up to this; 9 = a whole 3x3 kernel). */
+#define FC_DIR_MAXTAPS 9
 /* Bytes of padded slabs backward-weight may hold at once (samples are
  * processed in chunks that fit; at least one sample per chunk). */
+#ifndef FC_DIR_BWD_WEIGHT_BUDGET
 #define FC_DIR_BWD_WEIGHT_BUDGET ((int64_t)32 << 20)
+#endif
 
 /* Sanity of a geometry as these kernels use it. fc_conv_geom_init already
  * checked all of it (including that every index fits in int64); this only
@@ -89,25 +86,31 @@ static inline void direct_range(int64_t off, int64_t step, int64_t extent, int64
     *hi = h;
 }
 
+/* Split ntaps taps into passes of at most maxt, as even as possible (with
+ * maxt = 9: 9 -> 9, 10 -> 5 + 5, 576 -> 64 x 9): returns the pass length. */
+static inline int64_t direct_pass_len(int64_t ntaps, int64_t maxt)
+{
+    const int64_t npass = (ntaps + maxt - 1) / maxt;
+    return (ntaps + npass - 1) / npass;
+}
+
 /* How the kernels lay out their padded slabs (see conv_direct.inc). */
 typedef struct {
-    int pad_x;          /* x is copied into zero-padded (Hp, Wp) planes */
-    int flat;           /* unit stride: a whole plane is one loop */
-    int widen_dy;       /* backward-weight, flat: dy copied to width Wp */
-    int64_t Hp, Wp;     /* x slab: every tap of every output lies inside */
-    int64_t Hd, Wd;     /* backward-data dy slab (unit stride) */
-    int64_t *offs;      /* R*S flat tap offsets r*dh*Wp + s*dw in the x slab */
-    int64_t *offs_bd;   /* R*S mirrored offsets (R-1-r)*dh*Wd + (S-1-s)*dw */
+    int pad_x;          /* x is copied into a slab (else used in place) */
+    int widen_dy;       /* backward-weight: dy copied to rows of width Wq */
+    int64_t Hq, Wq;     /* x slab phase plane; Wq >= Q is the loops' row width */
+    int64_t xplane;     /* elements per input channel in the slab (or H*W) */
+    int64_t Hd, Wd;     /* backward-data dy slab */
+    int64_t ntaps;      /* entries of offs */
+    int64_t *offs;      /* flat tap offsets, see direct_layout */
+    /* backward-data: per dx stride phase f (sh*sw of them), phase[5f..5f+4] =
+     * i0, i1, j0, j1, first tap (phase[5*nph + 4] = R*S ends the last);
+     * tap[] lists the (r*S + s) in phase order */
+    int64_t nph;
+    int64_t *phase, *tap;
 } dir_layout;
 
 enum { DIR_FWD, DIR_BWD_DATA, DIR_BWD_WEIGHT };
-
-static void direct_layout_free(dir_layout *L)
-{
-    free(L->offs);
-    free(L->offs_bd);
-    L->offs = L->offs_bd = NULL;
-}
 
 /* a * b (both >= 0) into *out; 0 when it does not fit in int64. */
 static int direct_mul(int64_t a, int64_t b, int64_t *out)
@@ -117,68 +120,156 @@ static int direct_mul(int64_t a, int64_t b, int64_t *out)
     return 1;
 }
 
-/* Fill *L for the pass `which` and report the workspace it needs in elements:
- * per thread for DIR_FWD / DIR_BWD_DATA, per sample for DIR_BWD_WEIGHT.
- * FC_ENOMEM when that size (or the offset tables) cannot be had. */
+/* *acc += a * b (all >= 0); 0 when it does not fit. */
+static int direct_muladd(int64_t *acc, int64_t a, int64_t b)
+{
+    int64_t t;
+    if (!direct_mul(a, b, &t) || t > INT64_MAX - *acc) return 0;
+    *acc += t;
+    return 1;
+}
+
+/*
+ * Fill *L for the pass `which` and report the workspace it needs, in
+ * elements: per thread for DIR_FWD / DIR_BWD_DATA, per sample for
+ * DIR_BWD_WEIGHT. FC_ENOMEM when a size does not fit or a table cannot be had.
+ *
+ * The x slab (forward, backward-weight): the zero-padded input, Hp x Wp with
+ * Hp = (P-1)*sh + (R-1)*dh + 1 (every row any tap reads), Wp likewise, split
+ * into sh*sw phase planes of Hq x Wq, Hq = ceil(Hp/sh), Wq = ceil(Wp/sw):
+ * phase (a, b) row i column j holds padded x[i*sh + a][j*sw + b]. Tap (r, s)
+ * of output (p, q) reads padded x[(p + r*dh/sh)*sh + r*dh%sh][...], i.e.
+ * phase (r*dh%sh, s*dw%sw) at row p + r*dh/sh, column q + s*dw/sw: at flat
+ * index j = p*Wq + q plus a constant, whatever the stride. With unit stride
+ * and no padding x itself is that slab (pad_x == 0). Tap tables, in the
+ * order the weights are stored:
+ *   DIR_FWD:        (c', r, s) -> c'*xplane + phase*Hq*Wq + (r*dh/sh)*Wq + s*dw/sw;
+ *   DIR_BWD_WEIGHT: (r, s), the same with c' = 0.
+ *
+ * Backward-data works on the phases of dx instead. In padded coordinates
+ * u = h + ph, v = w + pw, dx at u = i*sh + rho receives only the taps with
+ * r*dh % sh == rho, from dy row i - m_r, m_r = floor(r*dh/sh) >= 0 (columns
+ * likewise). So each dx phase (rho, sig) is a unit-stride correlation of dy,
+ * shifted by (M, Nn) = (max m_r, max n_s) into a zero-padded Hd x Wd slab,
+ * with that phase's taps: output (i, j) of the phase, i in [i0, i1), j in
+ * [j0, j1) (the u, v inside the padded input), at flat index
+ * (i - i0)*Wd + (j - j0), reads tap (k', r, s) at the constant offset
+ *   k'*Hd*Wd + (i0 + M - m_r)*Wd + (j0 + Nn - n_s).
+ * offs lists, phase after phase, its taps in (k', r, s) order (tap[] names
+ * the (r, s)); every dx element belongs to one phase.
+ * Every offset is below the slab size, which has been checked to fit.
+ */
 static fc_status direct_layout(const fc_conv_geom *g, dir_layout *L, int which, int64_t *elems)
 {
     const int64_t R = g->R, S = g->S, RS = R * S;
+    const int64_t sh = g->stride_h, sw = g->stride_w, dh = g->dil_h, dw = g->dil_w;
+    const int64_t ph = g->pad_h, pw = g->pad_w;
     const int64_t Cg = g->C / g->groups, Kg = g->K / g->groups;
     memset(L, 0, sizeof *L);
-    /* (R-1)*dh < H + pad_top + pad_bottom, likewise for S: no overflow */
-    const int64_t span_h = (R - 1) * g->dil_h, span_w = (S - 1) * g->dil_w;
-    if (which == DIR_BWD_DATA) {
-        if (span_h > INT64_MAX - g->H || span_w > INT64_MAX - g->W) return FC_ENOMEM;
-        L->Hd = g->H + span_h;
-        L->Wd = g->W + span_w;
-    }
-    /* Hp <= H + pad_top + pad_bottom (and Wp likewise), so these fit. */
-    L->Hp = (g->P - 1) * g->stride_h + span_h + 1;
-    L->Wp = (g->Q - 1) * g->stride_w + span_w + 1;
-    L->flat = g->stride_h == 1 && g->stride_w == 1;
-    /* x already has the slab's layout: no padding and rows of width Wp */
-    L->pad_x = !(g->pad_h == 0 && g->pad_w == 0 && L->Wp == g->W && L->Hp <= g->H);
-    L->widen_dy = which == DIR_BWD_WEIGHT && L->flat && L->Wp != g->Q;
-
-    int64_t e = 0, t1, t2;
+    /* (R-1)*dh <= H + pad_top + pad_bottom - 1 (geometry check), same for S */
+    const int64_t span_h = (R - 1) * dh, span_w = (S - 1) * dw;
+    int64_t e = 0;
     int ok = 1;
-    if (which == DIR_FWD) {
-        if (L->pad_x) ok = direct_mul(L->Hp, L->Wp, &t1) && direct_mul(t1, Cg, &e);
-        if (ok && L->flat && L->Wp != g->Q) {
-            ok = direct_mul(g->P, L->Wp, &t2) && t2 <= INT64_MAX - e;
-            if (ok) e += t2;
+
+    if (which == DIR_BWD_DATA) {
+        const int64_t M = span_h / sh, Nn = span_w / sw;
+        /* ph < H + pads and M <= span_h, all of which fit: no overflow */
+        L->Hd = (ph + g->H - 1) / sh + 1 + M;
+        L->Wd = (pw + g->W - 1) / sw + 1 + Nn;
+        L->ntaps = Kg * RS;
+        ok = direct_mul(sh, sw, &L->nph);
+        int64_t t;
+        ok = ok && direct_mul(L->Hd, L->Wd, &t) && direct_muladd(&e, Kg, t)
+             && direct_muladd(&e, Kg, RS)                         /* gathered weights */
+             && direct_muladd(&e, (g->H - 1) / sh + 1, L->Wd)     /* one phase's output */
+             && L->nph < INT64_MAX / 5 - 5;
+        if (!ok) return FC_ENOMEM;
+        L->offs = (int64_t *)malloc((size_t)L->ntaps * sizeof(int64_t));
+        L->tap = (int64_t *)malloc((size_t)RS * sizeof(int64_t));
+        L->phase = (int64_t *)malloc((size_t)(5 * L->nph + 5) * sizeof(int64_t));
+        if (L->offs == NULL || L->tap == NULL || L->phase == NULL) {
+            free(L->offs);
+            free(L->tap);
+            free(L->phase);
+            return FC_ENOMEM;
         }
-    } else if (which == DIR_BWD_DATA) {
-        ok = direct_mul(L->Hd, L->Wd, &t1) && direct_mul(t1, Kg, &e);
-        if (ok && L->Wd != g->W) {
-            ok = direct_mul(g->H, L->Wd, &t2) && t2 <= INT64_MAX - e;
-            if (ok) e += t2;
-        }
+        int64_t nt = 0;                                  /* taps listed so far */
+        for (int64_t rho = 0; rho < sh; rho++)
+            for (int64_t sig = 0; sig < sw; sig++) {
+                int64_t *f = L->phase + 5 * (rho * sw + sig);
+                int64_t lo, hi;
+                direct_range(rho - ph, sh, g->H, L->Hd, &lo, &hi);   /* rows inside dx */
+                f[0] = lo;
+                f[1] = hi;
+                direct_range(sig - pw, sw, g->W, L->Wd, &lo, &hi);
+                f[2] = lo;
+                f[3] = hi;
+                f[4] = nt;
+                const int64_t first = nt;
+                for (int64_t r = 0; r < R; r++)
+                    for (int64_t s = 0; s < S; s++)
+                        if ((r * dh) % sh == rho && (s * dw) % sw == sig) L->tap[nt++] = r * S + s;
+                const int64_t n_f = nt - first;
+                for (int64_t kk = 0; kk < Kg; kk++)
+                    for (int64_t i = 0; i < n_f; i++) {
+                        const int64_t r = L->tap[first + i] / S, s = L->tap[first + i] % S;
+                        L->offs[Kg * first + kk * n_f + i] =
+                            kk * L->Hd * L->Wd + (f[0] + M - r * dh / sh) * L->Wd
+                            + (f[2] + Nn - s * dw / sw);
+                    }
+            }
+        L->phase[5 * L->nph + 4] = nt;                   /* == RS */
+        *elems = e;
+        return FC_OK;
+    }
+
+    /* Hp <= H + pad_top + pad_bottom, Wp likewise: these fit */
+    const int64_t Hp = (g->P - 1) * sh + span_h + 1;
+    const int64_t Wp = (g->Q - 1) * sw + span_w + 1;
+    L->pad_x = !(sh == 1 && sw == 1 && ph == 0 && pw == 0 && Wp == g->W && Hp <= g->H);
+    L->Hq = (Hp + sh - 1) / sh;
+    L->Wq = (Wp + sw - 1) / sw;                  /* >= Q */
+    if (L->pad_x) {
+        int64_t t;
+        ok = direct_mul(L->Hq, L->Wq, &t) && direct_mul(t, sh * sw, &L->xplane);
     } else {
-        if (L->pad_x) ok = direct_mul(L->Hp, L->Wp, &t1) && direct_mul(t1, g->C, &e);
+        L->xplane = g->H * g->W;
+    }
+    if (which == DIR_FWD) {
+        L->ntaps = Cg * RS;                      /* <= the weight count: fits */
+        if (ok && L->pad_x) ok = direct_muladd(&e, Cg, L->xplane);
+        if (ok && L->Wq != g->Q) ok = direct_muladd(&e, g->P, L->Wq);
+    } else {
+        L->ntaps = RS;
+        L->widen_dy = L->Wq != g->Q;
+        if (ok && L->pad_x) ok = direct_muladd(&e, g->C, L->xplane);
         if (ok && L->widen_dy) {
-            ok = direct_mul(g->P, L->Wp, &t1) && direct_mul(t1, g->K, &t2)
-                 && t2 <= INT64_MAX - e;
-            if (ok) e += t2;
+            int64_t t;
+            ok = direct_mul(g->P, L->Wq, &t) && direct_muladd(&e, g->K, t);
         }
     }
     if (!ok) return FC_ENOMEM;
 
-    /* The offsets stay below the slab's element count, checked above (or
-     * below H*W when x is used in place). */
-    int64_t *o = (int64_t *)malloc((size_t)RS * sizeof(int64_t));
-    if (o == NULL) return FC_ENOMEM;
-    for (int64_t r = 0; r < R; r++)
-        for (int64_t s = 0; s < S; s++) {
-            if (which == DIR_BWD_DATA)
-                o[r * S + s] = (R - 1 - r) * g->dil_h * L->Wd + (S - 1 - s) * g->dil_w;
-            else
-                o[r * S + s] = r * g->dil_h * L->Wp + s * g->dil_w;
-        }
-    if (which == DIR_BWD_DATA) L->offs_bd = o;
-    else L->offs = o;
+    L->offs = (int64_t *)malloc((size_t)L->ntaps * sizeof(int64_t));
+    if (L->offs == NULL) return FC_ENOMEM;
+    const int64_t nblk = L->ntaps / RS;          /* c' (fwd) or 1 */
+    for (int64_t i = 0; i < nblk; i++)
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t s = 0; s < S; s++) {
+                const int64_t phase = ((r * dh) % sh) * sw + (s * dw) % sw;
+                L->offs[(i * R + r) * S + s] = i * L->xplane + phase * L->Hq * L->Wq
+                                               + (r * dh / sh) * L->Wq + s * dw / sw;
+            }
     *elems = e;
     return FC_OK;
+}
+
+static void direct_layout_free(dir_layout *L)
+{
+    free(L->offs);
+    free(L->phase);
+    free(L->tap);
+    L->offs = L->phase = L->tap = NULL;
 }
 
 #define T float

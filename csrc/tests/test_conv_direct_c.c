@@ -1,14 +1,18 @@
 /*
  * test_conv_direct_c.c: standalone check of conv_direct.c against a naive
- * 7-loop reference (computed in double), on random shapes with groups,
- * stride, dilation, asymmetric padding, non-square and 1x1 kernels, N == 0,
- * both dtypes; 1 vs 2 threads must agree bitwise; bad pointers give
- * FC_EINVAL. Optional speed measurement with "bench" as argument.
+ * 7-loop reference (computed in double), on random shapes with groups
+ * (incl. depthwise), stride (incl. strides beyond the kernel), dilation,
+ * asymmetric padding, non-square and 1x1 kernels, N == 0, both dtypes;
+ * 1 vs 2 threads must agree bitwise (and db == NULL must not change dw); bad
+ * pointers and bad geometries give FC_EINVAL. "bench" as argument measures
+ * N=8, C=64, 56x56, K=64, 3x3, pad 1 (float32; add "1" for one thread only).
  *
  * Build and run (from csrc/):
  *   gcc -std=c99 -O2 -Wall -Wextra -fopenmp -I. tests/test_conv_direct_c.c \
- *       conv_direct.c geom.c runtime.c -o /tmp/tcd && /tmp/tcd
- * Add -DFC_DIRECT_NO_MULTIVERSION to test the baseline (non-AVX2) path.
+ *       conv_direct.c geom.c runtime.c -lm -o /tmp/tcd && /tmp/tcd [iterations]
+ * Variants worth running: -DFC_DIRECT_MAX_ISA=0 (baseline instance on an
+ * AVX2 CPU), -DFC_DIR_BWD_WEIGHT_BUDGET=1 (backward-weight one sample per
+ * chunk), -fsanitize=address,undefined, and without -fopenmp.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <math.h>
@@ -168,7 +172,9 @@ static void random_case(int iter)
     if (rnd(0, 4) == 0) { R = 1; S = 1; }
     int64_t sh = rnd(1, 3), sw = rnd(1, 3), dh = rnd(1, 3), dwl = rnd(1, 3);
     if (rnd(0, 1)) { sw = 1; dwl = 1; }
+    if (rnd(0, 7) == 0) { sh = rnd(1, 6); sw = rnd(1, 6); }   /* strides beyond the kernel */
     int64_t pt = rnd(0, 4), pb = rnd(0, 4), pl = rnd(0, 4), pr = rnd(0, 4);
+    if (rnd(0, 3) == 0) pt = pb = pl = pr = 0;       /* x used in place (no slab copy) */
     fc_status st = fc_conv_geom_init(&g, N, C, H, W, K, R, S, groups, sh, sw, pt, pb, pl, pr, dh, dwl);
     if (st != FC_OK) return;   /* kernel larger than padded input: skip */
     char desc[256];
