@@ -163,7 +163,8 @@ class Callback:
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs
+    in a row (``patience=0``: at the first epoch without improvement).
 
     ``monitor``: a key of the epoch logs ("val_loss", "val_accuracy", "loss",
     "accuracy"); ``mode`` "min", "max" or "auto" (max for accuracies, min
@@ -224,7 +225,7 @@ class EarlyStopping(Callback):
                 self._best_state = trainer.model.state_dict()
             return False
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             return True
         return False
@@ -366,7 +367,7 @@ def _to_json(obj, prefix, arrays):
     """JSON-able copy of ``obj``; ndarrays go to ``arrays`` under keys starting with ``prefix``."""
     if isinstance(obj, np.ndarray):
         key = f"{prefix}{len(arrays)}"
-        arrays[key] = np.ascontiguousarray(obj)
+        arrays[key] = np.asarray(obj, order="C")
         return {"__array__": key}
     if isinstance(obj, dict):
         for k in obj:
@@ -403,7 +404,7 @@ def _architecture(model):
 
 
 def _model_arrays(model):
-    return {_MODEL_PREFIX + k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
+    return {_MODEL_PREFIX + k: np.asarray(v, order="C") for k, v in model.state_dict().items()}
 
 
 def _read(path):
@@ -775,7 +776,7 @@ class Trainer:
             model.train(was)
         return outs
 
-    def evaluate(self, data, batch_size=256, _checked=False):
+    def evaluate(self, data, batch_size=256, *, _checked=False):
         """Loss and accuracy of the model on ``data`` = (X, y), in eval mode.
 
         Returns ``{"loss": mean loss, "accuracy": fraction correct, "n": images}``;
@@ -797,7 +798,12 @@ class Trainer:
         computed in eval mode in batches; rows sum to 1."""
         batch_size = _check_int(batch_size, "batch_size", 1)
         X = _check_X(X, "predict", self.model.dtype)
-        return np.concatenate([_softmax(o) for o in self._batched_logits(X, batch_size)], axis=0)
+        outs = self._batched_logits(X, batch_size)
+        if outs[0].ndim != 2:
+            raise ValueError(
+                f"predict needs a model that outputs class scores (N, num_classes), got shape {outs[0].shape}"
+            )
+        return np.concatenate([_softmax(o) for o in outs], axis=0)
 
     # -- checkpoints -------------------------------------------------------
 
