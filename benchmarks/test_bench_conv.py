@@ -1,8 +1,9 @@
 """pytest-benchmark suite: convolution layers of the benchmark set.
 
-One test function per implementation, parametrized by (case, pass), so
-``pytest benchmarks/ --benchmark-group-by=param`` puts fastconv, its per-algorithm
-variants, NumPy and PyTorch for one layer and pass side by side.
+One test function per implementation (fastconv with algo="auto", fastconv with each
+algorithm forced, NumPy, PyTorch), parametrized by (case, pass), so
+``pytest benchmarks/ --benchmark-group-by=param`` puts them side by side for one layer
+and pass.
 ``pass``: ``fwd`` (forward) or ``fwd+bwd`` (forward + backward-data + backward-weight + bias).
 """
 
@@ -20,7 +21,7 @@ def _bench(run_bench, case, pass_, impl, torch=None):
     info, impls = bench.conv_impls(case, torch, algos)
     gflop = info["flop_fwd"] * (1 if pass_ == "fwd" else 3) / 1e9
     run_bench(impls[impl][PASSES.index(pass_)], gflop=gflop, algo_auto=info["auto"],
-                  **info["shape"])
+              algo_auto_backward=info["auto_backward"], **info["shape"])
 
 
 @params
@@ -29,16 +30,22 @@ def test_conv_fastconv(run_bench, case, pass_):
     _bench(run_bench, case, pass_, "fastconv")
 
 
-@params
-@cases
-def test_conv_fastconv_im2col(run_bench, case, pass_):
-    _bench(run_bench, case, pass_, "im2col")
+def _forced(algo):
+    @params
+    @cases
+    def test(run_bench, case, pass_):
+        if not bench.algo_applies(case, algo):
+            pytest.skip(f"algo={algo!r} does not apply to {case}")
+        _bench(run_bench, case, pass_, algo)
+
+    test.__name__ = test.__qualname__ = f"test_conv_fastconv_{algo}"
+    test.__doc__ = f"fastconv with algo={algo!r} forced."
+    return test
 
 
-@params
-@cases
-def test_conv_fastconv_direct(run_bench, case, pass_):
-    _bench(run_bench, case, pass_, "direct")
+# One test function per algorithm fastconv offers (im2col, direct, gemm, winograd, ...).
+for _algo in bench.conv_algos():
+    globals()[f"test_conv_fastconv_{_algo}"] = _forced(_algo)
 
 
 @params

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fc_internal.h"
+#include "gemm.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FC_DIR_INLINE static inline __attribute__((always_inline))
@@ -27,26 +28,45 @@
 #define FC_DIR_INLINE static inline
 #endif
 
-/* The x86 SIMD instance also fuses multiply-adds: clang contracts a + b*c
+/* The x86 SIMD instances also fuse multiply-adds: clang contracts a + b*c
  * within an expression by default; GCC needs fp-contract=fast (its -std=c99
- * default is off), set per function. So an AVX2 CPU rounds once per
- * multiply-add and the baseline twice; either way the result is the same for
- * every thread count. Building with -DFC_DIRECT_MAX_ISA=0 makes an AVX2 CPU
- * use the baseline too (to test or benchmark it). */
+ * default is off), set per function. So an AVX2 or AVX-512 CPU rounds once
+ * per multiply-add and the baseline twice, and the vector widths sum in
+ * different orders: each variant rounds differently, but every variant gives
+ * the same result for every thread count. The variant is the best the CPU
+ * runs, capped at run time by fastconv's ISA setting (FASTCONV_ISA or
+ * fc_gemm_set_isa, read through fc_gemm_isa(), as the GEMM does) and at build
+ * time by -DFC_DIRECT_MAX_ISA=0 (baseline only), 1 (up to AVX2) or 2. */
 #ifndef FC_DIRECT_MAX_ISA
-#define FC_DIRECT_MAX_ISA 1
+#define FC_DIRECT_MAX_ISA 2
 #endif
 #if !defined(FC_DIRECT_NO_MULTIVERSION) && (defined(__GNUC__) || defined(__clang__)) \
     && (defined(__x86_64__) || defined(__i386__))
 #define FC_DIR_X86 1
 #if defined(__clang__)
 #define FC_DIR_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define FC_DIR_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #else
 #define FC_DIR_TARGET_AVX2 __attribute__((target("avx2,fma"), optimize("fp-contract=fast")))
+#define FC_DIR_TARGET_AVX512 \
+    __attribute__((target("avx512f,avx2,fma"), optimize("fp-contract=fast")))
 #endif
 #else
 #define FC_DIR_X86 0
 #endif
+
+/* The SIMD level the direct kernels may use now: 0 baseline, 1 AVX2 + FMA,
+ * 2 AVX-512 (fc_gemm_isa is already capped by the CPU's features). */
+static int direct_isa_cap(void)
+{
+#if FC_DIR_X86
+    const char *s = fc_gemm_isa();
+    int lv = strcmp(s, "avx512") == 0 ? 2 : strcmp(s, "avx2") == 0 ? 1 : 0;
+    return lv < FC_DIRECT_MAX_ISA ? lv : FC_DIRECT_MAX_ISA;
+#else
+    return 0;
+#endif
+}
 
 /* Most taps fused into one pass over an output plane (dir_taps has a case
  * for each count up to this; 9 = a whole 3x3 kernel). */
@@ -97,7 +117,6 @@ static inline int64_t direct_pass_len(int64_t ntaps, int64_t maxt)
 /* How the kernels lay out their padded slabs (see conv_direct.inc). */
 typedef struct {
     int pad_x;          /* x is copied into a slab (else used in place) */
-    int widen_dy;       /* backward-weight: dy copied to rows of width Wq */
     int64_t Hq, Wq;     /* x slab phase plane; Wq >= Q is the loops' row width */
     int64_t xplane;     /* elements per input channel in the slab (or H*W) */
     int64_t Hd, Wd;     /* backward-data dy slab */
@@ -241,12 +260,7 @@ static fc_status direct_layout(const fc_conv_geom *g, dir_layout *L, int which, 
         if (ok && L->Wq != g->Q) ok = direct_muladd(&e, g->P, L->Wq);
     } else {
         L->ntaps = RS;
-        L->widen_dy = L->Wq != g->Q;
         if (ok && L->pad_x) ok = direct_muladd(&e, g->C, L->xplane);
-        if (ok && L->widen_dy) {
-            int64_t t;
-            ok = direct_mul(g->P, L->Wq, &t) && direct_muladd(&e, g->K, t);
-        }
     }
     if (!ok) return FC_ENOMEM;
 
@@ -272,6 +286,221 @@ static void direct_layout_free(dir_layout *L)
     L->offs = L->phase = L->tap = NULL;
 }
 
+/* ---- vector positions ------------------------------------------------------
+ *
+ * The vector kernels visit a region of nrows x width outputs (width >= VL)
+ * as "row mode" positions: (r, q0) for q0 = 0, VL, 2*VL, ... with the last
+ * moved back to width - VL, so every lane is a real output of row r (the
+ * overlap is recomputed identically). A position's first lane reads the
+ * input slab at ip and writes at op. */
+typedef struct {
+    int64_t npos;
+    int64_t *ip, *op;
+} dir_pos;
+
+static int64_t direct_npos(int64_t nrows, int64_t width, int64_t vl)
+{
+    return nrows * ((width + vl - 1) / vl);
+}
+
+/* 0 when the arrays cannot be had (ps->ip == NULL then). */
+static int direct_pos_alloc(dir_pos *ps, int64_t npos)
+{
+    ps->npos = npos;
+    ps->op = NULL;
+    ps->ip = npos > 0 && (uint64_t)npos <= SIZE_MAX / (2 * sizeof(int64_t))
+                 ? (int64_t *)malloc((size_t)npos * 2 * sizeof(int64_t)) : NULL;
+    if (ps->ip != NULL) ps->op = ps->ip + npos;
+    return ps->ip != NULL || npos == 0;
+}
+
+static void direct_pos_free(dir_pos *ps)
+{
+    free(ps->ip);
+    ps->ip = ps->op = NULL;
+}
+
+/* Fill ps->ip/op from index `at`: ip = r*ipitch + q0, op = obase + r*opitch + q0. */
+static void direct_pos_rows(dir_pos *ps, int64_t at, int64_t nrows, int64_t width, int64_t vl,
+                            int64_t ipitch, int64_t obase, int64_t opitch)
+{
+    const int64_t nq = (width + vl - 1) / vl;
+    for (int64_t r = 0; r < nrows; r++)
+        for (int64_t i = 0; i < nq; i++) {
+            const int64_t q0 = (i + 1) * vl <= width ? i * vl : width - vl;
+            ps->ip[at] = r * ipitch + q0;
+            ps->op[at] = obase + r * opitch + q0;
+            at++;
+        }
+}
+
+/* Register blocking of each vector instance (must match the instances
+ * below): output channels per correlation tile, output vectors per tile,
+ * the same with one channel, dy planes x taps per weight-gradient tile, and
+ * taps with one plane. 32 registers with AVX-512 (4 x 6 = 24 accumulators),
+ * 16 with AVX2 and SSE2. */
+/* What the backward-weight vector kernel of one call works with (filled by
+ * the entry point; see bwd_weight_units in conv_direct.inc). */
+typedef struct {
+    int64_t nkb;        /* output-channel blocks per group */
+    int64_t cb, ncb;    /* input channels per unit, blocks of them per group */
+    int64_t nsp;        /* sample parts (own partial sums each) */
+    int64_t ns;         /* samples per group (one T partial sum, one slab fill) */
+    int64_t pb;         /* output rows per row block */
+    int64_t tb, rsp;    /* taps per block; R*S padded to a multiple of tb */
+    int64_t units;      /* G * ncb * nsp */
+    const int64_t *toff;    /* rsp tap offsets (the last repeated) */
+    double *acc, *db;       /* nsp * K*(C/G)*R*S, nsp * K (or NULL) */
+} dir_bww;
+
+static const int64_t direct_kbmax[3] = {2, 2, 4};
+static const int64_t direct_tbmax[3] = {4, 5, 6};
+static const int64_t direct_tb1[3] = {9, 9, 9};
+
+/* Vector level for rows `width` outputs wide and elements of tsize bytes:
+ * the widest instance allowed (direct_isa_cap) whose vector (16 << level
+ * bytes) fits in a row; -1 when none does (the portable loops then). */
+static int direct_level(int64_t width, int tsize)
+{
+#if FC_DIR_X86
+    int lv = direct_isa_cap();
+#else
+    int lv = 0;
+#endif
+    for (; lv >= 0; lv--)
+        if ((16 << lv) / tsize <= width) return lv;
+    return -1;
+}
+
+/* The vector kernels, once per (type, instance). */
+#define FC_DIR_SIMD 1
+
+#define T float
+#define SFX f32
+#define FC_TI int32_t
+#define FC_TW 4
+#define FC_ISA base
+#define FC_VB 16
+#define FC_ATTR
+#define FC_KBMAX 2
+#define FC_PVMAX 3
+#define FC_PV1 4
+#define FC_TBMAX 4
+#define FC_TB1 9
+#include "conv_direct.inc"
+#undef FC_ISA
+#undef FC_VB
+#undef FC_ATTR
+#undef FC_KBMAX
+#undef FC_PVMAX
+#undef FC_PV1
+#undef FC_TBMAX
+#undef FC_TB1
+#if FC_DIR_X86
+#define FC_ISA avx2
+#define FC_VB 32
+#define FC_ATTR FC_DIR_TARGET_AVX2
+#define FC_KBMAX 2
+#define FC_PVMAX 5
+#define FC_PV1 6
+#define FC_TBMAX 5
+#define FC_TB1 9
+#include "conv_direct.inc"
+#undef FC_ISA
+#undef FC_VB
+#undef FC_ATTR
+#undef FC_KBMAX
+#undef FC_PVMAX
+#undef FC_PV1
+#undef FC_TBMAX
+#undef FC_TB1
+#define FC_ISA avx512
+#define FC_VB 64
+#define FC_ATTR FC_DIR_TARGET_AVX512
+#define FC_KBMAX 4
+#define FC_PVMAX 6
+#define FC_PV1 8
+#define FC_TBMAX 6
+#define FC_TB1 9
+#include "conv_direct.inc"
+#undef FC_ISA
+#undef FC_VB
+#undef FC_ATTR
+#undef FC_KBMAX
+#undef FC_PVMAX
+#undef FC_PV1
+#undef FC_TBMAX
+#undef FC_TB1
+#endif
+#undef T
+#undef SFX
+#undef FC_TI
+#undef FC_TW
+
+#define T double
+#define SFX f64
+#define FC_TI int64_t
+#define FC_TW 8
+#define FC_ISA base
+#define FC_VB 16
+#define FC_ATTR
+#define FC_KBMAX 2
+#define FC_PVMAX 3
+#define FC_PV1 4
+#define FC_TBMAX 4
+#define FC_TB1 9
+#include "conv_direct.inc"
+#undef FC_ISA
+#undef FC_VB
+#undef FC_ATTR
+#undef FC_KBMAX
+#undef FC_PVMAX
+#undef FC_PV1
+#undef FC_TBMAX
+#undef FC_TB1
+#if FC_DIR_X86
+#define FC_ISA avx2
+#define FC_VB 32
+#define FC_ATTR FC_DIR_TARGET_AVX2
+#define FC_KBMAX 2
+#define FC_PVMAX 5
+#define FC_PV1 6
+#define FC_TBMAX 5
+#define FC_TB1 9
+#include "conv_direct.inc"
+#undef FC_ISA
+#undef FC_VB
+#undef FC_ATTR
+#undef FC_KBMAX
+#undef FC_PVMAX
+#undef FC_PV1
+#undef FC_TBMAX
+#undef FC_TB1
+#define FC_ISA avx512
+#define FC_VB 64
+#define FC_ATTR FC_DIR_TARGET_AVX512
+#define FC_KBMAX 4
+#define FC_PVMAX 6
+#define FC_PV1 8
+#define FC_TBMAX 6
+#define FC_TB1 9
+#include "conv_direct.inc"
+#undef FC_ISA
+#undef FC_VB
+#undef FC_ATTR
+#undef FC_KBMAX
+#undef FC_PVMAX
+#undef FC_PV1
+#undef FC_TBMAX
+#undef FC_TB1
+#endif
+#undef T
+#undef SFX
+#undef FC_TI
+#undef FC_TW
+#undef FC_DIR_SIMD
+
+/* The portable loops and the entry points, once per type. */
 #define T float
 #define SFX f32
 #include "conv_direct.inc"

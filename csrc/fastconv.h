@@ -79,6 +79,14 @@ int fc_num_procs(void);           /* omp_get_num_procs(), or 1 */
 int fc_cpu_has_avx2(void);        /* AVX2 + FMA usable (incl. OS support) */
 int fc_cpu_has_avx512(void);      /* AVX-512 F usable (incl. OS support) */
 
+/* ---- Winograd tile size ------------------------------------------------ */
+/* Output tile m of later Winograd calls: 4 (F(4x4,3x3), the default) or 2
+ * (F(2x2,3x3), fewer savings, smaller float32 error); 0 restores the default.
+ * Returns the previous setting, or -1 for any other value (nothing changed).
+ * Process-wide, for tests and benchmarks: not to be changed during a call. */
+int fc_winograd_set_tile(int m);
+int fc_winograd_get_tile(void);
+
 #define FC_DECLARE_ALL(T, SFX)                                                        \
 /* im2col: x (N, C, H, W) -> cols (N, C*R*S, P*Q); row c*R*S + r*S + s,            \
  * column p*Q + q, as torch.nn.functional.unfold. Uses g->C,H,W,R,S,stride,       \
@@ -98,8 +106,35 @@ fc_status fc_conv2d_bwd_data_direct_##SFX(const fc_conv_geom *g,                
                           const T *restrict dy, const T *restrict w,               \
                           T *restrict dx, int nthreads);                           \
 /* Direct backward-weight: dw (K, C/g, R, S) and db (K, may be NULL), both         \
- * overwritten; per-thread partial sums reduced in a fixed order. */               \
+ * overwritten; each entry summed by one thread in a fixed order (bitwise    \
+ * independent of nthreads). */                                                     \
 fc_status fc_conv2d_bwd_weight_direct_##SFX(const fc_conv_geom *g,                \
+                          const T *restrict dy, const T *restrict x,               \
+                          T *restrict dw, T *restrict db, int nthreads);           \
+/* GEMM convolution (conv_gemm.c: implicit im2col packed into fastconv's own       \
+ * SIMD GEMM, bounded workspace allocated inside, FC_ENOMEM if it cannot be).      \
+ * Same arguments and results as the direct kernels; bitwise independent of        \
+ * nthreads. Backward-weight overwrites dw and db (db may be NULL). */             \
+fc_status fc_conv2d_fwd_gemm_##SFX(const fc_conv_geom *g, const T *restrict x,    \
+                          const T *restrict w, const T *restrict b,                \
+                          T *restrict y, int nthreads);                            \
+fc_status fc_conv2d_bwd_data_gemm_##SFX(const fc_conv_geom *g,                    \
+                          const T *restrict dy, const T *restrict w,               \
+                          T *restrict dx, int nthreads);                           \
+fc_status fc_conv2d_bwd_weight_gemm_##SFX(const fc_conv_geom *g,                  \
+                          const T *restrict dy, const T *restrict x,               \
+                          T *restrict dw, T *restrict db, int nthreads);           \
+/* Winograd convolution (winograd.c): 3x3 kernels, stride 1, dilation 1 only       \
+ * (any padding and groups; FC_EINVAL otherwise). Same arguments and results as    \
+ * the direct kernels up to the transforms' rounding; workspace allocated inside   \
+ * (FC_ENOMEM if it cannot be); bitwise independent of nthreads. */                \
+fc_status fc_conv2d_fwd_winograd_##SFX(const fc_conv_geom *g, const T *restrict x,\
+                          const T *restrict w, const T *restrict b,                \
+                          T *restrict y, int nthreads);                            \
+fc_status fc_conv2d_bwd_data_winograd_##SFX(const fc_conv_geom *g,                \
+                          const T *restrict dy, const T *restrict w,               \
+                          T *restrict dx, int nthreads);                           \
+fc_status fc_conv2d_bwd_weight_winograd_##SFX(const fc_conv_geom *g,              \
                           const T *restrict dy, const T *restrict x,               \
                           T *restrict dw, T *restrict db, int nthreads);           \
 /* Max pooling forward: y (N, C, P, Q), idx (N, C, P, Q) = flat h*W + w index of   \

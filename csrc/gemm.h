@@ -18,6 +18,7 @@
 #ifndef FC_GEMM_H
 #define FC_GEMM_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "fastconv.h"
 
@@ -34,5 +35,74 @@ fc_status fc_gemm_f64(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
  * (0 = generic, 1 = avx2, 2 = avx512; capped by what the CPU supports). */
 const char *fc_gemm_isa(void);
 int fc_gemm_set_isa(int level);
+
+/* ---- the driver behind fc_gemm, with pluggable operands ----------------
+ *
+ * Used by conv_gemm.c to pack im2col tiles straight from the input (implicit
+ * GEMM) and by anyone who needs to run one block of a product inside their
+ * own parallel region. Everything here is single-threaded.
+ *
+ * An operand is a set of "lines" (rows of a stored matrix): line l starts at
+ * base + lines[l] (or base + l * ld when lines is NULL), and position t of a
+ * line sits at offset (t / run) * pitch + t % run from its start (at t when
+ * run <= 0). With run = Q and pitch = a padded row width, a line is one input
+ * channel plane seen through one filter tap: an im2col row. k_lines says
+ * which dimension the lines index: for A (M x K), k_lines = 0 means A[i][k]
+ * = line i, position k (row-major A), 1 means line k, position i (A stored
+ * transposed); for B (K x N), k_lines = 1 means B[k][j] = line k, position j
+ * (row-major B), 0 means line j, position k (B stored transposed).
+ * k_lines = FC_GEMM_IN_PLACE (B only, with a line table and contiguous lines,
+ * run <= 0): as 1, but the micro-kernel reads B's rows in place instead of
+ * packing them; for rows that are already in cache (otherwise 1 is faster).
+ */
+#define FC_GEMM_IN_PLACE 2
+typedef struct {
+    const void *base;          /* float * or double *, as the kernel's type */
+    const int64_t *lines;      /* line offsets in elements, or NULL */
+    int64_t ld;                /* line stride when lines == NULL */
+    int64_t run, pitch;        /* position layout, see above */
+    int k_lines;
+} fc_gemm_operand;
+
+/* One micro-kernel with its tile and cache blocking, for one element type.
+ * Take it once per operation (fc_gemm_kernel_f32 reads the current ISA
+ * setting) and pass the same one to every call below, so packed buffers and
+ * runs always agree on the tile. */
+typedef struct fc_gemm_kernel fc_gemm_kernel;
+const fc_gemm_kernel *fc_gemm_kernel_f32(void);
+const fc_gemm_kernel *fc_gemm_kernel_f64(void);
+int fc_gemm_kernel_mr(const fc_gemm_kernel *kn);
+int fc_gemm_kernel_nr(const fc_gemm_kernel *kn);
+
+/* Bytes of workspace fc_gemm_run needs (64-byte aligned is best). */
+size_t fc_gemm_work_bytes(const fc_gemm_kernel *kn);
+/* Bytes of an A (M x K) packed once by fc_gemm_pack_a and reused by many
+ * fc_gemm_run calls; 0 if the size overflows. */
+size_t fc_gemm_packed_a_bytes(const fc_gemm_kernel *kn, int64_t M, int64_t K);
+fc_status fc_gemm_pack_a(const fc_gemm_kernel *kn, const fc_gemm_operand *A, int64_t M, int64_t K,
+                         void *packed);
+/* The same in pieces (e.g. one per thread): the packed A is made of
+ * fc_gemm_pack_a_slices(kn, K) independent K-slices; this packs slices
+ * [s_lo, s_hi) into the same buffer. */
+int64_t fc_gemm_pack_a_slices(const fc_gemm_kernel *kn, int64_t K);
+fc_status fc_gemm_pack_a_part(const fc_gemm_kernel *kn, const fc_gemm_operand *A, int64_t M,
+                              int64_t K, void *packed, int64_t s_lo, int64_t s_hi);
+
+/* C[0:M, 0:N] (row-major, ldc) = A[i0:i0+M, 0:K] . B[0:K, j0:j0+N]
+ * (+ C when accumulate). A comes from packed_a (made by fc_gemm_pack_a for
+ * exactly these M, K rows, i.e. i0 is ignored) when it is not NULL, else from
+ * A. work: fc_gemm_work_bytes bytes, or NULL to allocate (FC_ENOMEM on
+ * failure). Each C element is one multiply-add chain over k = 0..K-1 that
+ * starts from 0 (or from C when accumulate), whatever M, N, i0, j0. */
+fc_status fc_gemm_run(const fc_gemm_kernel *kn, int64_t M, int64_t N, int64_t K,
+                      const fc_gemm_operand *A, int64_t i0, const void *packed_a,
+                      const fc_gemm_operand *B, int64_t j0,
+                      int accumulate, void *C, int64_t ldc, void *work);
+/* The same, then row_bias[i] (M values, or NULL) added to row i of C after
+ * the last product: C = A . B (+ C) + bias, the bias last. */
+fc_status fc_gemm_run_bias(const fc_gemm_kernel *kn, int64_t M, int64_t N, int64_t K,
+                           const fc_gemm_operand *A, int64_t i0, const void *packed_a,
+                           const fc_gemm_operand *B, int64_t j0, int accumulate, void *C,
+                           int64_t ldc, const void *row_bias, void *work);
 
 #endif

@@ -61,6 +61,37 @@ cdef extern from "fastconv.h" nogil:
     fc_status fc_conv2d_bwd_weight_direct_f64(const fc_conv_geom *g, const double *dy,
                                               const double *x, double *dw, double *db, int nthreads)
 
+    fc_status fc_conv2d_fwd_gemm_f32(const fc_conv_geom *g, const float *x, const float *w,
+                                     const float *b, float *y, int nthreads)
+    fc_status fc_conv2d_fwd_gemm_f64(const fc_conv_geom *g, const double *x, const double *w,
+                                     const double *b, double *y, int nthreads)
+    fc_status fc_conv2d_bwd_data_gemm_f32(const fc_conv_geom *g, const float *dy,
+                                          const float *w, float *dx, int nthreads)
+    fc_status fc_conv2d_bwd_data_gemm_f64(const fc_conv_geom *g, const double *dy,
+                                          const double *w, double *dx, int nthreads)
+    fc_status fc_conv2d_bwd_weight_gemm_f32(const fc_conv_geom *g, const float *dy,
+                                            const float *x, float *dw, float *db, int nthreads)
+    fc_status fc_conv2d_bwd_weight_gemm_f64(const fc_conv_geom *g, const double *dy,
+                                            const double *x, double *dw, double *db, int nthreads)
+
+    fc_status fc_conv2d_fwd_winograd_f32(const fc_conv_geom *g, const float *x, const float *w,
+                                         const float *b, float *y, int nthreads)
+    fc_status fc_conv2d_fwd_winograd_f64(const fc_conv_geom *g, const double *x,
+                                         const double *w, const double *b, double *y,
+                                         int nthreads)
+    fc_status fc_conv2d_bwd_data_winograd_f32(const fc_conv_geom *g, const float *dy,
+                                              const float *w, float *dx, int nthreads)
+    fc_status fc_conv2d_bwd_data_winograd_f64(const fc_conv_geom *g, const double *dy,
+                                              const double *w, double *dx, int nthreads)
+    fc_status fc_conv2d_bwd_weight_winograd_f32(const fc_conv_geom *g, const float *dy,
+                                                const float *x, float *dw, float *db,
+                                                int nthreads)
+    fc_status fc_conv2d_bwd_weight_winograd_f64(const fc_conv_geom *g, const double *dy,
+                                                const double *x, double *dw, double *db,
+                                                int nthreads)
+    int fc_winograd_set_tile(int m)
+    int fc_winograd_get_tile()
+
     fc_status fc_maxpool2d_fwd_f32(const fc_pool_geom *g, const float *x, float *y,
                                    int64_t *idx, int nthreads)
     fc_status fc_maxpool2d_fwd_f64(const fc_pool_geom *g, const double *x, double *y,
@@ -82,3 +113,16 @@ cdef extern from "fastconv.h" nogil:
     fc_status fc_bias_add_f64(int64_t N, int64_t K, int64_t L, const double *b, double *y, int nthreads)
     fc_status fc_bias_grad_f32(int64_t N, int64_t K, int64_t L, const float *dy, float *db, int nthreads)
     fc_status fc_bias_grad_f64(int64_t N, int64_t K, int64_t L, const double *dy, double *db, int nthreads)
+
+
+# fastconv's own GEMM (csrc/gemm.h, private to the package: bound for the tests
+# and for the ISA switch).
+cdef extern from "gemm.h" nogil:
+    fc_status fc_gemm_f32(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                          const float *A, int64_t lda, const float *B, int64_t ldb,
+                          float beta, float *C, int64_t ldc, int nthreads)
+    fc_status fc_gemm_f64(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                          const double *A, int64_t lda, const double *B, int64_t ldb,
+                          double beta, double *C, int64_t ldc, int nthreads)
+    const char *fc_gemm_isa()
+    int fc_gemm_set_isa(int level)

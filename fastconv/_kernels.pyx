@@ -215,6 +215,189 @@ def conv2d_bwd_weight_direct(ConvGeom geom, const real[::1] dy, const real[::1] 
     _check(st, "conv2d backward-weight (direct)")
 
 
+# ---- GEMM convolution ------------------------------------------------------
+
+def conv2d_fwd_gemm(ConvGeom geom, const real[::1] x, const real[::1] w, const real[::1] b,
+                    real[::1] y, int nthreads):
+    """b may be an empty buffer, meaning no bias."""
+    _need(x.shape[0], geom.x_size(), "x")
+    _need(w.shape[0], geom.w_size(), "w")
+    _need(y.shape[0], geom.y_size(), "y")
+    if b.shape[0] != 0:
+        _need(b.shape[0], geom.g.K, "b")
+    if geom.g.N == 0:
+        return
+    cdef const real *bp = &b[0] if b.shape[0] else NULL
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_conv2d_fwd_gemm_f32(&geom.g, &x[0], &w[0], bp, &y[0], nthreads)
+        else:
+            st = fc_conv2d_fwd_gemm_f64(&geom.g, &x[0], &w[0], bp, &y[0], nthreads)
+    _check(st, "conv2d forward (gemm)")
+
+
+def conv2d_bwd_data_gemm(ConvGeom geom, const real[::1] dy, const real[::1] w, real[::1] dx,
+                         int nthreads):
+    _need(dx.shape[0], geom.x_size(), "dx")
+    _need(w.shape[0], geom.w_size(), "w")
+    _need(dy.shape[0], geom.y_size(), "dy")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_conv2d_bwd_data_gemm_f32(&geom.g, &dy[0], &w[0], &dx[0], nthreads)
+        else:
+            st = fc_conv2d_bwd_data_gemm_f64(&geom.g, &dy[0], &w[0], &dx[0], nthreads)
+    _check(st, "conv2d backward-data (gemm)")
+
+
+def conv2d_bwd_weight_gemm(ConvGeom geom, const real[::1] dy, const real[::1] x,
+                           real[::1] dw, real[::1] db, int nthreads):
+    """db may be an empty buffer, meaning no bias gradient. dw, db are overwritten."""
+    _need(x.shape[0], geom.x_size(), "x")
+    _need(dw.shape[0], geom.w_size(), "dw")
+    _need(dy.shape[0], geom.y_size(), "dy")
+    if db.shape[0] != 0:
+        _need(db.shape[0], geom.g.K, "db")
+    cdef real *dbp = &db[0] if db.shape[0] else NULL
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_conv2d_bwd_weight_gemm_f32(&geom.g, &dy[0] if geom.g.N else NULL,
+                                               &x[0] if geom.g.N else NULL, &dw[0], dbp,
+                                               nthreads)
+        else:
+            st = fc_conv2d_bwd_weight_gemm_f64(&geom.g, &dy[0] if geom.g.N else NULL,
+                                               &x[0] if geom.g.N else NULL, &dw[0], dbp,
+                                               nthreads)
+    _check(st, "conv2d backward-weight (gemm)")
+
+
+# ---- Winograd convolution (3x3, stride 1, dilation 1) ----------------------
+
+def conv2d_fwd_winograd(ConvGeom geom, const real[::1] x, const real[::1] w,
+                        const real[::1] b, real[::1] y, int nthreads):
+    """b may be an empty buffer, meaning no bias. The geometry must be 3x3, stride 1,
+    dilation 1 (functional.py checks that with a clear message first)."""
+    _need(x.shape[0], geom.x_size(), "x")
+    _need(w.shape[0], geom.w_size(), "w")
+    _need(y.shape[0], geom.y_size(), "y")
+    if b.shape[0] != 0:
+        _need(b.shape[0], geom.g.K, "b")
+    if geom.g.N == 0:
+        return
+    cdef const real *bp = &b[0] if b.shape[0] else NULL
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_conv2d_fwd_winograd_f32(&geom.g, &x[0], &w[0], bp, &y[0], nthreads)
+        else:
+            st = fc_conv2d_fwd_winograd_f64(&geom.g, &x[0], &w[0], bp, &y[0], nthreads)
+    _check(st, "conv2d forward (winograd)")
+
+
+def conv2d_bwd_data_winograd(ConvGeom geom, const real[::1] dy, const real[::1] w,
+                             real[::1] dx, int nthreads):
+    _need(dx.shape[0], geom.x_size(), "dx")
+    _need(w.shape[0], geom.w_size(), "w")
+    _need(dy.shape[0], geom.y_size(), "dy")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_conv2d_bwd_data_winograd_f32(&geom.g, &dy[0], &w[0], &dx[0], nthreads)
+        else:
+            st = fc_conv2d_bwd_data_winograd_f64(&geom.g, &dy[0], &w[0], &dx[0], nthreads)
+    _check(st, "conv2d backward-data (winograd)")
+
+
+def conv2d_bwd_weight_winograd(ConvGeom geom, const real[::1] dy, const real[::1] x,
+                               real[::1] dw, real[::1] db, int nthreads):
+    """db may be an empty buffer, meaning no bias gradient. dw, db are overwritten."""
+    _need(x.shape[0], geom.x_size(), "x")
+    _need(dw.shape[0], geom.w_size(), "dw")
+    _need(dy.shape[0], geom.y_size(), "dy")
+    if db.shape[0] != 0:
+        _need(db.shape[0], geom.g.K, "db")
+    cdef real *dbp = &db[0] if db.shape[0] else NULL
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_conv2d_bwd_weight_winograd_f32(&geom.g, &dy[0] if geom.g.N else NULL,
+                                                   &x[0] if geom.g.N else NULL, &dw[0], dbp,
+                                                   nthreads)
+        else:
+            st = fc_conv2d_bwd_weight_winograd_f64(&geom.g, &dy[0] if geom.g.N else NULL,
+                                                   &x[0] if geom.g.N else NULL, &dw[0], dbp,
+                                                   nthreads)
+    _check(st, "conv2d backward-weight (winograd)")
+
+
+def winograd_tile(m=None):
+    """The Winograd output tile size (4: F(4x4,3x3), 2: F(2x2,3x3)). With ``m``,
+    set it for later calls (0 restores the default) and return the previous one.
+    Process-wide; for tests and benchmarks."""
+    if m is None:
+        return fc_winograd_get_tile()
+    if m not in (0, 2, 4):
+        raise ValueError(f"winograd tile must be 2 or 4 (or 0 for the default), got {m!r}")
+    return fc_winograd_set_tile(m)
+
+
+# ---- GEMM (tests and ISA control) ------------------------------------------
+
+_ISA_LEVELS = {"generic": 0, "avx2": 1, "avx512": 2}
+
+
+def isa():
+    """The SIMD variant fastconv's GEMM uses now: "avx512", "avx2" or "generic"."""
+    return fc_gemm_isa().decode()
+
+
+def set_isa(name):
+    """Use the GEMM variant ``name`` (capped by what this CPU supports); returns the
+    variant now in use. For tests and benchmarks (FASTCONV_ISA sets the start value)."""
+    if name not in _ISA_LEVELS:
+        raise ValueError(f"isa must be one of {tuple(_ISA_LEVELS)}, got {name!r}")
+    fc_gemm_set_isa(_ISA_LEVELS[name])
+    return isa()
+
+
+def gemm(bint trans_a, bint trans_b, int64_t M, int64_t N, int64_t K, const real[::1] a,
+         int64_t lda, const real[::1] b, int64_t ldb, real beta, real[::1] c, int64_t ldc,
+         int nthreads):
+    """C = op(A) op(B) + beta C on flat row-major buffers (test-only binding of fc_gemm)."""
+    if M < 0 or N < 0 or K < 0:
+        raise ValueError(f"gemm: M, N, K must be >= 0, got {M}, {N}, {K}")
+    # Every element the kernel may touch must lie inside the buffers.
+    if M and N:
+        if ldc < N or (M - 1) * ldc + N > c.shape[0]:
+            raise ValueError(f"gemm: c has {c.shape[0]} elements, too few for {M}x{N} with ldc {ldc}")
+        if K:
+            ra, ca = (K, M) if trans_a else (M, K)
+            rb, cb = (N, K) if trans_b else (K, N)
+            if lda < ca or (ra - 1) * lda + ca > a.shape[0]:
+                raise ValueError(f"gemm: a has {a.shape[0]} elements, too few for {ra}x{ca} with lda {lda}")
+            if ldb < cb or (rb - 1) * ldb + cb > b.shape[0]:
+                raise ValueError(f"gemm: b has {b.shape[0]} elements, too few for {rb}x{cb} with ldb {ldb}")
+    if M == 0 or N == 0:
+        return
+    cdef const real *ap = &a[0] if K else NULL
+    cdef const real *bp = &b[0] if K else NULL
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_gemm_f32(trans_a, trans_b, M, N, K, ap, lda, bp, ldb, beta, &c[0], ldc,
+                             nthreads)
+        else:
+            st = fc_gemm_f64(trans_a, trans_b, M, N, K, ap, lda, bp, ldb, beta, &c[0], ldc,
+                             nthreads)
+    _check(st, "gemm")
+
+
 # ---- pooling ---------------------------------------------------------------
 
 def maxpool2d_fwd(PoolGeom geom, const real[::1] x, real[::1] y, int64_t[::1] idx, int nthreads):

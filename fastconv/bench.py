@@ -7,7 +7,8 @@ PyTorch's CPU kernels when ``torch`` can be imported, on the layer set of
 
 * ``conv`` cases: forward, and forward + backward (backward-data,
   backward-weight and bias gradient), for fastconv's ``algo="auto"`` and, when
-  one call is cheap enough, each of its algorithms (``im2col``, ``direct``);
+  one call is cheap enough, each of its algorithms forced (``im2col``,
+  ``direct``, ``gemm``, ``winograd``: whatever ``fastconv.functional.ALGOS`` lists);
   reported as milliseconds, GFLOP/s (forward FLOPs = 2 N K (C/groups) R S P Q,
   backward twice that) and as a fraction of the machine's matrix-multiply peak;
 * ``pool`` cases: max and average pooling, forward and forward + backward;
@@ -55,6 +56,9 @@ __all__ = [
     "POOL_CASES",
     "TRAIN_CASES",
     "select_cases",
+    "conv_algos",
+    "auto_algo",
+    "algo_applies",
     "conv_impls",
     "pool_impls",
     "train_impls",
@@ -105,7 +109,7 @@ PEAK_SIZE = 2048
 MIN_TIME = 0.05
 MIN_TIME_QUICK = 0.002
 DEFAULT_REPEAT = 5
-#: A per-algorithm variant (im2col / direct when auto chose the other) is skipped when one
+#: A forced-algorithm variant (other than the one auto ran) is skipped when one
 #: warm call takes longer than max(SLOW_ABS, SLOW_REL x the auto call): "when cheap".
 SLOW_ABS = 0.25
 SLOW_REL = 8.0
@@ -347,24 +351,55 @@ def _gflops(flop, t):
     return None if t is None or t <= 0 else flop / t / 1e9
 
 
-def auto_algo(name):
-    """The algorithm fastconv's ``algo="auto"`` picks for convolution case ``name`` (or None)."""
+def conv_algos():
+    """fastconv's explicit convolution algorithms (``functional.ALGOS`` without "auto")."""
+    try:
+        from .functional import ALGOS
+    except ImportError:  # pragma: no cover - the native API is always there
+        return ("im2col", "direct")
+    return tuple(a for a in ALGOS if a != "auto")
+
+
+def _conv_params(name):
+    from ._args import conv_params
+
     N, C, H, W, K, R, S, stride, pad, groups = CONV_CASES[name]
+    return conv_params((N, C, H, W), (K, C // groups, R, S), stride, pad, 1, groups)
+
+
+def auto_algo(name, backward=False):
+    """The algorithm fastconv's ``algo="auto"`` picks for convolution case ``name``, for the
+    forward pass or (``backward``) the backward pass; None when that cannot be told."""
     try:
         from . import functional
-        from ._args import conv_params
 
-        p = conv_params((N, C, H, W), (K, C // groups, R, S), stride, pad, 1, groups)
-        return functional._choose_algo("auto", p)
+        p = _conv_params(name)
+        try:
+            return functional._choose_algo("auto", p, backward=backward)
+        except TypeError:  # an older rule with one choice for every pass
+            return functional._choose_algo("auto", p)
     except Exception:  # a private helper: tolerate it changing
         return None
+
+
+def algo_applies(name, algo):
+    """True when fastconv accepts ``algo`` for convolution case ``name`` (e.g. winograd needs
+    3x3, stride 1): checked by an empty-batch call, which validates and returns at once."""
+    N, C, H, W, K, R, S, stride, pad, groups = CONV_CASES[name]
+    x = np.zeros((0, C, H, W), np.float32)
+    w = np.zeros((K, C // groups, R, S), np.float32)
+    try:
+        fastconv.conv2d(x, w, None, stride, pad, 1, groups, algo=algo)
+    except ValueError:
+        return False
+    return True
 
 
 def conv_impls(name, torch=None, algos=("auto",)):
     """The callables timed for convolution case ``name``.
 
-    Returns ``(info, impls)``: ``info`` holds the shape (with P, Q), ``flop_fwd`` and ``auto``
-    (the algorithm ``algo="auto"`` picks); ``impls`` maps an implementation name to a pair
+    Returns ``(info, impls)``: ``info`` holds the shape (with P, Q), ``flop_fwd``, ``auto`` and
+    ``auto_backward`` (the algorithms ``algo="auto"`` picks for each pass); ``impls`` maps an implementation name to a pair
     ``(forward, forward_and_backward)`` of argument-less callables on fixed float32 data:
     ``"fastconv"`` (for ``algo="auto"``) or the algorithm's name for each of ``algos``,
     ``"numpy"`` and, when the ``torch`` module is given, ``"torch"``.
@@ -384,6 +419,7 @@ def conv_impls(name, torch=None, algos=("auto",)):
                   "stride": stride, "pad": pad, "groups": groups, "P": P, "Q": Q},
         "flop_fwd": 2.0 * N * K * (C // groups) * R * S * P * Q,
         "auto": auto_algo(name),
+        "auto_backward": auto_algo(name, backward=True),
     }
 
     def fc(algo):
@@ -426,18 +462,19 @@ def conv_impls(name, torch=None, algos=("auto",)):
 
 
 def _conv_case(name, t, torch, repeat, min_time, peak, per_algo):
-    auto = auto_algo(name)
-    others = tuple(a for a in ("im2col", "direct") if per_algo and a != auto)
-    info, impls = conv_impls(name, torch, ("auto",) + others)
-    optional = {a: SLOW_REL for a in others}
+    auto_f, auto_b = auto_algo(name), auto_algo(name, backward=True)
+    algos = tuple(a for a in conv_algos() if algo_applies(name, a)) if per_algo else ()
+    info, impls = conv_impls(name, torch, ("auto",) + algos)
     flop_fwd = info["flop_fwd"]
     rows = []
     for pi, (pass_, flop) in enumerate((("fwd", flop_fwd), ("fwd+bwd", 3.0 * flop_fwd))):
-        fns = {k: v[pi] for k, v in impls.items()}  # "fastconv" (auto) first
+        # The algorithm auto runs in this pass is not timed twice: it gets the auto time.
+        same = auto_f if pi == 0 or auto_f == auto_b else None
+        fns = {k: v[pi] for k, v in impls.items() if k != same}  # "fastconv" (auto) first
+        optional = {a: SLOW_REL for a in algos}
         times, skipped = _measure(fns, repeat, min_time, optional)
-        if per_algo and auto in ("im2col", "direct"):
-            times[auto] = times["fastconv"]
         tf = times["fastconv"]
+        algo_s = {a: (tf if a == same else times.get(a)) for a in algos}
         rows.append({
             "kind": "conv",
             "case": name,
@@ -445,13 +482,13 @@ def _conv_case(name, t, torch, repeat, min_time, peak, per_algo):
             "pass": pass_,
             "shape": info["shape"],
             "gflop": flop / 1e9,
-            "algo": auto,
+            "algo": auto_f if pi == 0 or auto_f == auto_b else f"{auto_f}/{auto_b}",
             "fastconv_s": tf,
-            "im2col_s": times.get("im2col"),
-            "direct_s": times.get("direct"),
+            "algo_s": algo_s,
             "numpy_s": times.get("numpy"),
             "torch_s": times.get("torch"),
             "fastconv_gflops": _gflops(flop, tf),
+            "algo_gflops": {a: _gflops(flop, v) for a, v in algo_s.items()},
             "numpy_gflops": _gflops(flop, times.get("numpy")),
             "torch_gflops": _gflops(flop, times.get("torch")),
             "peak_gflops": peak,
@@ -667,14 +704,15 @@ def _train_case(name, t, torch, repeat, min_time):
 # ---------------------------------------------------------------- run
 
 
-def run(cases="all", threads=None, repeat=None, quick=False, per_algo=True, progress=None):
+def run(cases="all", threads=None, repeat=None, quick=False, per_algo=None, progress=None):
     """Run the benchmark; return a list of result dicts (JSON-serialisable).
 
     ``cases``: case names and/or groups (``all``, ``conv``, ``pool``, ``train``), as a list or a
     comma-separated string. ``threads``: thread counts to run at (list, int or "1,2"; default
     1 and fastconv's current count, or only the current count with ``quick``). ``repeat``:
     timing rounds (median taken; default 5, or 1 with ``quick``). ``quick``: tiny samples for a smoke test (figures are then rough).
-    ``per_algo``: also time the im2col and direct algorithms separately when cheap.
+    ``per_algo``: also time each of fastconv's algorithms forced, when cheap (default:
+    yes, except with ``quick``).
     ``progress``: a callable taking a one-line message, or None.
 
     The first results, ``kind == "matmul"``, hold the NumPy float32 2048 x 2048 matmul rate
@@ -688,6 +726,8 @@ def run(cases="all", threads=None, repeat=None, quick=False, per_algo=True, prog
         raise ValueError(f"repeat must be a positive int, got {repeat!r}")
     repeat = int(repeat)
     min_time = MIN_TIME_QUICK if quick else MIN_TIME
+    if per_algo is None:
+        per_algo = not quick
     say = progress or (lambda msg: None)
     torch = _import_torch()
     results = []
@@ -743,8 +783,7 @@ def _md(header, rows):
 
 
 CONV_COLUMNS = ["layer", "threads", "pass", "GFLOP", "fastconv ms", "algo", "fastconv GFLOP/s",
-                "% peak", "im2col ms", "direct ms", "numpy ms", "torch ms", "torch GFLOP/s",
-                "torch % peak", "vs numpy", "vs torch"]
+                "% peak", "numpy ms", "torch ms", "torch GFLOP/s", "torch % peak", "vs numpy", "vs torch"]
 POOL_COLUMNS = ["pooling", "op", "threads", "pass", "fastconv ms", "numpy ms", "torch ms",
                 "vs numpy", "vs torch"]
 TRAIN_COLUMNS = ["model", "threads", "batch", "fastconv img/s", "torch img/s", "vs torch", "notes"]
@@ -767,21 +806,30 @@ def format_table(results):
              for r in by_kind["matmul"]],
         ))
     if "conv" in by_kind:
+        convs = by_kind["conv"]
+        seen = {a for r in convs for a in r.get("algo_s", {})}
+        algos = [a for a in conv_algos() if a in seen] + sorted(seen - set(conv_algos()))
+        header = CONV_COLUMNS[:8] + [f"{a} ms" for a in algos] + CONV_COLUMNS[8:]
         rows = []
-        for r in by_kind["conv"]:
+        for r in convs:
+            per = r.get("algo_s", {})
+            cells = [("slow" if per[a] is None else _ms(per[a])) if a in per else
+                     ("n/a" if per else "-") for a in algos]
             rows.append([
                 r["case"], r["threads"], r["pass"], f"{r['gflop']:.3f}", _ms(r["fastconv_s"]),
                 r["algo"] or "-", _num(r["fastconv_gflops"]), _pct(r["peak_fraction"]),
-                _ms(r["im2col_s"]), _ms(r["direct_s"]), _ms(r["numpy_s"]), _ms(r["torch_s"]),
-                _num(r["torch_gflops"]), _pct(r.get("torch_peak_fraction")),
-                _x(r["speedup_vs_numpy"]), _x(r["speedup_vs_torch"]),
+            ] + cells + [
+                _ms(r["numpy_s"]), _ms(r["torch_s"]), _num(r["torch_gflops"]),
+                _pct(r.get("torch_peak_fraction")), _x(r["speedup_vs_numpy"]), _x(r["speedup_vs_torch"]),
             ])
-        parts.append("Convolution (fwd+bwd = forward + backward-data + backward-weight + bias; "
-                     "speedup = other time / fastconv time):\n\n" + _md(CONV_COLUMNS, rows))
+        parts.append("Convolution (fwd+bwd = forward + backward-data + backward-weight + bias; algo = what "
+                     "algo='auto' ran (fwd/bwd when they differ); '<algo> ms' = that algorithm forced, "
+                     "'slow' = skipped as much slower than auto, 'n/a' = not applicable to the layer; "
+                     "speedup = other time / fastconv time):\n\n" + _md(header, rows))
         notes = sorted({f"{r['case']} ({r['threads']} thr, {r['pass']}): {r['notes']}"
-                        for r in by_kind["conv"] if r.get("notes")})
+                        for r in convs if r.get("notes")})
         if notes:
-            parts.append("Notes: " + "; ".join(notes))
+            parts.append("Notes:\n\n" + "\n".join(f"- {n}" for n in notes))
     if "pool" in by_kind:
         rows = [[r["case"], r["op"], r["threads"], r["pass"], _ms(r["fastconv_s"]), _ms(r["numpy_s"]),
                  _ms(r["torch_s"]), _x(r["speedup_vs_numpy"]), _x(r["speedup_vs_torch"])]
@@ -810,8 +858,9 @@ def format_environment(env):
         "environment: " + (", ".join(f"{k}={v}" for k, v in env["env"].items()) or "none of OPENBLAS_*, OMP_*, "
                            "MKL_*, FASTCONV_* set"),
     ]
-    if env.get("loadavg"):
-        lines.append("load average at start: " + ", ".join(f"{v:.2f}" for v in env["loadavg"]))
+    for key, when in (("loadavg", "start"), ("loadavg_end", "end")):
+        if env.get(key):
+            lines.append(f"load average (1, 5, 15 min) at {when}: " + ", ".join(f"{v:.2f}" for v in env[key]))
     return "\n".join(lines)
 
 
@@ -830,9 +879,13 @@ def _add_arguments(p):
     p.add_argument("--json", metavar="PATH", default=None,
                    help="also write the environment and all results as JSON to PATH")
     p.add_argument("--quick", action="store_true",
-                   help="smoke test: tiny timing samples, 1 round (figures are rough)")
+                   help="smoke test: tiny timing samples, 1 round, no per-algorithm timing "
+                        "(figures are rough)")
+    p.add_argument("--per-algo", dest="per_algo", action="store_true", default=None,
+                   help="also time each of fastconv's algorithms (im2col, direct, gemm, ...) forced, when one call "
+                        "is cheap (the default, except with --quick)")
     p.add_argument("--no-per-algo", dest="per_algo", action="store_false",
-                   help="do not time fastconv's im2col and direct algorithms separately")
+                   help="do not time fastconv's algorithms separately")
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     return p
 
@@ -866,6 +919,10 @@ def run_from_args(args):
         return 2
     env = environment()
     results = run(names, threads, args.repeat, quick=args.quick, per_algo=args.per_algo, progress=progress)
+    try:
+        env["loadavg_end"] = list(os.getloadavg())
+    except OSError:
+        env["loadavg_end"] = None
     print(format_environment(env))
     print()
     print(format_table(results), end="")

@@ -47,7 +47,7 @@ def test_bad_arguments():
 
 def test_run_one_conv_case(small_peak, restore_threads):
     prev = fastconv.get_num_threads()
-    results = bench.run("lenet_c1", threads=1, repeat=1, quick=True)
+    results = bench.run("lenet_c1", threads=1, repeat=1, quick=True, per_algo=True)
     assert fastconv.get_num_threads() == prev  # thread settings restored
     kinds = [r["kind"] for r in results]
     assert kinds == ["matmul", "conv", "conv"]
@@ -59,19 +59,25 @@ def test_run_one_conv_case(small_peak, restore_threads):
     # FLOPs = 2 N K (C/groups) R S P Q forward, 3x that for forward + backward.
     assert fwd["gflop"] == pytest.approx(2 * 64 * 20 * 1 * 25 * 24 * 24 / 1e9)
     assert step["gflop"] == pytest.approx(3 * fwd["gflop"])
+    algos = bench.conv_algos()
+    assert "im2col" in algos and "direct" in algos and "auto" not in algos
     for r in (fwd, step):
         assert r["fastconv_s"] > 0 and r["numpy_s"] > 0
         assert r["speedup_vs_numpy"] == pytest.approx(r["numpy_s"] / r["fastconv_s"])
         assert r["peak_fraction"] == pytest.approx(r["fastconv_gflops"] / peak["gflops"])
-        assert r["algo"] in ("im2col", "direct")
-        assert r[r["algo"] + "_s"] == r["fastconv_s"]
+        assert set(r["algo_s"]) <= set(algos) and "im2col" in r["algo_s"]
+    # The forward's auto algorithm is not timed twice: it carries the auto time.
+    assert fwd["algo"] in algos
+    assert fwd["algo_s"][fwd["algo"]] == fwd["fastconv_s"]
+    assert "winograd" not in fwd["algo_s"] or bench.algo_applies("lenet_c1", "winograd")
     json.dumps(results)  # serialisable as is
 
     table = bench.format_table(results)
     lines = table.splitlines()
     conv_header = next(l for l in lines if l.startswith("| layer"))
     cols = [c.strip() for c in conv_header.strip("|").split("|")]
-    assert cols == bench.CONV_COLUMNS
+    for needed in bench.CONV_COLUMNS + [f"{a} ms" for a in fwd["algo_s"]]:
+        assert needed in cols
     for needed in ("fastconv ms", "numpy ms", "torch ms", "fastconv GFLOP/s", "% peak", "vs numpy", "vs torch"):
         assert needed in cols
     rows = [l for l in lines if l.startswith("| lenet_c1")]
@@ -107,7 +113,15 @@ def test_cli_json(tmp_path, small_peak, restore_threads, capsys):
     assert set(data) == {"environment", "arguments", "results"}
     assert data["environment"]["numpy"] == np.__version__
     assert [r["kind"] for r in data["results"]] == ["matmul", "conv", "conv"]
-    assert data["results"][1]["im2col_s"] is None or data["results"][1]["algo"] == "im2col"
+    assert data["results"][1]["algo_s"] == {}  # --no-per-algo
+
+
+def test_algo_applies():
+    assert bench.algo_applies("lenet_c1", "im2col")
+    if "winograd" in bench.conv_algos():
+        assert bench.algo_applies("cifar_c2", "winograd")       # 3x3, stride 1
+        assert not bench.algo_applies("lenet_c1", "winograd")   # 5x5
+        assert not bench.algo_applies("resnet_3x3s2", "winograd")  # stride 2
 
 
 def test_cli_rejects_unknown_case(capsys):

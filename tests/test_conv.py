@@ -9,7 +9,29 @@ import fastconv
 from fastconv import reference as ref
 from conftest import DTYPES, assert_close, randn
 
-ALGOS = ["im2col", "direct", "auto"]
+ALGOS = ["im2col", "direct", "gemm", "auto"]
+
+
+def _gemm_isas():
+    """fastconv's GEMM variants this CPU runs (set_isa caps at what it has)."""
+    from fastconv import _kernels
+
+    prev = _kernels.isa()
+    try:
+        return [n for n in ("generic", "avx2", "avx512") if _kernels.set_isa(n) == n]
+    finally:
+        _kernels.set_isa(prev)
+
+
+@pytest.fixture(scope="module", params=_gemm_isas(), autouse=True)
+def gemm_isa(request):
+    """Every test here runs once under each SIMD variant of the GEMM ("gemm" and "auto")."""
+    from fastconv import _kernels
+
+    prev = _kernels.isa()
+    _kernels.set_isa(request.param)
+    yield request.param
+    _kernels.set_isa(prev)
 
 
 @st.composite
@@ -55,7 +77,7 @@ def _kw(case):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("algo", ["im2col", "direct"])
+@pytest.mark.parametrize("algo", ["im2col", "direct", "gemm"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(case=conv_cases(), seed=st.integers(0, 2**31 - 1), use_bias=st.booleans())
 def test_conv2d_matches_reference(case, seed, use_bias, algo, dtype):
@@ -68,7 +90,7 @@ def test_conv2d_matches_reference(case, seed, use_bias, algo, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("algo", ["im2col", "direct"])
+@pytest.mark.parametrize("algo", ["im2col", "direct", "gemm"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(case=conv_cases(), seed=st.integers(0, 2**31 - 1), need_dx=st.booleans(),
        need_db=st.booleans())
@@ -177,7 +199,7 @@ def _central_difference(f, a, eps=1e-6):
     return g
 
 
-@pytest.mark.parametrize("algo", ["im2col", "direct"])
+@pytest.mark.parametrize("algo", ["im2col", "direct", "gemm"])
 @pytest.mark.parametrize("kw", [
     dict(stride=1, padding=1, dilation=1, groups=1),
     dict(stride=(2, 1), padding=(0, 2), dilation=(1, 2), groups=2),

@@ -7,12 +7,16 @@
  * pointers and bad geometries give FC_EINVAL. "bench" as argument measures
  * N=8, C=64, 56x56, K=64, 3x3, pad 1 (float32; add "1" for one thread only).
  *
- * Build and run (from csrc/):
+ * Every case runs under each SIMD variant the CPU has (baseline, AVX2,
+ * AVX-512, forced through fc_gemm_set_isa, which the direct kernels follow).
+ * Also: inf / NaN in x elements no output window reads must not reach dw.
+ *
+ * Build and run (from csrc/; gemm.c provides the ISA setting):
  *   gcc -std=c99 -O2 -Wall -Wextra -fopenmp -I. tests/test_conv_direct_c.c \
- *       conv_direct.c geom.c runtime.c -lm -o /tmp/tcd && /tmp/tcd [iterations]
- * Variants worth running: -DFC_DIRECT_MAX_ISA=0 (baseline instance on an
- * AVX2 CPU), -DFC_DIR_BWD_WEIGHT_BUDGET=1 (backward-weight one sample per
- * chunk), -fsanitize=address,undefined, and without -fopenmp.
+ *       conv_direct.c geom.c runtime.c gemm.c -lm -o /tmp/tcd && /tmp/tcd [iterations]
+ * Variants worth running: -DFC_DIRECT_MAX_ISA=0 (baseline instances only),
+ * -DFC_DIR_BWD_WEIGHT_BUDGET=1 (backward-weight one sample per chunk /
+ * group), -fsanitize=address,undefined, and without -fopenmp.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <math.h>
@@ -21,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 #include "fastconv.h"
+#include "gemm.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static uint64_t rng_next(void)
@@ -168,6 +173,11 @@ static void random_case(int iter)
     if (rnd(0, 5) == 0) { K = C; groups = C; }                     /* depthwise */
     int64_t N = rnd(0, 5) == 0 ? 0 : rnd(1, 3);
     int64_t H = rnd(1, 12), W = rnd(1, 40);
+    if (rnd(0, 15) == 0) {          /* more samples, taller planes: sample parts and groups */
+        N = rnd(4, 12);
+        H = rnd(12, 40);
+        W = rnd(14, 70);
+    }
     int64_t R = rnd(1, 4), S = rnd(1, 7);
     if (rnd(0, 4) == 0) { R = 1; S = 1; }
     int64_t sh = rnd(1, 3), sw = rnd(1, 3), dh = rnd(1, 3), dwl = rnd(1, 3);
@@ -279,6 +289,59 @@ static void bench(int nthreads)
     free(x); free(w); free(y); free(dx); free(dw); free(b);
 }
 
+/* inf / NaN in x elements that no output window reads (rows and columns cut
+ * off by the stride, gaps between windows): dw must be finite and equal to
+ * dw for the same x with those elements zero. */
+#define DEFINE_UNREAD(T, SFX)                                                          \
+static void unread_case_##SFX(int64_t W, int64_t S, int64_t stride, int64_t pad, T bad)  \
+{                                                                                      \
+    fc_conv_geom g;                                                                    \
+    if (fc_conv_geom_init(&g, 2, 2, W, W, 5, S, S, 1, stride, stride, pad, pad, pad, pad, \
+                          1, 1) != FC_OK) return;                                      \
+    int64_t nx = g.N * g.C * g.H * g.W, ny = g.N * g.K * g.P * g.Q;                    \
+    int64_t nw = g.K * g.C * g.R * g.S;                                                \
+    T *x = malloc(sizeof(T) * (size_t)nx), *x0 = malloc(sizeof(T) * (size_t)nx);       \
+    T *dy = malloc(sizeof(T) * (size_t)ny);                                            \
+    T *dw = malloc(sizeof(T) * (size_t)nw), *dw0 = malloc(sizeof(T) * (size_t)nw);     \
+    T db[5], db0[5];                                                                   \
+    char *rd = calloc((size_t)(g.H * g.W), 1);                                         \
+    for (int64_t p = 0; p < g.P; p++)                                                  \
+        for (int64_t q = 0; q < g.Q; q++)                                              \
+            for (int64_t r = 0; r < g.R; r++)                                          \
+                for (int64_t s = 0; s < g.S; s++) {                                    \
+                    int64_t h = p * stride - pad + r, v = q * stride - pad + s;        \
+                    if (h >= 0 && h < g.H && v >= 0 && v < g.W) rd[h * g.W + v] = 1;  \
+                }                                                                      \
+    for (int64_t i = 0; i < nx; i++) {                                                 \
+        x0[i] = rd[i % (g.H * g.W)] ? (T)rndu() : (T)0;                                \
+        x[i] = rd[i % (g.H * g.W)] ? x0[i] : bad;                                      \
+    }                                                                                  \
+    for (int64_t i = 0; i < ny; i++) dy[i] = (T)rndu();                                \
+    CHECK(fc_conv2d_bwd_weight_direct_##SFX(&g, dy, x, dw, db, 2) == FC_OK, "unread st"); \
+    CHECK(fc_conv2d_bwd_weight_direct_##SFX(&g, dy, x0, dw0, db0, 1) == FC_OK, "unread st"); \
+    CHECK(memcmp(dw, dw0, sizeof(T) * (size_t)nw) == 0,                                \
+          "%s unread inf/NaN reached dw (W %lld S %lld stride %lld pad %lld)", #SFX,     \
+          (long long)W, (long long)S, (long long)stride, (long long)pad);              \
+    free(x); free(x0); free(dy); free(dw); free(dw0); free(rd);                        \
+}
+DEFINE_UNREAD(float, f32)
+DEFINE_UNREAD(double, f64)
+
+static void unread_cases(void)
+{
+    const int64_t shapes[][4] = {   /* W, S, stride, pad */
+        {10, 3, 2, 0}, {42, 3, 2, 0}, {26, 2, 3, 0}, {38, 7, 2, 0}, {40, 3, 4, 1},
+        {7, 2, 3, 0}, {70, 5, 2, 0}, {35, 1, 2, 0},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int64_t *t = shapes[i];
+        unread_case_f32(t[0], t[1], t[2], t[3], INFINITY);
+        unread_case_f32(t[0], t[1], t[2], t[3], NAN);
+        unread_case_f64(t[0], t[1], t[2], t[3], -INFINITY);
+        unread_case_f64(t[0], t[1], t[2], t[3], NAN);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "bench") == 0) {
@@ -289,8 +352,16 @@ int main(int argc, char **argv)
     }
     error_cases();
     int iters = argc > 1 ? atoi(argv[1]) : 400;
-    for (int i = 0; i < iters; i++) random_case(i);
+    const char *prev = fc_gemm_isa();
+    int levels = 0;
+    for (int lv = 0; lv <= 2; lv++) {
+        if (fc_gemm_set_isa(lv) != lv) continue;     /* not on this CPU */
+        levels++;
+        for (int i = 0; i < iters; i++) random_case(i);
+        unread_cases();
+    }
+    fc_gemm_set_isa(strcmp(prev, "avx512") == 0 ? 2 : strcmp(prev, "avx2") == 0 ? 1 : 0);
     if (failures) { printf("%d failures\n", failures); return 1; }
-    printf("all %d random cases OK\n", iters);
+    printf("all %d random cases OK under %d SIMD variant(s)\n", iters, levels);
     return 0;
 }

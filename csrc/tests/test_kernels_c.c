@@ -2,18 +2,21 @@
  * test_kernels_c.c: stand-alone C check of im2col / col2im, pooling, ReLU and
  * bias kernels against naive loops (per-element bounds tests, no tricks).
  *
- * Build and run from the repository root:
+ * Build and run from the repository root (gemm.c provides the ISA setting):
  *   gcc -std=c99 -O1 -g -Wall -Wextra -fopenmp -Icsrc csrc/tests/test_kernels_c.c \
- *       csrc/im2col.c csrc/pool.c csrc/eltwise.c csrc/geom.c -o /tmp/tkc -lm && /tmp/tkc
+ *       csrc/im2col.c csrc/pool.c csrc/eltwise.c csrc/geom.c csrc/runtime.c \
+ *       csrc/gemm.c -o /tmp/tkc -lm && /tmp/tkc
  * (add -fsanitize=address,undefined to check memory too). Inputs are small
  * integers, so float32 sums are exact and every comparison is exact; results
- * are also compared across thread counts (must be bitwise identical).
+ * are also compared across thread counts (must be bitwise identical). The
+ * pooling cases run under every SIMD variant the CPU has (fc_gemm_set_isa).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "fastconv.h"
+#include "gemm.h"
 
 static int n_fail = 0, n_check = 0, n_empty = 0;
 #define CHECK(cond, ...)                                                   \
@@ -405,7 +408,7 @@ static void test_eltwise(void)
             fc_relu_bwd_f32(n, dyf, xf, dxf, nt);
             for (int64_t i = 0; i < n; i++) {
                 double ey = isnan(x[i]) ? NAN : (x[i] > 0 ? x[i] : 0.0);
-                double edx = x[i] > 0 ? dy[i] : 0.0;
+                double edx = x[i] <= 0 ? 0.0 : dy[i];   /* NaN x passes dy, as torch */
                 CHECK(same(y[i], ey) && !signbit(y[i]), "relu [%lld]", (long long)i);
                 CHECK(same(yf[i], ey) && !signbit(yf[i]), "relu f32 [%lld]", (long long)i);
                 CHECK(same(dx[i], edx) && same(dxf[i], edx), "relu bwd [%lld]", (long long)i);
@@ -456,9 +459,14 @@ static void test_eltwise(void)
 int main(void)
 {
     for (int i = 0; i < 400; i++) test_im2col_case();
-    for (int i = 0; i < 400; i++) test_pool_case(0);
-    for (int i = 0; i < 400; i++) test_pool_case(1);
-    test_pool_special();
+    const char *prev = fc_gemm_isa();
+    for (int lv = 0; lv <= 2; lv++) {
+        if (fc_gemm_set_isa(lv) != lv) continue;     /* not on this CPU */
+        for (int i = 0; i < 400; i++) test_pool_case(0);
+        for (int i = 0; i < 400; i++) test_pool_case(1);
+        test_pool_special();
+    }
+    fc_gemm_set_isa(strcmp(prev, "avx512") == 0 ? 2 : strcmp(prev, "avx2") == 0 ? 1 : 0);
     test_eltwise();
     printf("%d checks, %d failures (%d geometries with an empty window rejected)\n",
            n_check, n_fail, n_empty);
