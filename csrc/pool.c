@@ -39,15 +39,15 @@
 
 /* SIMD level for this call: 0 portable, 1 AVX2, 2 AVX-512 (fc_gemm_isa is
  * already capped by the CPU's features and by FASTCONV_ISA). */
+#if FC_POOL_X86
 static int pool_isa(void)
 {
-#if FC_POOL_X86
     const char *s = fc_gemm_isa();
     if (strcmp(s, "avx512") == 0) return 2;
     if (strcmp(s, "avx2") == 0) return 1;
-#endif
     return 0;
 }
+#endif
 
 /* 1 when the product of the n non-negative d[i] fits in int64. */
 static int pool_prod_fits(const int64_t *d, int n)
@@ -123,9 +123,6 @@ static void pool_interior_cols(const fc_pool_geom *g, int64_t *qa, int64_t *qb)
     *qa = a;
     *qb = b;
 }
-
-/* Columns per block of the average-pooling row loops (stack buffers). */
-#define FC_AVG_BLOCK 256
 
 /* Average pooling window along one axis, as PyTorch: the window
  * [start, start + k) is first cut at extent + pad (the far padding), its

@@ -6,6 +6,8 @@
   as fastconv.reference), for every algorithm and dtype. A kernel that runs
   over padded rows must never multiply such an element, not even by zero
   (0 * inf = NaN).
+* inf / NaN weights: dx takes w * dy only for real dy elements (a kernel
+  that runs over a zero-padded dy must not multiply a weight by the padding).
 * every SIMD variant of the direct convolution and of pooling (the machine's
   own and the narrower ones, forced through fastconv._kernels.set_isa) against
   the reference, on shapes wide enough to take the vector paths.
@@ -96,6 +98,7 @@ def test_unread_inf_nan_do_not_reach_the_weight_gradient(case, algo, dtype, bad)
     assert_close(db, db_r, dtype)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_read_inf_nan_propagate_as_in_the_reference(dtype):
     """inf / NaN that windows do read give the reference's inf / NaN pattern in dw
@@ -114,6 +117,31 @@ def test_read_inf_nan_propagate_as_in_the_reference(dtype):
         np.testing.assert_array_equal(np.isinf(dw), np.isinf(dw_r))
         fin = np.isfinite(dw_r)
         assert_close(dw[fin], dw_r[fin], dtype)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("algo", ["direct", "im2col", "gemm", "auto"])
+@pytest.mark.parametrize("kw", [dict(stride=1, padding=1), dict(stride=2, padding=1),
+                                dict(stride=1, padding=0, dilation=2)])
+def test_inf_nan_weights_reach_dx_as_in_the_reference(kw, algo, dtype):
+    """dx only takes w * dy for real dy elements: an inf weight gives inf (not NaN)
+    where no real dy meets it with the other sign, as in fastconv.reference."""
+    if algo not in ALGOS:
+        pytest.skip(f"no {algo} here")
+    rng = np.random.default_rng(9)
+    x = rng.integers(-3, 4, (2, 3, 21, 19)).astype(dtype)
+    w = rng.integers(-3, 4, (4, 3, 3, 3)).astype(dtype)
+    w[1, 2, 0, 0] = np.inf
+    w[3, 0, 2, 1] = np.nan
+    y_r = ref.conv2d(x, w, **kw)
+    dy = rng.integers(1, 4, y_r.shape).astype(dtype)        # positive: no inf - inf
+    dx_r, _, _ = ref.conv2d_backward(dy, x, w, **kw)
+    dx, _, _ = fastconv.conv2d_backward(dy, x, w, algo=algo, **kw)
+    np.testing.assert_array_equal(np.isnan(dx), np.isnan(dx_r))
+    np.testing.assert_array_equal(np.isinf(dx), np.isinf(dx_r))
+    fin = np.isfinite(dx_r)
+    assert_close(dx[fin], dx_r[fin], dtype)
 
 
 # ---- every SIMD variant ----------------------------------------------------
