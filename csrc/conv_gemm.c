@@ -212,10 +212,11 @@ static int cg_bwd_data_flipped(const fc_conv_geom *g)
  * ~15% at M = 64); reading B in place costs the (Ws - Q) / Q extra columns
  * plus ~10% of slower, unaligned B loads. Wide when that trade wins (and
  * the slab has enough channels to be worth it: few-channel first layers
- * measured better packed). */
-static int cg_wide(const cg_prob *pb, const cg_slab *L, int64_t Kg)
+ * measured better packed), with a SIMD kernel. */
+static int cg_wide(const cg_prob *pb, const cg_slab *L, int64_t Kg, const fc_gemm_kernel *kn)
 {
-    if (L->direct || pb->C / pb->G < 16) return 0;
+    /* the portable kernel reads B in place much slower than it packs it */
+    if (L->direct || pb->C / pb->G < 16 || fc_gemm_kernel_isa(kn) == 0) return 0;
     /* 10 / M > (Ws - Q) / Q + 1 / 10 */
     return 100 * pb->Q > Kg * (10 * (L->Ws - pb->Q) + pb->Q);
 }

@@ -57,7 +57,8 @@ enum { FC_ISA_GENERIC = 0, FC_ISA_AVX2 = 1, FC_ISA_AVX512 = 2 };
 typedef void (*fc_ukr_fn)(int64_t kc, const void *a, const void *b, void *c, int64_t ldc,
                           int load, int mr, int nr, const void *bias);
 /* The same with B read in place: row k of the tile is b + lines[k] (nr values,
- * no packing; see gemm.inc for when the driver takes this path). */
+ * no packing; see gemm.inc for when the driver takes this path). The SIMD
+ * kernels have one; the portable kernel does not (the driver packs B). */
 typedef void (*fc_ukr_lines_fn)(int64_t kc, const void *a, const void *b, const int64_t *lines,
                                 void *c, int64_t ldc, int load, int mr, int nr,
                                 const void *bias);
@@ -178,36 +179,6 @@ static void ukr_generic_##SFX(int64_t kc, const void *a_, const void *b_, void *
 FC_GEN_UKR(float, f32)
 FC_GEN_UKR(double, f64)
 
-#define FC_GEN_UKR_LINES(T, SFX)                                                         \
-static void ukr_generic_lines_##SFX(int64_t kc, const void *a_, const void *b_,          \
-                                    const int64_t *bl, void *c_, int64_t ldc, int load,  \
-                                    int mr, int nr, const void *bias_)                   \
-{                                                                                        \
-    const T *restrict bias = (const T *)bias_;                                           \
-    const T *restrict a = (const T *)a_;                                                 \
-    const T *restrict b = (const T *)b_;                                                 \
-    T *restrict c = (T *)c_;                                                             \
-    T acc[FC_GEN_MR][FC_GEN_NR];                                                         \
-    T bk[FC_GEN_NR];                                                                     \
-    for (int i = 0; i < FC_GEN_MR; i++)                                                  \
-        for (int j = 0; j < FC_GEN_NR; j++)                                              \
-            acc[i][j] = (load && i < mr && j < nr) ? c[i * ldc + j] : (T)0;              \
-    for (int64_t k = 0; k < kc; k++) {                                                   \
-        const T *row = b + bl[k];                                                        \
-        for (int j = 0; j < FC_GEN_NR; j++) bk[j] = j < nr ? row[j] : (T)0;              \
-        for (int i = 0; i < FC_GEN_MR; i++) {                                            \
-            const T ai = a[i];                                                           \
-            for (int j = 0; j < FC_GEN_NR; j++) acc[i][j] = acc[i][j] + ai * bk[j];      \
-        }                                                                                \
-        a += FC_GEN_MR;                                                                  \
-    }                                                                                    \
-    for (int i = 0; i < mr; i++) {                                                       \
-        const T bi = bias != NULL ? bias[i] : (T)0;                                      \
-        for (int j = 0; j < nr; j++) c[i * ldc + j] = bias != NULL ? acc[i][j] + bi : acc[i][j]; \
-    }                                                                                    \
-}
-FC_GEN_UKR_LINES(float, f32)
-FC_GEN_UKR_LINES(double, f64)
 
 #if FC_GEMM_X86
 /* ---- SIMD micro-kernels: up to MR rows x 2 vectors ------------------------
@@ -719,10 +690,10 @@ static void *align_up(void *p)
  * at most kc. kc <= 512 everywhere. */
 static const fc_gemm_kernel kern_generic_f32 = {
     FC_ISA_GENERIC, 4, FC_GEN_MR, FC_GEN_NR, 256, 128, 2048,
-    ukr_generic_f32, ukr_generic_lines_f32, pack_copy_v_f32, pack_trans_v_f32};
+    ukr_generic_f32, NULL, pack_copy_v_f32, pack_trans_v_f32};
 static const fc_gemm_kernel kern_generic_f64 = {
     FC_ISA_GENERIC, 8, FC_GEN_MR, FC_GEN_NR, 256, 64, 1024,
-    ukr_generic_f64, ukr_generic_lines_f64, pack_copy_v_f64, pack_trans_v_f64};
+    ukr_generic_f64, NULL, pack_copy_v_f64, pack_trans_v_f64};
 #if FC_GEMM_X86
 static const fc_gemm_kernel kern_avx2_f32 = {
     FC_ISA_AVX2, 4, 6, 16, 256, 144, 2048,
@@ -821,6 +792,7 @@ const fc_gemm_kernel *fc_gemm_kernel_f64(void)
 
 int fc_gemm_kernel_mr(const fc_gemm_kernel *kn) { return kn->mr; }
 int fc_gemm_kernel_nr(const fc_gemm_kernel *kn) { return kn->nr; }
+int fc_gemm_kernel_isa(const fc_gemm_kernel *kn) { return kn->isa; }
 
 
 int64_t fc_gemm_pack_a_slices(const fc_gemm_kernel *kn, int64_t K)

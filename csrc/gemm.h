@@ -52,8 +52,9 @@ int fc_gemm_set_isa(int level);
  * transposed); for B (K x N), k_lines = 1 means B[k][j] = line k, position j
  * (row-major B), 0 means line j, position k (B stored transposed).
  * k_lines = FC_GEMM_IN_PLACE (B only, with a line table and contiguous lines,
- * run <= 0): as 1, but the micro-kernel reads B's rows in place instead of
- * packing them; for rows that are already in cache (otherwise 1 is faster).
+ * run <= 0): as 1, but the SIMD micro-kernels read B's rows in place instead
+ * of packing them (the portable one still packs); for rows that are already
+ * in cache (otherwise 1 is faster).
  */
 #define FC_GEMM_IN_PLACE 2
 typedef struct {
@@ -73,12 +74,14 @@ const fc_gemm_kernel *fc_gemm_kernel_f32(void);
 const fc_gemm_kernel *fc_gemm_kernel_f64(void);
 int fc_gemm_kernel_mr(const fc_gemm_kernel *kn);
 int fc_gemm_kernel_nr(const fc_gemm_kernel *kn);
+int fc_gemm_kernel_isa(const fc_gemm_kernel *kn);   /* 0 generic, 1 avx2, 2 avx512 */
 
 /* Bytes of workspace fc_gemm_run needs (64-byte aligned is best). */
 size_t fc_gemm_work_bytes(const fc_gemm_kernel *kn);
 /* Bytes of an A (M x K) packed once by fc_gemm_pack_a and reused by many
  * fc_gemm_run calls; 0 if the size overflows. */
 size_t fc_gemm_packed_a_bytes(const fc_gemm_kernel *kn, int64_t M, int64_t K);
+/* FC_ENOMEM if its small scratch cannot be allocated. */
 fc_status fc_gemm_pack_a(const fc_gemm_kernel *kn, const fc_gemm_operand *A, int64_t M, int64_t K,
                          void *packed);
 /* The same in pieces (e.g. one per thread): the packed A is made of

@@ -2,7 +2,7 @@
 
 The forward pass and both gradients run the Winograd kernels (F(4x4,3x3) by
 default, F(2x2,3x3) when the tile is set to 2); the bias gradient is a plain sum.
-Winograd's transforms have inexact coefficients (1/6, 1/24), so results are
+Winograd's transforms have inexact coefficients (1/3, 1/15), so results are
 compared with the dtype tolerances of conftest.assert_close, never exactly,
 except across thread counts, which must give bitwise identical results.
 """
