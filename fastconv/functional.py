@@ -190,22 +190,20 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
     b = contiguous(b) if b is not None else None
     nt = _runtime.kernel_threads(_conv_work(p))
     chosen = _choose_algo(algo, p)
-    if chosen == "direct":
+    if chosen in _NATIVE_CONV:
         bb = b if b is not None else np.empty(0, dtype)
-        K.conv2d_fwd_direct(_geom(p), _flat(x), _flat(w), bb, _flat(y), nt)
-        return y
-    if chosen == "gemm":
-        bb = b if b is not None else np.empty(0, dtype)
-        K.conv2d_fwd_gemm(_geom(p), _flat(x), _flat(w), bb, _flat(y), nt)
-        return y
-    if chosen == "winograd":
-        bb = b if b is not None else np.empty(0, dtype)
-        K.conv2d_fwd_winograd(_geom(p), _flat(x), _flat(w), bb, _flat(y), nt)
+        getattr(K, "conv2d_fwd_" + chosen)(_geom(p), _flat(x), _flat(w), bb, _flat(y), nt)
         return y
     _conv_fwd_im2col(p, x, w, y, nt)
     if b is not None:
         K.bias_add(p.N, p.K, p.P * p.Q, b, _flat(y), nt)
     return y
+
+
+#: The algorithms whose three passes are whole C kernels, each bound as
+#: _kernels.conv2d_{fwd,bwd_data,bwd_weight}_<algo>. "im2col" is assembled in
+#: Python from im2col + matmul + col2im.
+_NATIVE_CONV = ("direct", "gemm", "winograd")
 
 
 def _conv_fwd_im2col(p, x, w, y, nt):
@@ -246,26 +244,12 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1,
     dy, x, w = contiguous(dy), contiguous(x), contiguous(w)
     nt = _runtime.kernel_threads(_conv_work(p))
     chosen = _choose_algo(algo, p, backward=True)
-    if chosen == "gemm":
+    if chosen in _NATIVE_CONV:
         geom = _geom(p)
-        K.conv2d_bwd_weight_gemm(geom, _flat(dy), _flat(x), _flat(dw),
-                                 db if db is not None else np.empty(0, dtype), nt)
+        dbb = db if db is not None else np.empty(0, dtype)
+        getattr(K, "conv2d_bwd_weight_" + chosen)(geom, _flat(dy), _flat(x), _flat(dw), dbb, nt)
         if dx is not None:
-            K.conv2d_bwd_data_gemm(geom, _flat(dy), _flat(w), _flat(dx), nt)
-        return dx, dw, db
-    if chosen == "winograd":
-        geom = _geom(p)
-        K.conv2d_bwd_weight_winograd(geom, _flat(dy), _flat(x), _flat(dw),
-                                     db if db is not None else np.empty(0, dtype), nt)
-        if dx is not None:
-            K.conv2d_bwd_data_winograd(geom, _flat(dy), _flat(w), _flat(dx), nt)
-        return dx, dw, db
-    if chosen == "direct":
-        geom = _geom(p)
-        K.conv2d_bwd_weight_direct(geom, _flat(dy), _flat(x), _flat(dw),
-                                   db if db is not None else np.empty(0, dtype), nt)
-        if dx is not None:
-            K.conv2d_bwd_data_direct(geom, _flat(dy), _flat(w), _flat(dx), nt)
+            getattr(K, "conv2d_bwd_data_" + chosen)(geom, _flat(dy), _flat(w), _flat(dx), nt)
         return dx, dw, db
     if db is not None:
         K.bias_grad(p.N, p.K, p.P * p.Q, _flat(dy), db, nt)
