@@ -136,6 +136,24 @@ def _winograd_pays(p):
     return p.N * -(-p.P // 4) * -(-p.Q // 4) >= 128
 
 
+def _all_finite(*arrays):
+    """True when no array holds inf or NaN (one pass, no temporary; an overflowing
+    sum of huge finite values answers False, which only costs the faster path)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(bool(np.isfinite(np.add.reduce(a, axis=None))) for a in arrays)
+
+
+def _finite_safe(chosen, algo, *arrays):
+    """With inf or NaN in the data, ``auto`` takes the direct loops, which propagate
+    non-finite values exactly as the reference. Winograd's transforms mix every
+    element of a tile (one inf would spread NaN over outputs the reference leaves
+    finite), and the GEMM path's stride-1 backward-data multiplies the weights by
+    zero padding (0 * inf = NaN). An explicit ``algo`` is obeyed as given."""
+    if algo == "auto" and chosen in ("winograd", "gemm") and not _all_finite(*arrays):
+        return "direct"
+    return chosen
+
+
 def _geom(p, n=None):
     return K.ConvGeom(
         p.N if n is None else n, p.C, p.H, p.W, p.K, p.R, p.S, p.groups,
@@ -189,7 +207,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
     x, w = contiguous(x), contiguous(w)
     b = contiguous(b) if b is not None else None
     nt = _runtime.kernel_threads(_conv_work(p))
-    chosen = _choose_algo(algo, p)
+    chosen = _finite_safe(_choose_algo(algo, p), algo, x, w)
     if chosen in _NATIVE_CONV:
         bb = b if b is not None else np.empty(0, dtype)
         getattr(K, "conv2d_fwd_" + chosen)(_geom(p), _flat(x), _flat(w), bb, _flat(y), nt)
@@ -243,7 +261,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1,
         return dx, dw, db
     dy, x, w = contiguous(dy), contiguous(x), contiguous(w)
     nt = _runtime.kernel_threads(_conv_work(p))
-    chosen = _choose_algo(algo, p, backward=True)
+    chosen = _finite_safe(_choose_algo(algo, p, backward=True), algo, dy, x, w)
     if chosen in _NATIVE_CONV:
         geom = _geom(p)
         dbb = db if db is not None else np.empty(0, dtype)

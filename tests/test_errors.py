@@ -200,6 +200,24 @@ def test_nan_and_inf_propagate_through_conv(dtype):
         np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
 
 
+@pytest.mark.parametrize("where", ["x", "w", "dy"])
+def test_auto_propagates_inf_and_nan_as_the_reference_on_winograd_layers(where):
+    """A layer auto sends to Winograd (or GEMM): one inf/NaN must not spread further
+    than the reference spreads it (a Winograd tile, a zero-padding product)."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((8, 16, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((8, 16, 16, 16)).astype(np.float32)
+    a = {"x": x, "w": w, "dy": dy}[where]
+    a[0, 0, 2, 2] = np.inf
+    a[1, 3, 1, 0] = np.nan
+    got = [fastconv.conv2d(x, w, padding=1)] + list(fastconv.conv2d_backward(dy, x, w, padding=1))
+    want = [reference.conv2d(x, w, padding=1)] + list(reference.conv2d_backward(dy, x, w, padding=1))
+    for g, r in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(r))
+        np.testing.assert_array_equal(np.isinf(g), np.isinf(r))
+
+
 def test_misaligned_and_odd_layouts_give_the_same_answer():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 9, 9))
