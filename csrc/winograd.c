@@ -30,7 +30,10 @@
  * F(2x2) 0.2e-6 .. 0.7e-6; the usual points gave up to 1.6e-5), well inside
  * the 1e-4 the tests allow; backward-weight 1.9e-6 .. 3.2e-6 (the GEMM path
  * 1.8e-6 .. 6.9e-6). F(4x4) runs forward + both gradients 1.1x .. 1.5x
- * faster than F(2x2) on those layers, so it is the default.
+ * faster than F(2x2) on those layers, so it is the default. Like any
+ * Winograd scheme, an inf or NaN spreads further than the definition (the
+ * transforms add and subtract it): an input element makes every output
+ * tile that reads it NaN, a weight its whole output channel.
  *
  * Layout: the transforms are vectorised over channels. The alpha input rows
  * of a run of tile rows are transposed once into a buffer [row][col][channel]
