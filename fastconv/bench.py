@@ -16,17 +16,22 @@ PyTorch's CPU kernels when ``torch`` can be imported, on the layer set of
   (batch 64, softmax cross-entropy) as images per second.
 
 The machine's peak is NumPy's float32 2048 x 2048 ``matmul`` rate, measured in
-the same run for each thread count. For each thread count ``t`` fastconv runs
+the same run for each thread count (the best sample, taken before and after
+that thread count's cases). For each thread count ``t`` fastconv runs
 with ``fastconv.set_num_threads(t)``, NumPy's BLAS with ``t`` threads (through
 ``threadpoolctl`` when it is installed) and PyTorch with
 ``torch.set_num_threads(t)``.
 
 Timing: every implementation is called once to warm up, then calibrated to a
-number of calls per sample (so a sample lasts at least ``min_time``); then
-``repeat`` rounds each take one sample of every implementation in turn
-(round-robin, so load from other processes hits all of them alike); the
-figure is the median per-call time. Absolute times on a shared machine are
-noise; the ratios of one run are the result. Speedups are
+number of calls per sample (so a sample lasts at least ``min_time``), then
+sampled ``repeat`` times in a row (steady state: warm caches, thread pools
+awake); the figure is the median per-call time. The implementations of one
+case are measured one after the other within seconds. With ``interleave``
+the samples are instead taken round-robin over the implementations, which
+spreads slow drifts of a shared machine's load evenly but starts every sample
+cold (on the 2-core development VM that made every library's 2-thread
+figures up to 2-3x slower). Absolute times on a shared machine are noise;
+the ratios of one run are the result. Speedups are
 ``other_time / fastconv_time``: above 1 means fastconv is faster.
 
 No timing is asserted anywhere; this module only measures and reports.
@@ -113,6 +118,9 @@ DEFAULT_REPEAT = 5
 #: warm call takes longer than max(SLOW_ABS, SLOW_REL x the auto call): "when cheap".
 SLOW_ABS = 0.25
 SLOW_REL = 8.0
+#: Sample the implementations round-robin (True) or each one's samples in a row (False, the
+#: default: steady state, warm caches). See run(interleave=...).
+INTERLEAVE = False
 
 
 def select_cases(cases):
@@ -293,16 +301,26 @@ def _calibrate(fn, min_time, max_call=None):
     return int(min(10000, math.ceil(min_time / max(dt, 1e-7)))), dt
 
 
-def _measure(fns, repeat, min_time, optional=None):
-    """Median seconds per call of each callable in ``fns`` (a dict), sampled round-robin.
+def _measure(fns, repeat, min_time, optional=None, best=False):
+    """Median (or with ``best`` the least) seconds per call of each callable in ``fns`` (a dict).
 
+    Each callable is warmed up and calibrated, then sampled ``repeat`` times in a row; with
+    :data:`INTERLEAVE` true the samples are taken round-robin over the callables instead.
     ``optional`` maps names to a slowness factor: such a callable is skipped ("when cheap")
     when one warm call of it takes longer than max(SLOW_ABS, factor x the warm call of the
     first callable in ``fns``). Returns ({name: seconds or None}, {name: reason}).
     """
     optional = optional or {}
-    numbers, skipped = {}, {}
+    numbers, skipped, samples = {}, {}, {}
     first = None
+
+    def sample(name):
+        fn, n = fns[name], numbers[name]
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        samples[name].append((time.perf_counter() - t0) / n)
+
     for name, fn in fns.items():
         limit = None
         if name in optional and first is not None:
@@ -314,28 +332,42 @@ def _measure(fns, repeat, min_time, optional=None):
             continue
         if first is None:
             first = dt
-    samples = {name: [] for name in numbers}
-    for _ in range(repeat):
-        for name, n in numbers.items():
-            fn = fns[name]
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            samples[name].append((time.perf_counter() - t0) / n)
-    times = {name: statistics.median(s) for name, s in samples.items()}
+        samples[name] = []
+        if not INTERLEAVE:
+            for _ in range(repeat):
+                sample(name)
+    if INTERLEAVE:
+        for _ in range(repeat):
+            for name in numbers:
+                sample(name)
+    times = {name: (min(s) if best else statistics.median(s)) for name, s in samples.items()}
     for name in skipped:
         times[name] = None
     return times, skipped
 
 
-def _matmul_peak(repeat, min_time):
+def _matmul_time(repeat, min_time):
+    """Seconds of the fastest of ``repeat`` samples of a float32 PEAK_SIZE^2 matmul.
+
+    The peak is a machine limit, so the best sample is the estimate (a busy neighbour only
+    ever slows a sample down).
+    """
     rng = np.random.default_rng(0)
     a = rng.standard_normal((PEAK_SIZE, PEAK_SIZE), dtype=np.float32)
     b = rng.standard_normal((PEAK_SIZE, PEAK_SIZE), dtype=np.float32)
     c = np.empty_like(a)
-    times, _ = _measure({"matmul": lambda: np.matmul(a, b, out=c)}, repeat, min_time)
-    t = times["matmul"]
-    return t, 2.0 * PEAK_SIZE**3 / t / 1e9
+    times, _ = _measure({"matmul": lambda: np.matmul(a, b, out=c)}, repeat, min_time, best=True)
+    return times["matmul"]
+
+
+def _apply_peak(rows, peak):
+    """Fill the peak fields of the conv rows of one thread count, once its peak is known."""
+    for r in rows:
+        if r["kind"] != "conv":
+            continue
+        r["peak_gflops"] = peak
+        for key, rate in (("peak_fraction", r["fastconv_gflops"]), ("torch_peak_fraction", r["torch_gflops"])):
+            r[key] = None if peak is None or rate is None else rate / peak
 
 
 # ---------------------------------------------------------------- the cases
@@ -399,8 +431,9 @@ def conv_impls(name, torch=None, algos=("auto",)):
     """The callables timed for convolution case ``name``.
 
     Returns ``(info, impls)``: ``info`` holds the shape (with P, Q), ``flop_fwd``, ``auto`` and
-    ``auto_backward`` (the algorithms ``algo="auto"`` picks for each pass); ``impls`` maps an implementation name to a pair
-    ``(forward, forward_and_backward)`` of argument-less callables on fixed float32 data:
+    ``auto_backward`` (the algorithms ``algo="auto"`` picks for each pass); ``impls`` maps an
+    implementation name to a pair ``(forward, forward_and_backward)`` of argument-less
+    callables on fixed float32 data:
     ``"fastconv"`` (for ``algo="auto"``) or the algorithm's name for each of ``algos``,
     ``"numpy"`` and, when the ``torch`` module is given, ``"torch"``.
     """
@@ -461,7 +494,7 @@ def conv_impls(name, torch=None, algos=("auto",)):
     return info, impls
 
 
-def _conv_case(name, t, torch, repeat, min_time, peak, per_algo):
+def _conv_case(name, t, torch, repeat, min_time, per_algo):
     auto_f, auto_b = auto_algo(name), auto_algo(name, backward=True)
     algos = tuple(a for a in conv_algos() if algo_applies(name, a)) if per_algo else ()
     info, impls = conv_impls(name, torch, ("auto",) + algos)
@@ -491,10 +524,9 @@ def _conv_case(name, t, torch, repeat, min_time, peak, per_algo):
             "algo_gflops": {a: _gflops(flop, v) for a, v in algo_s.items()},
             "numpy_gflops": _gflops(flop, times.get("numpy")),
             "torch_gflops": _gflops(flop, times.get("torch")),
-            "peak_gflops": peak,
-            "peak_fraction": None if peak is None or tf is None else _gflops(flop, tf) / peak,
-            "torch_peak_fraction": (None if peak is None or times.get("torch") is None
-                                    else _gflops(flop, times["torch"]) / peak),
+            "peak_gflops": None,           # filled by _apply_peak
+            "peak_fraction": None,
+            "torch_peak_fraction": None,
             "speedup_vs_numpy": _speedup(times.get("numpy"), tf),
             "speedup_vs_torch": _speedup(times.get("torch"), tf),
             "notes": "; ".join([f"{k} {v}" for k, v in skipped.items()]
@@ -704,19 +736,23 @@ def _train_case(name, t, torch, repeat, min_time):
 # ---------------------------------------------------------------- run
 
 
-def run(cases="all", threads=None, repeat=None, quick=False, per_algo=None, progress=None):
+def run(cases="all", threads=None, repeat=None, quick=False, per_algo=None, progress=None,
+        interleave=False):
     """Run the benchmark; return a list of result dicts (JSON-serialisable).
 
     ``cases``: case names and/or groups (``all``, ``conv``, ``pool``, ``train``), as a list or a
     comma-separated string. ``threads``: thread counts to run at (list, int or "1,2"; default
     1 and fastconv's current count, or only the current count with ``quick``). ``repeat``:
-    timing rounds (median taken; default 5, or 1 with ``quick``). ``quick``: tiny samples for a smoke test (figures are then rough).
+    timing rounds (median taken; default 5, or 1 with ``quick``). ``quick``: tiny samples
+    for a smoke test (figures are then rough).
     ``per_algo``: also time each of fastconv's algorithms forced, when cheap (default:
     yes, except with ``quick``).
-    ``progress``: a callable taking a one-line message, or None.
+    ``progress``: a callable taking a one-line message, or None. ``interleave``: sample the
+    implementations round-robin instead of each one's samples in a row (see the module doc).
 
-    The first results, ``kind == "matmul"``, hold the NumPy float32 2048 x 2048 matmul rate
-    per thread count: the peak the ``peak_fraction`` of the conv rows refers to.
+    For each thread count, a result of ``kind == "matmul"`` comes first: the NumPy float32
+    2048 x 2048 matmul rate (the best of ``repeat`` samples taken before the cases and as many
+    after them), the peak the ``peak_fraction`` of the conv rows refers to.
     """
     names = select_cases(cases)
     threads = _thread_list(threads, quick)
@@ -730,30 +766,46 @@ def run(cases="all", threads=None, repeat=None, quick=False, per_algo=None, prog
         per_algo = not quick
     say = progress or (lambda msg: None)
     torch = _import_torch()
+    global INTERLEAVE
+    prev_interleave, INTERLEAVE = INTERLEAVE, bool(interleave)
+    try:
+        return _run(names, threads, repeat, min_time, per_algo, say, torch)
+    finally:
+        INTERLEAVE = prev_interleave
+
+
+def _run(names, threads, repeat, min_time, per_algo, say, torch):
     results = []
     for t in threads:
         with _threads(t, torch):
             fc_threads = fastconv.get_num_threads()
             say(f"[threads {t}] matmul {PEAK_SIZE} peak")
-            pt, peak = _matmul_peak(max(1, repeat), min_time)
-            results.append({
+            pt_start = _matmul_time(repeat, min_time)
+            peak_row = {
                 "kind": "matmul",
                 "case": f"matmul_{PEAK_SIZE}",
                 "threads": t,
                 "fastconv_threads": fc_threads,
                 "blas_threads": _blas_threads(),
                 "torch_threads": None if torch is None else torch.get_num_threads(),
-                "time_s": pt,
-                "gflops": peak,
-            })
+            }
+            rows = []
             for name in names:
                 say(f"[threads {t}] {name}")
                 if name in CONV_CASES:
-                    results += _conv_case(name, t, torch, repeat, min_time, peak, per_algo)
+                    rows += _conv_case(name, t, torch, repeat, min_time, per_algo)
                 elif name in POOL_CASES:
-                    results += _pool_case(name, t, torch, repeat, min_time)
+                    rows += _pool_case(name, t, torch, repeat, min_time)
                 else:
-                    results += _train_case(name, t, torch, repeat, min_time)
+                    rows += _train_case(name, t, torch, repeat, min_time)
+            # Measured again after the cases: a neighbour's burst at the start cannot lower it.
+            say(f"[threads {t}] matmul {PEAK_SIZE} peak, again")
+            pt = min(pt_start, _matmul_time(repeat, min_time))
+            peak = 2.0 * PEAK_SIZE**3 / pt / 1e9
+            peak_row.update(time_s=pt, gflops=peak)
+            _apply_peak(rows, peak)
+            results.append(peak_row)
+            results += rows
     return results
 
 
@@ -800,7 +852,7 @@ def format_table(results):
         by_kind.setdefault(r.get("kind"), []).append(r)
     parts = []
     if "matmul" in by_kind:
-        parts.append("Machine peak (NumPy float32 2048 x 2048 matmul, same run):\n\n" + _md(
+        parts.append("Machine peak (NumPy float32 2048 x 2048 matmul, best sample, same run):\n\n" + _md(
             PEAK_COLUMNS,
             [[r["threads"], _ms(r["time_s"]), _num(r["gflops"]), _num(r["blas_threads"], "{}")]
              for r in by_kind["matmul"]],
@@ -886,6 +938,9 @@ def _add_arguments(p):
                         "is cheap (the default, except with --quick)")
     p.add_argument("--no-per-algo", dest="per_algo", action="store_false",
                    help="do not time fastconv's algorithms separately")
+    p.add_argument("--interleave", action="store_true",
+                   help="sample the implementations round-robin instead of each one's samples in a "
+                        "row (spreads load drifts evenly, but every sample starts cold)")
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     return p
 
@@ -918,7 +973,8 @@ def run_from_args(args):
         print(f"fastconv bench: error: {e}", file=sys.stderr)
         return 2
     env = environment()
-    results = run(names, threads, args.repeat, quick=args.quick, per_algo=args.per_algo, progress=progress)
+    results = run(names, threads, args.repeat, quick=args.quick, per_algo=args.per_algo, progress=progress,
+                  interleave=getattr(args, "interleave", False))
     try:
         env["loadavg_end"] = list(os.getloadavg())
     except OSError:

@@ -105,8 +105,9 @@ def test_format_table_pool_and_train_rows():
 def test_cli_json(tmp_path, small_peak, restore_threads, capsys):
     out = tmp_path / "bench.json"
     code = bench.main(["--quick", "--quiet", "--cases", "lenet_c1", "--threads", "1", "--repeat", "1",
-                       "--no-per-algo", "--json", str(out)])
+                       "--no-per-algo", "--interleave", "--json", str(out)])
     assert code == 0
+    assert bench.INTERLEAVE is False  # the round-robin setting does not outlive the run
     printed = capsys.readouterr().out
     assert "| layer |" in printed and "numpy" in printed
     data = json.loads(out.read_text())
@@ -138,6 +139,7 @@ def test_add_parser_registers_bench():
     args = parser.parse_args(["bench", "--threads", "1,2", "--cases", "conv", "--repeat", "3", "--quick"])
     assert args.command == "bench" and args.func is bench.run_from_args
     assert (args.threads, args.cases, args.repeat, args.quick, args.json) == ("1,2", "conv", 3, True, None)
+    assert args.per_algo is None and args.interleave is False
 
 
 # The NumPy pooling baseline of the benchmark agrees with the reference (the conv
