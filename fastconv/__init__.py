@@ -33,6 +33,8 @@ from .functional import (
     max_pool2d_backward,
     relu,
     relu_backward,
+    linear,
+    linear_backward,
 )
 from . import reference  # noqa: E402  (the oracle is part of the public API)
 
@@ -47,6 +49,8 @@ __all__ = [
     "col2im",
     "relu",
     "relu_backward",
+    "linear",
+    "linear_backward",
     "set_num_threads",
     "get_num_threads",
     "openmp_enabled",

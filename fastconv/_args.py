@@ -266,6 +266,33 @@ def check_shape(a, expected, name):
         raise ValueError(f"{name} must have shape {tuple(expected)}, got {tuple(a.shape)}")
 
 
+def linear_params(x, w, b=None, dy=None):
+    """Validate the arrays of a fully connected layer; return ``(dtype, N, in_features, out_features)``.
+
+    x: (N, in_features); w: (out_features, in_features), as ``torch.nn.functional.linear``;
+    b: (out_features,) or None; dy (backward only): (N, out_features).
+    """
+    check_array(x, "x", 2)
+    check_array(w, "w", 2)
+    if b is not None:
+        check_array(b, "b", 1)
+    if dy is not None:
+        check_array(dy, "dy", 2)
+    dtype = common_dtype(x=x, w=w, b=b, dy=dy)
+    N, in_features = x.shape
+    out_features = w.shape[0]
+    if w.shape[1] != in_features:
+        raise ValueError(
+            f"w must have shape (out_features, {in_features}) to match x of shape {tuple(x.shape)} "
+            f"(x is (N, in_features)), got {tuple(w.shape)}"
+        )
+    if b is not None:
+        check_shape(b, (out_features,), "b")
+    if dy is not None:
+        check_shape(dy, (N, out_features), "dy")
+    return dtype, N, in_features, out_features
+
+
 def check_max_pool_windows(p):
     """Every max-pooling window must contain at least one real input element.
 

@@ -369,7 +369,7 @@ def set_isa(name):
 def gemm(bint trans_a, bint trans_b, int64_t M, int64_t N, int64_t K, const real[::1] a,
          int64_t lda, const real[::1] b, int64_t ldb, real beta, real[::1] c, int64_t ldc,
          int nthreads):
-    """C = op(A) op(B) + beta C on flat row-major buffers (test-only binding of fc_gemm)."""
+    """C = op(A) op(B) + beta C on flat row-major buffers (fc_gemm; functional.linear uses it)."""
     if M < 0 or N < 0 or K < 0:
         raise ValueError(f"gemm: M, N, K must be >= 0, got {M}, {N}, {K}")
     # Every element the kernel may touch must lie inside the buffers.

@@ -39,6 +39,7 @@ from ._args import (
     common_dtype,
     contiguous,
     fold_params,
+    linear_params,
     unfold_params,
     native_dtype,
     conv_params,
@@ -57,6 +58,8 @@ __all__ = [
     "col2im",
     "relu",
     "relu_backward",
+    "linear",
+    "linear_backward",
 ]
 
 ALGOS = ("auto", "im2col", "direct", "gemm", "winograd")
@@ -430,3 +433,60 @@ def relu_backward(dy, x):
     dx = _alloc(x.shape, native_dtype(x.dtype), "relu_backward output")
     K.relu_bwd(_flat(contiguous(dy)), _flat(contiguous(x)), _flat(dx), _runtime.kernel_threads(x.size))
     return dx
+
+
+def _matmul(trans_a, trans_b, a, b, c, M, N, Kd, beta=0.0):
+    """c (M x N) = op(a) @ op(b) + beta c with fastconv's own GEMM (op = transpose when
+    ``trans_*``; a, b, c C-contiguous, native order). The GEMM runs on fastconv's OpenMP
+    threads, so a training step never wakes NumPy's BLAS thread pool, whose spinning
+    threads would compete with ours for the cores. On a CPU without a SIMD kernel
+    (``isa() == "generic"``) NumPy's BLAS is much faster, so it is used instead."""
+    if K.isa() == "generic":
+        res = np.matmul(a.T if trans_a else a, b.T if trans_b else b)
+        if beta:
+            c += res
+        else:
+            c[...] = res
+        return
+    lda = a.shape[1]
+    ldb = b.shape[1]
+    K.gemm(trans_a, trans_b, M, N, Kd, _flat(a), lda, _flat(b), ldb, beta, _flat(c), N,
+           _runtime.kernel_threads(M * N * Kd))
+
+
+def linear(x, w, b=None):
+    """Fully connected layer, as ``torch.nn.functional.linear``: ``y = x @ w.T + b``.
+
+    x: (N, in_features); w: (out_features, in_features); b: (out_features,) or None.
+    Returns y: (N, out_features).
+    """
+    dtype, N, fin, fout = linear_params(x, w, b)
+    y = _alloc((N, fout), dtype, "linear output")
+    if N == 0 or fout == 0:
+        return y
+    x, w = contiguous(x), contiguous(w)
+    _matmul(False, True, x, w, y, N, fout, fin)
+    if b is not None:
+        y += contiguous(b)
+    return y
+
+
+def linear_backward(dy, x, w, need_dx=True, need_db=True):
+    """Gradients of :func:`linear` with respect to x, w and b.
+
+    dy: (N, out_features), the gradient of the loss with respect to y.
+    Returns (dx, dw, db): dx = dy @ w (N, in_features) or None when ``need_dx`` is false,
+    dw = dy.T @ x (out_features, in_features), db = dy summed over N (out_features,) or
+    None when ``need_db`` is false.
+    """
+    dtype, N, fin, fout = linear_params(x, w, None, dy)
+    dy, x, w = contiguous(dy), contiguous(x), contiguous(w)
+    dw = _alloc((fout, fin), dtype, "dw")
+    dx = _alloc((N, fin), dtype, "dx") if need_dx else None
+    # K = N = 0 makes the GEMM write zeros (an empty sum), as NumPy's matmul does.
+    if fout and fin:
+        _matmul(True, False, dy, x, dw, fout, fin, N)
+    if dx is not None and N and fin:
+        _matmul(False, False, dy, w, dx, N, fin, fout)
+    db = dy.sum(axis=0, dtype=dtype) if need_db else None
+    return dx, dw, db

@@ -35,6 +35,7 @@ from fastconv._args import (
     common_dtype,
     conv_params,
     fold_params,
+    linear_params,
     native_dtype,
     pool_params,
     shape4,
@@ -52,6 +53,8 @@ __all__ = [
     "col2im",
     "relu",
     "relu_backward",
+    "linear",
+    "linear_backward",
 ]
 
 _ALGOS = ("auto", "im2col", "direct")
@@ -511,3 +514,31 @@ def relu_backward(dy, x):
     dtype = native_dtype(common_dtype(dy=dy, x=x))
     check_shape(dy, x.shape, "dy")
     return np.where(x <= 0, np.zeros((), dtype), dy).astype(dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------
+# fully connected
+# ---------------------------------------------------------------------------
+
+
+def linear(x, w, b=None):
+    """Fully connected layer: ``y = x @ w.T + b``. x (N, in_features), w (out_features,
+    in_features), b (out_features,) or None; returns y (N, out_features)."""
+    dtype = native_dtype(linear_params(x, w, b)[0])
+    y = np.matmul(x.astype(dtype, copy=False), w.astype(dtype, copy=False).T)
+    if b is not None:
+        y += b.astype(dtype, copy=False)
+    return y.astype(dtype, copy=False)
+
+
+def linear_backward(dy, x, w, need_dx=True, need_db=True):
+    """Gradients of :func:`linear`: ``dx = dy @ w``, ``dw = dy.T @ x``, ``db = dy.sum(0)``.
+
+    Returns (dx, dw, db); dx is None when ``need_dx`` is false, db when ``need_db`` is false.
+    """
+    dtype = native_dtype(linear_params(x, w, None, dy)[0])
+    dy, x, w = (a.astype(dtype, copy=False) for a in (dy, x, w))
+    dw = np.matmul(dy.T, x).astype(dtype, copy=False)
+    db = dy.sum(axis=0, dtype=dtype) if need_db else None
+    dx = np.matmul(dy, w).astype(dtype, copy=False) if need_dx else None
+    return dx, dw, db

@@ -180,3 +180,27 @@ def test_fuzz_im2col_col2im(args):
 def test_fuzz_relu(x, dy):
     _compare(lambda: fastconv.relu(x), lambda: reference.relu(x))
     _compare(lambda: fastconv.relu_backward(dy, x), lambda: reference.relu_backward(dy, x))
+
+
+@st.composite
+def linear_args(draw):
+    """Mostly matching (N, in) / (out, in) / (out,) / (N, out) shapes, sometimes not."""
+    n, fin, fout = (draw(st.integers(0, 9)) for _ in range(3))
+    dt = draw(st.sampled_from([np.float32, np.float64, np.float32, np.float16]))
+
+    def arr(shape):
+        if draw(st.integers(0, 9)) == 0:      # a wrong shape or dtype now and then
+            return draw(arrays())
+        return _rand(draw, shape, dt)
+
+    b = draw(st.one_of(st.just(None), st.just("b")))
+    return arr((n, fin)), arr((fout, fin)), (None if b is None else arr((fout,))), arr((n, fout))
+
+
+@FUZZ
+@given(args=linear_args(), need=st.tuples(st.booleans(), st.booleans()))
+def test_fuzz_linear(args, need):
+    x, w, b, dy = args
+    _compare(lambda: fastconv.linear(x, w, b), lambda: reference.linear(x, w, b))
+    _compare(lambda: fastconv.linear_backward(dy, x, w, *need),
+             lambda: reference.linear_backward(dy, x, w, *need))

@@ -427,9 +427,7 @@ class Linear(Module):
             if x.ndim > 2:
                 msg += "; put a Flatten() layer before it"
             raise ValueError(msg)
-        y = x @ self.weight.data.T
-        if self.bias is not None:
-            y += self.bias.data
+        y = ops().linear(x, self.weight.data, None if self.bias is None else self.bias.data)
         self._x = x
         return y
 
@@ -438,13 +436,14 @@ class Linear(Module):
         if x is None:
             raise self._no_forward()
         self._check_grad(dy, (x.shape[0], self.out_features))
+        need_db = self.bias is not None and self.bias.requires_grad
+        dx, dw, db = ops().linear_backward(dy, x, self.weight.data, need_dx=self.input_grad,
+                                           need_db=need_db)
         if self.weight.requires_grad:
-            self.weight.grad += dy.T @ x
-        if self.bias is not None and self.bias.requires_grad:
-            self.bias.grad += dy.sum(axis=0)
-        if not self.input_grad:
-            return None
-        return dy @ self.weight.data
+            self.weight.grad += dw
+        if need_db:
+            self.bias.grad += db
+        return dx
 
     def extra_repr(self):
         s = f"in_features={self.in_features}, out_features={self.out_features}"
