@@ -401,15 +401,17 @@ def _conv_params(name):
 
 def auto_algo(name, backward=False):
     """The algorithm fastconv's ``algo="auto"`` picks for convolution case ``name``, for the
-    forward pass or (``backward``) the backward pass; None when that cannot be told."""
+    forward pass or (``backward``) the backward passes (``"<a>(dw)+<b>(dx)"`` when the
+    weight and data gradients take different ones); None when that cannot be told."""
     try:
         from . import functional
 
         p = _conv_params(name)
-        try:
-            return functional._choose_algo("auto", p, backward=backward)
-        except TypeError:  # an older rule with one choice for every pass
+        if not backward:
             return functional._choose_algo("auto", p)
+        w = functional._choose_algo("auto", p, backward="weight")
+        d = functional._choose_algo("auto", p, backward="data")
+        return w if w == d else f"{w}(dw)+{d}(dx)"
     except Exception:  # a private helper: tolerate it changing
         return None
 

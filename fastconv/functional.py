@@ -101,24 +101,33 @@ def _check_winograd(p):
 
 
 def _choose_algo(algo, p, backward=False):
-    """Resolve ``algo="auto"`` for the geometry ``p`` (forward, or backward when ``backward``).
+    """Resolve ``algo="auto"`` for the geometry ``p``: for the forward pass, or with
+    ``backward="weight"`` / ``backward="data"`` for that backward pass (``True`` means
+    "data").
 
     A rule from timings of every pass on the benchmark layers and on grouped and
-    few-channel variants of them (Xeon with AVX-512, 1 thread, float32): the GEMM path
-    beats the direct loops once each group's product fills the micro-tile (its rows are
-    the Kg output channels in the forward pass, so Kg >= 8, and Cg*Kg*R*S >= 288
-    multiply-adds per output pixel), except the forward pass of few-channel first
-    layers (Cg <= 4: lenet_c1, cifar_c1, resnet_stem, where the direct loops were
-    15-20% faster), and beats the NumPy im2col path everywhere unless the GEMM has no
-    SIMD kernel on this CPU (``isa() == "generic"``: NumPy's BLAS is then ~5x faster
-    than the portable C kernel). Depthwise-like layers stay direct.
+    few-channel variants of them (Xeon with AVX-512, 1 and 2 threads, float32): the GEMM
+    path beats the direct loops once each group's product fills the micro-tile (its rows
+    are the Kg output channels in the forward pass, so Kg >= 8, and Cg*Kg*R*S >= 288
+    multiply-adds per output pixel), except on few-channel first layers (Cg <= 4:
+    lenet_c1, cifar_c1, vgg_small's first layer, resnet_stem), whose forward and
+    weight-gradient passes ran 10-50% faster in the direct loops (at 2 threads the
+    GEMM's weight gradient splits a tiny C*R*S x K product), as did their data gradient
+    when Cg >= 2 (8-25%; with one input channel, lenet_c1, the GEMM path was 35%
+    faster). The GEMM path beats the NumPy im2col path everywhere unless it has no SIMD
+    kernel on this CPU (``isa() == "generic"``: NumPy's BLAS is then ~5x faster than
+    the portable C kernel). Depthwise-like layers stay direct.
     """
     if algo != "auto":
         return algo
     cg = p.C // p.groups
     kg = p.K // p.groups
     # Depthwise-like layers have tiny matrix products: the direct loops win.
-    if cg * kg <= 4 or cg * kg * p.R * p.S < 288 or (not backward and (kg < 8 or cg <= 4)):
+    if cg * kg <= 4 or cg * kg * p.R * p.S < 288:
+        return "direct"
+    if not backward and kg < 8:
+        return "direct"
+    if cg <= 4 and (backward in (False, "weight") or cg >= 2):
         return "direct"
     if K.isa() == "generic":
         return "im2col"
@@ -152,6 +161,10 @@ def _finite_safe(chosen, algo, *arrays):
     element of a tile (one inf would spread NaN over outputs the reference leaves
     finite), and the GEMM path's stride-1 backward-data multiplies the weights by
     zero padding (0 * inf = NaN). An explicit ``algo`` is obeyed as given."""
+    if isinstance(chosen, tuple):   # several passes' choices, checked with one scan
+        if algo == "auto" and any(c in ("winograd", "gemm") for c in chosen) and not _all_finite(*arrays):
+            return tuple("direct" if c in ("winograd", "gemm") else c for c in chosen)
+        return chosen
     if algo == "auto" and chosen in ("winograd", "gemm") and not _all_finite(*arrays):
         return "direct"
     return chosen
@@ -264,13 +277,15 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1,
         return dx, dw, db
     dy, x, w = contiguous(dy), contiguous(x), contiguous(w)
     nt = _runtime.kernel_threads(_conv_work(p))
-    chosen = _finite_safe(_choose_algo(algo, p, backward=True), algo, dy, x, w)
-    if chosen in _NATIVE_CONV:
+    # Each pass has its own choice (they differ on few-channel first layers).
+    chosen_w, chosen_d = _finite_safe((_choose_algo(algo, p, backward="weight"),
+                                       _choose_algo(algo, p, backward="data")), algo, dy, x, w)
+    if chosen_w in _NATIVE_CONV and (dx is None or chosen_d in _NATIVE_CONV):
         geom = _geom(p)
         dbb = db if db is not None else np.empty(0, dtype)
-        getattr(K, "conv2d_bwd_weight_" + chosen)(geom, _flat(dy), _flat(x), _flat(dw), dbb, nt)
+        getattr(K, "conv2d_bwd_weight_" + chosen_w)(geom, _flat(dy), _flat(x), _flat(dw), dbb, nt)
         if dx is not None:
-            getattr(K, "conv2d_bwd_data_" + chosen)(geom, _flat(dy), _flat(w), _flat(dx), nt)
+            getattr(K, "conv2d_bwd_data_" + chosen_d)(geom, _flat(dy), _flat(w), _flat(dx), nt)
         return dx, dw, db
     if db is not None:
         K.bias_grad(p.N, p.K, p.P * p.Q, _flat(dy), db, nt)

@@ -243,7 +243,8 @@ def test_auto_choice(shape, kw, expected, isa):
     w_shape = kw.pop("w")
     p = F.conv_params(shape, w_shape, kw.get("stride", 1), kw["padding"], 1, kw.get("groups", 1))
     assert (F._choose_algo("auto", p) == "winograd") == expected
-    assert (F._choose_algo("auto", p, backward=True) == "winograd") == expected
+    for pass_ in ("weight", "data", True):
+        assert (F._choose_algo("auto", p, backward=pass_) == "winograd") == expected
 
 
 def test_empty_batch_and_tile_setting():
