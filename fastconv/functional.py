@@ -156,17 +156,17 @@ def _all_finite(*arrays):
 
 
 def _finite_safe(chosen, algo, *arrays):
-    """With inf or NaN in the data, ``auto`` takes the direct loops, which propagate
-    non-finite values exactly as the reference. Winograd's transforms mix every
-    element of a tile (one inf would spread NaN over outputs the reference leaves
-    finite), and the GEMM path's stride-1 backward-data multiplies the weights by
-    zero padding (0 * inf = NaN). An explicit ``algo`` is obeyed as given."""
+    """With inf or NaN in the data, ``auto`` does not take Winograd: its transforms
+    mix every element of a tile, so one inf would spread NaN over outputs the
+    reference leaves finite. The GEMM path is exact (its stride-1 backward-data
+    switches to the columns method itself when a weight is not finite), so it
+    takes Winograd's place. An explicit ``algo`` is obeyed as given."""
     if isinstance(chosen, tuple):   # several passes' choices, checked with one scan
-        if algo == "auto" and any(c in ("winograd", "gemm") for c in chosen) and not _all_finite(*arrays):
-            return tuple("direct" if c in ("winograd", "gemm") else c for c in chosen)
+        if algo == "auto" and "winograd" in chosen and not _all_finite(*arrays):
+            return tuple("gemm" if c == "winograd" else c for c in chosen)
         return chosen
-    if algo == "auto" and chosen in ("winograd", "gemm") and not _all_finite(*arrays):
-        return "direct"
+    if algo == "auto" and chosen == "winograd" and not _all_finite(*arrays):
+        return "gemm"
     return chosen
 
 

@@ -200,6 +200,32 @@ def test_nan_and_inf_propagate_through_conv(dtype):
         np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
 
 
+@pytest.mark.parametrize("algo", ["auto", "gemm", "direct", "im2col"])
+@pytest.mark.parametrize("where", ["x", "w", "dy"])
+@pytest.mark.parametrize("stride, padding", [(1, 1), (1, 0), (2, 1)])
+def test_inf_and_nan_spread_exactly_as_the_reference(algo, where, stride, padding):
+    """Every algorithm but Winograd: an inf or NaN anywhere gives inf / NaN exactly where
+    the reference has them (GEMM's stride-1 backward-data switches to its columns
+    method when a weight is not finite)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 16, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    P = (12 + 2 * padding - 3) // stride + 1
+    dy = rng.standard_normal((4, 16, P, P)).astype(np.float32)
+    a = {"x": x, "w": w, "dy": dy}[where]
+    a[0, 0, 2, 2] = np.inf
+    a[1, 3, 1, 0] = -np.inf
+    a[2, 5, 0, 1] = np.nan
+    kw = dict(stride=stride, padding=padding)
+    got = [fastconv.conv2d(x, w, **kw, algo=algo)] + list(fastconv.conv2d_backward(dy, x, w, **kw, algo=algo))
+    want = [reference.conv2d(x, w, **kw)] + list(reference.conv2d_backward(dy, x, w, **kw))
+    for g, r in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(r))
+        np.testing.assert_array_equal(np.isinf(g), np.isinf(r))
+        fin = np.isfinite(r)
+        np.testing.assert_allclose(g[fin], r[fin], rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("where", ["x", "w", "dy"])
 def test_auto_propagates_inf_and_nan_as_the_reference_on_winograd_layers(where):
     """A layer auto sends to Winograd (or GEMM): one inf/NaN must not spread further
