@@ -87,6 +87,16 @@ int fc_cpu_has_avx512(void);      /* AVX-512 F usable (incl. OS support) */
 int fc_winograd_set_tile(int m);
 int fc_winograd_get_tile(void);
 
+/* ---- workspace cache ----------------------------------------------------- */
+/* The Winograd and GEMM kernels keep up to four freed workspace blocks (each
+ * at most 256 MiB) for their next calls, instead of returning them to the
+ * system and page-faulting fresh memory every call. fc_workspace_cached
+ * gives the bytes kept now; fc_workspace_release frees them and returns how
+ * many bytes that was. Both are thread-safe. */
+#include <stddef.h>
+size_t fc_workspace_cached(void);
+size_t fc_workspace_release(void);
+
 #define FC_DECLARE_ALL(T, SFX)                                                        \
 /* im2col: x (N, C, H, W) -> cols (N, C*R*S, P*Q); row c*R*S + r*S + s,            \
  * column p*Q + q, as torch.nn.functional.unfold. Uses g->C,H,W,R,S,stride,       \

@@ -48,4 +48,11 @@ static inline void fc_split(int64_t n, int64_t nparts, int64_t i, int64_t *lo, i
     *hi = *lo + base + (i < rem ? 1 : 0);
 }
 
+/* Kernel workspace (workspace.c): 64-byte aligned, at least `bytes` long,
+ * NULL when memory is short; reuses a block a previous call gave back with
+ * fc_ws_free instead of going to malloc (and the page faults of fresh
+ * memory) every call. */
+void *fc_ws_alloc(size_t bytes);
+void fc_ws_free(void *p);
+
 #endif /* FC_INTERNAL_H */

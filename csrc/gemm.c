@@ -834,7 +834,7 @@ fc_status fc_gemm_run_bias(const fc_gemm_kernel *kn, int64_t M, int64_t N, int64
     if (K > 0 && B == NULL) return FC_EINVAL;
     void *own = NULL;
     if (work == NULL) {
-        own = malloc(fc_gemm_work_bytes(kn));
+        own = fc_ws_alloc(fc_gemm_work_bytes(kn));
         if (own == NULL) return FC_ENOMEM;
         work = own;
     }
@@ -845,6 +845,6 @@ fc_status fc_gemm_run_bias(const fc_gemm_kernel *kn, int64_t M, int64_t N, int64
     else
         gemm_run_f64(kn, M, N, K, A, i0, (const double *)pa, B, j0, accumulate, (double *)C, ldc,
                      (const double *)row_bias, (double *)align_up(work));
-    free(own);
+    fc_ws_free(own);
     return FC_OK;
 }

@@ -342,16 +342,15 @@ static fc_status wg_check_geom(const fc_conv_geom *g)
 }
 
 /* 64-byte aligned allocation of n elements of size esize (NULL on failure);
- * *base receives the pointer to free. */
+ * *base receives the pointer to give back with fc_ws_free. */
 static void *wg_alloc(size_t n, size_t esize, void **base)
 {
     *base = NULL;
     if (n > (SIZE_MAX - 64) / esize) return NULL;
-    char *p = (char *)malloc(n * esize + 64);
-    if (p == NULL) return NULL;
+    /* from the workspace cache (already 64-byte aligned); give back with fc_ws_free */
+    void *p = fc_ws_alloc(n * esize);
     *base = p;
-    uintptr_t a = ((uintptr_t)p + 63) & ~(uintptr_t)63;
-    return (void *)a;
+    return p;
 }
 
 /* ---- square block transposes: dst[j*dld + c] = src[c*sld + j], c, j < B --- */

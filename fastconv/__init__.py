@@ -56,6 +56,7 @@ __all__ = [
     "openmp_enabled",
     "show_config",
     "config",
+    "release_workspace",
     "reference",
     "use_backend",
     "get_backend",
@@ -83,6 +84,7 @@ def config():
         "cores": _kernels.num_procs(),
         "cpu_features": _kernels.cpu_features(),
         "machine": platform.machine(),
+        "workspace_cached_bytes": _kernels.workspace_cached(),
     }
 
 
@@ -96,6 +98,20 @@ def show_config():
     print(f"  openmp        {'enabled' if cfg['openmp'] else 'disabled'}")
     print(f"  threads       {cfg['threads']} (cores available: {cfg['cores']})")
     print(f"  cpu features  {feats} ({cfg['machine']})")
+    print(f"  workspace     {cfg['workspace_cached_bytes'] / 2**20:.1f} MiB kept for reuse")
+
+
+def release_workspace():
+    """Free the kernel workspace fastconv keeps between calls; return the bytes freed.
+
+    The Winograd, GEMM and direct convolution kernels (and the matrix multiply behind
+    :func:`linear`) give their scratch buffers back to a small cache (at most four
+    blocks) instead of to the system, so the next call does not page-fault fresh
+    memory (on the development machine that cost up to half the time of a large
+    layer's pass). The cache holds about the largest workspace recently used: a few
+    MiB to a few tens of MiB. Call this to hand it back, e.g. after a training run.
+    """
+    return _kernels.workspace_release()
 
 
 def __getattr__(name):

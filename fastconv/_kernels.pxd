@@ -40,6 +40,8 @@ cdef extern from "fastconv.h" nogil:
     int fc_openmp_enabled()
     int fc_max_threads()
     int fc_num_procs()
+    size_t fc_workspace_cached()
+    size_t fc_workspace_release()
     int fc_cpu_has_avx2()
     int fc_cpu_has_avx512()
 

@@ -121,6 +121,14 @@ def max_threads():
 def num_procs():
     return fc_num_procs()
 
+def workspace_cached():
+    """Bytes of kernel workspace kept for reuse (see fc_workspace_cached)."""
+    return fc_workspace_cached()
+
+def workspace_release():
+    """Free the kept kernel workspace; returns the bytes freed."""
+    return fc_workspace_release()
+
 def cpu_features():
     return {"avx2": bool(fc_cpu_has_avx2()), "avx512": bool(fc_cpu_has_avx512())}
 

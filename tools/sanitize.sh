@@ -43,7 +43,8 @@ export FASTCONV_FUZZ_EXAMPLES="${FASTCONV_FUZZ_EXAMPLES:-60}"
 echo "sanitize: kernel tests under ASan/UBSan"
 python -m pytest -q -p no:cacheprovider -x \
     tests/test_conv.py tests/test_pool.py tests/test_im2col.py tests/test_errors.py \
-    tests/test_concurrency.py tests/test_fuzz.py 2>&1 | tee pytest.log
+    tests/test_concurrency.py tests/test_fuzz.py tests/test_workspace.py tests/test_linear.py \
+    2>&1 | tee pytest.log
 if grep -qE "ERROR: AddressSanitizer|runtime error:" pytest.log; then
     echo "sanitize: sanitizer reported an error" >&2
     exit 1
