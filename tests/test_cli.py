@@ -281,3 +281,17 @@ def test_bench_add_parser_is_wired_in(monkeypatch):
     monkeypatch.setitem(sys.modules, "fastconv.bench", fake)
     assert cli.main(["bench", "--rounds", "3"]) == 0
     assert calls == [3]
+
+
+def test_train_keeps_freed_memory_unless_the_user_chose(monkeypatch):
+    import platform
+
+    from fastconv import cli
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert cli._keep_freed_memory() is False          # the user's setting wins
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    result = cli._keep_freed_memory()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert result is True
