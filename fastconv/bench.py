@@ -406,11 +406,14 @@ def auto_algo(name, backward=False):
     try:
         from . import functional
 
+        from . import _runtime
+
         p = _conv_params(name)
+        nt = _runtime.kernel_threads(functional._conv_work(p))
         if not backward:
-            return functional._choose_algo("auto", p)
-        w = functional._choose_algo("auto", p, backward="weight")
-        d = functional._choose_algo("auto", p, backward="data")
+            return functional._choose_algo("auto", p, False, np.float32, nt)
+        w = functional._choose_algo("auto", p, "weight", np.float32, nt)
+        d = functional._choose_algo("auto", p, "data", np.float32, nt)
         return w if w == d else f"{w}(dw)+{d}(dx)"
     except Exception:  # a private helper: tolerate it changing
         return None

@@ -32,6 +32,7 @@ import numpy as np
 
 from . import _kernels as K
 from . import _runtime
+from . import tune as _tune
 from ._args import (
     check_array,
     check_max_pool_windows,
@@ -100,10 +101,14 @@ def _check_winograd(p):
         )
 
 
-def _choose_algo(algo, p, backward=False):
+def _choose_algo(algo, p, backward=False, dtype=None, nthreads=None):
     """Resolve ``algo="auto"`` for the geometry ``p``: for the forward pass, or with
     ``backward="weight"`` / ``backward="data"`` for that backward pass (``True`` means
     "data").
+
+    With ``dtype`` and ``nthreads`` given, a choice measured by ``fastconv tune`` for
+    exactly this geometry, pass and dtype (:mod:`fastconv.tune`) comes first;
+    otherwise, the built-in rule below.
 
     A rule from timings of every pass on the benchmark layers and on grouped and
     few-channel variants of them (Xeon with AVX-512, 1 and 2 threads, float32): the GEMM
@@ -120,6 +125,11 @@ def _choose_algo(algo, p, backward=False):
     """
     if algo != "auto":
         return algo
+    if dtype is not None and nthreads is not None:
+        pass_ = "forward" if not backward else ("weight" if backward == "weight" else "data")
+        tuned = _tune.lookup(p, pass_, dtype, nthreads)
+        if tuned is not None:
+            return tuned
     cg = p.C // p.groups
     kg = p.K // p.groups
     # Depthwise-like layers have tiny matrix products: the direct loops win.
@@ -223,7 +233,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
     x, w = contiguous(x), contiguous(w)
     b = contiguous(b) if b is not None else None
     nt = _runtime.kernel_threads(_conv_work(p))
-    chosen = _finite_safe(_choose_algo(algo, p), algo, x, w)
+    chosen = _finite_safe(_choose_algo(algo, p, False, dtype, nt), algo, x, w)
     if chosen in _NATIVE_CONV:
         bb = b if b is not None else np.empty(0, dtype)
         getattr(K, "conv2d_fwd_" + chosen)(_geom(p), _flat(x), _flat(w), bb, _flat(y), nt)
@@ -278,8 +288,8 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1,
     dy, x, w = contiguous(dy), contiguous(x), contiguous(w)
     nt = _runtime.kernel_threads(_conv_work(p))
     # Each pass has its own choice (they differ on few-channel first layers).
-    chosen_w, chosen_d = _finite_safe((_choose_algo(algo, p, backward="weight"),
-                                       _choose_algo(algo, p, backward="data")), algo, dy, x, w)
+    chosen_w, chosen_d = _finite_safe((_choose_algo(algo, p, "weight", dtype, nt),
+                                       _choose_algo(algo, p, "data", dtype, nt)), algo, dy, x, w)
     if chosen_w in _NATIVE_CONV and (dx is None or chosen_d in _NATIVE_CONV):
         geom = _geom(p)
         dbb = db if db is not None else np.empty(0, dtype)

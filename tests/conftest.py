@@ -1,9 +1,15 @@
 """Shared test helpers: random arrays, tolerances, layouts and the thread fixtures."""
 
+import os
+
 import numpy as np
 import pytest
 
-import fastconv
+# A tuning file of the machine's user (fastconv tune) must not steer algo="auto" in
+# the tests; tests/test_tune.py points FASTCONV_TUNE_FILE at its own files.
+os.environ["FASTCONV_TUNE_FILE"] = ""
+
+import fastconv  # noqa: E402
 
 DTYPES = [np.float32, np.float64]
 

@@ -1,0 +1,142 @@
+"""fastconv tune: the on-disk tuning cache that algo="auto" reads."""
+
+import json
+
+import numpy as np
+import pytest
+
+import fastconv
+from fastconv import cli, functional as F, reference, tune
+from fastconv._args import conv_params
+
+
+@pytest.fixture
+def tune_file(tmp_path, monkeypatch):
+    path = tmp_path / "cache" / "tune.json"
+    monkeypatch.setenv("FASTCONV_TUNE_FILE", str(path))
+    yield path
+    tune._cache = None
+
+
+def _small():
+    return conv_params((2, 16, 10, 10), (16, 16, 3, 3), 1, 1, 1, 1)
+
+
+def _nt(p):
+    return fastconv._runtime.kernel_threads(F._conv_work(p))
+
+
+def test_tune_writes_winners_that_auto_then_uses(tune_file):
+    p = _small()
+    assert tune.lookup(p, "forward", np.float32, _nt(p)) is None
+    (got_p, res), = tune.tune([p], np.float32, repeat=1)
+    assert got_p == p and set(res) == set(tune.PASSES)
+    data = json.loads(tune_file.read_text())
+    assert data["format"] == tune.FORMAT and data["machine"] == tune.machine()
+    assert len(data["entries"]) == 3
+    for pass_, r in res.items():
+        timed = {a: v for a, v in r["ms"].items() if v is not None}
+        assert r["algo"] == min(timed, key=timed.get)
+        assert set(r["ms"]) == set(tune.CANDIDATES)
+        assert tune.lookup(p, pass_, np.float32, _nt(p)) == r["algo"]
+        backward = False if pass_ == "forward" else pass_
+        assert F._choose_algo("auto", p, backward, np.float32, _nt(p)) == r["algo"]
+    # other dtypes are not covered by it; every thread count is (one choice keeps
+    # auto bitwise reproducible across thread counts)
+    assert tune.lookup(p, "forward", np.float64, _nt(p)) is None
+    assert tune.lookup(p, "forward", np.float32, _nt(p) + 1) == res["forward"]["algo"]
+    assert all(v["threads"] == _nt(p) for v in tune.entries().values())
+
+
+def test_auto_follows_the_file_and_stays_correct(tune_file):
+    if fastconv._kernels.isa() == "generic":
+        pytest.skip("without a SIMD GEMM the built-in rule picks im2col, not winograd")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 16, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((16, 16, 12, 12)).astype(np.float32)
+    p = conv_params(x.shape, w.shape, 1, 1, 1, 1)
+    nt = _nt(p)
+    assert F._choose_algo("auto", p, False, np.float32, nt) == "winograd"   # the built-in rule
+    entries = {tune._key(p, pass_, np.float32, nt): {"algo": "direct", "ms": {}} for pass_ in tune.PASSES}
+    tune._write(entries)
+    for backward in (False, "weight", "data"):
+        assert F._choose_algo("auto", p, backward, np.float32, nt) == "direct"
+    assert F._choose_algo("gemm", p, False, np.float32, nt) == "gemm"      # explicit wins
+    np.testing.assert_allclose(fastconv.conv2d(x, w, padding=1), reference.conv2d(x, w, padding=1),
+                               rtol=1e-4, atol=1e-4)
+    for g, r in zip(fastconv.conv2d_backward(dy, x, w, padding=1),
+                    reference.conv2d_backward(dy, x, w, padding=1)):
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("content", [
+    "not json at all {",
+    json.dumps([1, 2, 3]),
+    json.dumps({"format": 999, "machine": "x", "entries": {}}),
+])
+def test_corrupt_or_foreign_files_are_ignored(tune_file, content):
+    p = _small()
+    tune_file.parent.mkdir(parents=True)
+    tune_file.write_text(content)
+    assert tune.lookup(p, "forward", np.float32, _nt(p)) is None
+    assert fastconv.conv2d(np.ones((2, 16, 10, 10), np.float32), np.ones((16, 16, 3, 3), np.float32),
+                           padding=1).shape == (2, 16, 10, 10)
+
+
+def test_entries_from_another_cpu_are_ignored(tune_file):
+    p = _small()
+    key = tune._key(p, "forward", np.float32, _nt(p))
+    tune_file.parent.mkdir(parents=True)
+    tune_file.write_text(json.dumps({"format": tune.FORMAT, "machine": "another CPU | avx2 | fastconv 0.0",
+                                     "entries": {key: {"algo": "direct"}}}))
+    assert tune.lookup(p, "forward", np.float32, _nt(p)) is None
+    assert tune.entries() == {}
+
+
+def test_cache_can_be_turned_off_and_cleared(tune_file, monkeypatch):
+    p = _small()
+    tune.tune([p], repeat=1)
+    assert tune_file.exists() and tune.entries()
+    assert tune.clear() is True and not tune_file.exists()
+    assert tune.clear() is False
+    monkeypatch.setenv("FASTCONV_TUNE_FILE", "")
+    assert tune.cache_path() is None
+    assert tune.lookup(p, "forward", np.float32, _nt(p)) is None
+    with pytest.raises(ValueError, match="turned off"):
+        tune.tune([p], repeat=1)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        monkeypatch.setenv("FASTCONV_TUNE_FILE", str(tune_file))
+        tune.tune([p], np.int32)
+
+
+def test_model_layers_lists_each_conv_geometry_once():
+    from fastconv import models
+
+    layers = tune.model_layers(models.lenet5(), (4, 1, 28, 28))
+    assert [(q.x_shape, q.w_shape) for q in layers] == [
+        ((4, 1, 28, 28), (20, 1, 5, 5)), ((4, 20, 12, 12), (50, 20, 5, 5))]
+    assert F.conv2d.__name__ == "conv2d"        # the recording hook is gone
+
+
+def test_cli_tune_show_clear(tune_file, capsys):
+    rc = cli.main(["tune", "--model", "lenet5", "--batch", "2", "--repeat", "1", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "2 layers tuned" in out and str(tune_file) in out
+    assert len(tune.entries()) == 6
+    rc = cli.main(["tune", "--show"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "6 entries" in out and "forward float32 N2 C1 H28 W28" in out
+    rc = cli.main(["tune", "--clear"])
+    assert rc == 0 and "deleted" in capsys.readouterr().out and not tune_file.exists()
+
+
+def test_cli_tune_errors(tune_file, capsys):
+    assert cli.main(["tune"]) == 2
+    assert "--cases all" in capsys.readouterr().err
+    assert cli.main(["tune", "--cases", "pool2_cifar"]) == 2
+    assert "no convolution layer" in capsys.readouterr().err
+    assert cli.main(["tune", "--cases", "nope"]) == 2
+    capsys.readouterr()
+    assert cli.main(["tune", "--model", "lenet5", "--input", "1,28"]) == 2
+    assert "expected C,H,W" in capsys.readouterr().err
