@@ -37,7 +37,6 @@ import math
 import numbers
 import os
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._fileio import atomic_write
 from .nn.module import Module
 
 __all__ = [
@@ -335,32 +335,8 @@ def _softmax(logits):
 
 
 def _atomic_savez(path, arrays):
-    """Write ``arrays`` as an .npz at ``path`` (exact name) atomically."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (not possible everywhere)
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return path
+    """Write ``arrays`` as an .npz at ``path`` (exact name) atomically and durably."""
+    return atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **arrays), "wb", durable=True)
 
 
 def _to_json(obj, prefix, arrays):

@@ -34,11 +34,12 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ._fileio import atomic_write
 
 __all__ = ["cache_path", "tune", "lookup", "entries", "clear", "PASSES", "CANDIDATES"]
 
@@ -161,18 +162,7 @@ def _write(new_entries):
     merged = entries()
     merged.update(new_entries)
     data = {"format": FORMAT, "machine": machine(), "entries": merged}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tune-", suffix=".json", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda f: json.dump(data, f, indent=1, sort_keys=True), "w")
     _cache = None
     return path
 

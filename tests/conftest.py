@@ -45,3 +45,37 @@ def threads():
     prev = fastconv.get_num_threads()
     yield
     fastconv.set_num_threads(prev)
+
+
+def gemm_isas():
+    """The SIMD variants of fastconv's kernels this CPU runs ("generic", "avx2", "avx512";
+    set_isa caps a request at what the CPU has), for tests that run under each."""
+    from fastconv import _kernels
+
+    prev = _kernels.isa()
+    try:
+        return [n for n in ("generic", "avx2", "avx512") if _kernels.set_isa(n) == n]
+    finally:
+        _kernels.set_isa(prev)
+
+
+def run_in_threads(fn, n=4, timeout=120):
+    """Run fn(0), ..., fn(n-1) in n Python threads at once; re-raise the first error."""
+    import threading
+
+    errors = []
+
+    def target(i):
+        try:
+            fn(i)
+        except BaseException as e:  # pragma: no cover - re-raised below
+            errors.append(e)
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not any(t.is_alive() for t in threads), "a thread did not finish"
+    if errors:
+        raise errors[0]

@@ -4,12 +4,12 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 
 import numpy as np
 import pytest
 
 import fastconv
+from conftest import run_in_threads
 
 
 def _work(x, w):
@@ -28,21 +28,12 @@ def test_python_threads_share_read_only_inputs():
     w.flags.writeable = False
     want = _work(x, w)
     results = [None] * 4
-    errors = []
 
     def run(i):
-        try:
-            for _ in range(3):
-                results[i] = _work(x, w)
-        except Exception as e:   # pragma: no cover - reported below
-            errors.append(e)
+        for _ in range(3):
+            results[i] = _work(x, w)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors
+    run_in_threads(run, 4)
     for r in results:
         for a, b in zip(r, want):
             np.testing.assert_array_equal(a, b)

@@ -7,23 +7,12 @@ from hypothesis import strategies as st
 
 import fastconv
 from fastconv import reference as ref
-from conftest import DTYPES, assert_close, randn
+from conftest import DTYPES, assert_close, gemm_isas, randn
 
 ALGOS = ["im2col", "direct", "gemm", "auto"]
 
 
-def _gemm_isas():
-    """fastconv's GEMM variants this CPU runs (set_isa caps at what it has)."""
-    from fastconv import _kernels
-
-    prev = _kernels.isa()
-    try:
-        return [n for n in ("generic", "avx2", "avx512") if _kernels.set_isa(n) == n]
-    finally:
-        _kernels.set_isa(prev)
-
-
-@pytest.fixture(scope="module", params=_gemm_isas(), autouse=True)
+@pytest.fixture(scope="module", params=gemm_isas(), autouse=True)
 def gemm_isa(request):
     """Every test here runs once under each SIMD variant of the GEMM ("gemm" and "auto")."""
     from fastconv import _kernels

@@ -14,19 +14,10 @@ from hypothesis import strategies as st
 import fastconv
 from fastconv import _kernels as K
 from fastconv import reference as ref
-from conftest import DTYPES, assert_close
+from conftest import DTYPES, assert_close, gemm_isas
 
 
-def _supported_isas():
-    """The GEMM variants this machine runs (set_isa caps at what the CPU has)."""
-    prev = K.isa()
-    try:
-        return [name for name in ("generic", "avx2", "avx512") if K.set_isa(name) == name]
-    finally:
-        K.set_isa(prev)
-
-
-ISAS = _supported_isas()
+ISAS = gemm_isas()
 
 
 @pytest.fixture(params=ISAS)

@@ -6,20 +6,12 @@ import pytest
 import fastconv
 from fastconv import _kernels as K
 from fastconv import reference as ref
-from conftest import DTYPES, assert_close, randn
+from conftest import DTYPES, assert_close, gemm_isas, randn
 
 APIS = [fastconv, ref]
 
 
-def _isas():
-    prev = K.isa()
-    try:
-        return [name for name in ("generic", "avx2", "avx512") if K.set_isa(name) == name]
-    finally:
-        K.set_isa(prev)
-
-
-@pytest.fixture(params=_isas())
+@pytest.fixture(params=gemm_isas())
 def isa(request):
     prev = K.isa()
     K.set_isa(request.param)

@@ -1,12 +1,11 @@
 """The kernels' workspace cache: reused between calls, bounded, releasable, thread-safe."""
 
-import threading
-
 import numpy as np
 
 import fastconv
 from fastconv import _kernels as K
 from fastconv import reference
+from conftest import run_in_threads
 
 
 def _layer(seed=0):
@@ -51,23 +50,13 @@ def test_workspace_cache_under_concurrent_calls(threads):
     fastconv.set_num_threads(1)
     layers = [_layer(s) for s in range(4)]
     want = [reference.conv2d_backward(dy, x, w, padding=1) for x, w, dy in layers]
-    errors = []
-
     def work(i):
         x, w, dy = layers[i]
-        try:
-            for algo in ("winograd", "gemm", "direct") * 3:
-                got = fastconv.conv2d_backward(dy, x, w, padding=1, algo=algo)
-                for g, r in zip(got, want[i]):
-                    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-3)
-                if i == 0:
-                    fastconv.release_workspace()   # racing with the others' calls
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
+        for algo in ("winograd", "gemm", "direct") * 3:
+            got = fastconv.conv2d_backward(dy, x, w, padding=1, algo=algo)
+            for g, r in zip(got, want[i]):
+                np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-3)
+            if i == 0:
+                fastconv.release_workspace()   # racing with the others' calls
 
-    ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    assert not errors, errors
+    run_in_threads(work, 4)
