@@ -10,7 +10,9 @@
  *
  * Layout of a block: malloc'd raw memory, then a header just before the
  * 64-byte aligned pointer the caller sees (the raw pointer and the usable
- * capacity). The slots hold caller pointers and are taken and filled with
+ * capacity). A call takes a cached block that fits it without being more than
+ * four times too large (so a small GEMM buffer does not hold on to a large
+ * Winograd one). The slots hold caller pointers and are taken and filled with
  * atomic exchanges, so concurrent calls from several Python threads (the GIL
  * is released) never share a block: a call that finds no block allocates
  * its own. What the cache keeps is bounded: FC_WS_SLOTS blocks, none larger
@@ -64,7 +66,13 @@ void *fc_ws_alloc(size_t bytes)
     for (int i = 0; i < FC_WS_SLOTS; i++) {
         void *p = g_slots[i] != NULL ? ws_xchg(&g_slots[i], NULL) : NULL;
         if (p == NULL) continue;
-        if (ws_header(p)->cap >= bytes) return p;
+        const size_t cap = ws_header(p)->cap;
+        if (cap >= bytes && cap / 4 <= bytes) return p;
+        if (cap > bytes) {
+            /* much larger than this call needs: keep it for the call it fits */
+            if (!ws_put_if_empty(&g_slots[i], p)) ws_release_block(p);
+            continue;
+        }
         /* too small for this call: it would only be taken again in vain */
         ws_release_block(p);
     }
