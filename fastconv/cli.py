@@ -324,8 +324,8 @@ def _add_tune(sub):
         description=(
             "Time every convolution algorithm (direct, gemm, winograd) on each pass of the given "
             "layers at the current thread count and write the fastest to the tuning file, which "
-            "algo='auto' reads (for exactly those geometries, dtype and thread count; the built-in "
-            "rule covers everything else). The file is $FASTCONV_TUNE_FILE, else "
+            "algo='auto' reads (for exactly those geometries and dtype, at every thread count; the "
+            "built-in rule covers everything else). The file is $FASTCONV_TUNE_FILE, else "
             "$XDG_CACHE_HOME/fastconv/tune.json (~/.cache/fastconv/tune.json)."
         ),
     )
