@@ -227,9 +227,9 @@ typedef struct {
     double tail;
 } cg_dbsum;
 
-/* Aligned sub-buffers of one malloc: round byte counts up to 64. */
+/* Sub-buffers of one workspace block (fc_ws_alloc, 64-byte aligned) stay
+ * aligned: round their byte counts up to 64. */
 static size_t cg_round(size_t n) { return (n + 63) / 64 * 64; }
-static void *cg_align(void *p) { return (void *)(((uintptr_t)p + 63) / 64 * 64); }
 
 #define T float
 #define SFX f32

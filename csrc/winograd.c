@@ -341,16 +341,13 @@ static fc_status wg_check_geom(const fc_conv_geom *g)
     return FC_OK;
 }
 
-/* 64-byte aligned allocation of n elements of size esize (NULL on failure);
- * *base receives the pointer to give back with fc_ws_free. */
-static void *wg_alloc(size_t n, size_t esize, void **base)
+/* Workspace of n elements of size esize, 64-byte aligned, from the
+ * workspace cache (NULL on failure or overflow); give it back with
+ * fc_ws_free. */
+static void *wg_alloc(size_t n, size_t esize)
 {
-    *base = NULL;
-    if (n > (SIZE_MAX - 64) / esize) return NULL;
-    /* from the workspace cache (already 64-byte aligned); give back with fc_ws_free */
-    void *p = fc_ws_alloc(n * esize);
-    *base = p;
-    return p;
+    if (n > SIZE_MAX / esize) return NULL;
+    return fc_ws_alloc(n * esize);
 }
 
 /* ---- square block transposes: dst[j*dld + c] = src[c*sld + j], c, j < B --- */
