@@ -9,11 +9,15 @@ that enters a parallel region after its parent used OpenMP threads can hang.
 So in a forked child of a process that already ran a multi-threaded kernel,
 fastconv runs single-threaded (``set_num_threads`` in the child cannot raise
 it). Processes started with the "spawn" or "forkserver" methods are unaffected.
+
+Also the CPU's name (:func:`cpu_name`), which the benchmark report and the tuning
+cache record.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import threading
 
 from . import _kernels
@@ -85,3 +89,15 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def cpu_name():
+    """The CPU's model name (Linux: /proc/cpuinfo), else what the platform module knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

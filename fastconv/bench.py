@@ -212,15 +212,9 @@ def environment():
     """What the figures were measured on: a JSON-serialisable dict."""
     torch = _import_torch()
     blas = _blas_info()
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    from ._runtime import cpu_name
+
+    cpu = cpu_name()
     cfg = fastconv.config()
     env = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -406,14 +400,11 @@ def auto_algo(name, backward=False):
     try:
         from . import functional
 
-        from . import _runtime
-
         p = _conv_params(name)
-        nt = _runtime.kernel_threads(functional._conv_work(p))
         if not backward:
-            return functional._choose_algo("auto", p, False, np.float32, nt)
-        w = functional._choose_algo("auto", p, "weight", np.float32, nt)
-        d = functional._choose_algo("auto", p, "data", np.float32, nt)
+            return functional._choose_algo("auto", p, False, np.float32)
+        w = functional._choose_algo("auto", p, "weight", np.float32)
+        d = functional._choose_algo("auto", p, "data", np.float32)
         return w if w == d else f"{w}(dw)+{d}(dx)"
     except Exception:  # a private helper: tolerate it changing
         return None

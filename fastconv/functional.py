@@ -101,14 +101,14 @@ def _check_winograd(p):
         )
 
 
-def _choose_algo(algo, p, backward=False, dtype=None, nthreads=None):
+def _choose_algo(algo, p, backward=False, dtype=None):
     """Resolve ``algo="auto"`` for the geometry ``p``: for the forward pass, or with
     ``backward="weight"`` / ``backward="data"`` for that backward pass (``True`` means
     "data").
 
-    With ``dtype`` and ``nthreads`` given, a choice measured by ``fastconv tune`` for
-    exactly this geometry, pass and dtype (:mod:`fastconv.tune`) comes first;
-    otherwise, the built-in rule below.
+    With ``dtype`` given, a choice measured by ``fastconv tune`` for exactly this
+    geometry, pass and dtype (:mod:`fastconv.tune`; one choice for every thread
+    count) comes first; otherwise, the built-in rule below.
 
     A rule from timings of every pass on the benchmark layers and on grouped and
     few-channel variants of them (Xeon with AVX-512, 1 and 2 threads, float32): the GEMM
@@ -125,9 +125,9 @@ def _choose_algo(algo, p, backward=False, dtype=None, nthreads=None):
     """
     if algo != "auto":
         return algo
-    if dtype is not None and nthreads is not None:
+    if dtype is not None:
         pass_ = "forward" if not backward else ("weight" if backward == "weight" else "data")
-        tuned = _tune.lookup(p, pass_, dtype, nthreads)
+        tuned = _tune.lookup(p, pass_, dtype)
         if tuned is not None:
             return tuned
     cg = p.C // p.groups
@@ -166,17 +166,15 @@ def _all_finite(*arrays):
 
 
 def _finite_safe(chosen, algo, *arrays):
-    """With inf or NaN in the data, ``auto`` does not take Winograd: its transforms
-    mix every element of a tile, so one inf would spread NaN over outputs the
-    reference leaves finite. The GEMM path is exact (its stride-1 backward-data
-    switches to the columns method itself when a weight is not finite), so it
-    takes Winograd's place. An explicit ``algo`` is obeyed as given."""
-    if isinstance(chosen, tuple):   # several passes' choices, checked with one scan
-        if algo == "auto" and "winograd" in chosen and not _all_finite(*arrays):
-            return tuple("gemm" if c == "winograd" else c for c in chosen)
-        return chosen
-    if algo == "auto" and chosen == "winograd" and not _all_finite(*arrays):
-        return "gemm"
+    """``chosen``: the algorithms picked for one or more passes (a tuple); returned as
+    is, except that with inf or NaN in the data ``auto`` does not take Winograd: its
+    transforms mix every element of a tile, so one inf would spread NaN over outputs
+    the reference leaves finite. The GEMM path is exact (its stride-1 backward-data
+    switches to the columns method itself when a weight is not finite), so it takes
+    Winograd's place. The data are scanned once, and only when it matters. An
+    explicit ``algo`` is obeyed as given."""
+    if algo == "auto" and "winograd" in chosen and not _all_finite(*arrays):
+        return tuple("gemm" if c == "winograd" else c for c in chosen)
     return chosen
 
 
@@ -233,7 +231,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
     x, w = contiguous(x), contiguous(w)
     b = contiguous(b) if b is not None else None
     nt = _runtime.kernel_threads(_conv_work(p))
-    chosen = _finite_safe(_choose_algo(algo, p, False, dtype, nt), algo, x, w)
+    chosen, = _finite_safe((_choose_algo(algo, p, False, dtype),), algo, x, w)
     if chosen in _NATIVE_CONV:
         bb = b if b is not None else np.empty(0, dtype)
         getattr(K, "conv2d_fwd_" + chosen)(_geom(p), _flat(x), _flat(w), bb, _flat(y), nt)
@@ -288,8 +286,8 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1,
     dy, x, w = contiguous(dy), contiguous(x), contiguous(w)
     nt = _runtime.kernel_threads(_conv_work(p))
     # Each pass has its own choice (they differ on few-channel first layers).
-    chosen_w, chosen_d = _finite_safe((_choose_algo(algo, p, "weight", dtype, nt),
-                                       _choose_algo(algo, p, "data", dtype, nt)), algo, dy, x, w)
+    chosen_w, chosen_d = _finite_safe((_choose_algo(algo, p, "weight", dtype),
+                                       _choose_algo(algo, p, "data", dtype)), algo, dy, x, w)
     if chosen_w in _NATIVE_CONV and (dx is None or chosen_d in _NATIVE_CONV):
         geom = _geom(p)
         dbb = db if db is not None else np.empty(0, dtype)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -61,26 +60,15 @@ def cache_path():
     return Path(base) / "fastconv" / "tune.json"
 
 
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine():
     """What a tuning result is valid for: CPU, SIMD level and fastconv version."""
     import fastconv
-    from . import _kernels
+    from . import _kernels, _runtime
 
-    return f"{_cpu_name()} | {_kernels.isa()} | fastconv {fastconv.__version__}"
+    return f"{_runtime.cpu_name()} | {_kernels.isa()} | fastconv {fastconv.__version__}"
 
 
-def _key(p, pass_, dtype, nthreads=None):
+def _key(p, pass_, dtype):
     # The thread count is not part of the key: one choice for every thread count
     # keeps auto's results bitwise identical whatever the thread count (each
     # algorithm's are). The count the layer was tuned at is stored in the entry.
@@ -90,16 +78,24 @@ def _key(p, pass_, dtype, nthreads=None):
             f"d{p.dilation[0]},{p.dilation[1]}")
 
 
-def _read(path):
-    """{key: algo} from the file at ``path`` for this machine; {} when absent or unusable."""
+def _file_entries(path):
+    """The entries of the tuning file at ``path`` when it is in this format and was
+    measured on this machine: {key: {"algo": ..., "ms": {algo: ms}, "threads": n}};
+    else (absent, unreadable, corrupt, another CPU or version) {}."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("machine") != machine():
         return {}
+    found = data.get("entries")
+    return dict(found) if isinstance(found, dict) else {}
+
+
+def _read(path):
+    """{key: algo} of the usable entries of the file at ``path``."""
     out = {}
-    for k, v in (data.get("entries") or {}).items():
+    for k, v in _file_entries(path).items():
         algo = v.get("algo") if isinstance(v, dict) else None
         if isinstance(k, str) and algo in CANDIDATES:
             out[k] = algo
@@ -118,28 +114,21 @@ def _load():
     return _cache[1]
 
 
-def lookup(p, pass_, dtype, nthreads=None):
+def lookup(p, pass_, dtype):
     """The tuned algorithm for geometry ``p`` (``fastconv._args.ConvParams``), pass
-    ``"forward"``, ``"weight"`` or ``"data"`` and dtype; None when untuned. ``nthreads`` is
-    accepted for the callers' convenience and ignored (see the module docstring)."""
+    ``"forward"``, ``"weight"`` or ``"data"`` and dtype, whatever the thread count (see
+    the module docstring); None when untuned."""
     table = _load()
     if not table:
         return None
-    return table.get(_key(p, pass_, dtype, nthreads))
+    return table.get(_key(p, pass_, dtype))
 
 
 def entries():
-    """The raw file content for this machine: {key: {"algo": ..., "ms": {algo: ms}, "threads": n}}."""
+    """The tuning file's entries for this machine: {key: {"algo": ..., "ms": {algo: ms},
+    "threads": n}} ({} when there is no usable file)."""
     path = cache_path()
-    if path is None:
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("machine") != machine():
-        return {}
-    return dict(data.get("entries") or {})
+    return {} if path is None else _file_entries(path)
 
 
 def clear():
@@ -167,22 +156,6 @@ def _write(new_entries):
     return path
 
 
-def _time(fn, repeat, budget=0.05):
-    """Least seconds per call over ``repeat`` samples of at least ``budget`` seconds each."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    one = time.perf_counter() - t0
-    n = max(1, int(budget / max(one, 1e-6)))
-    best = one
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best
-
-
 def _pass_fns(p, algo, dtype, nthreads, rng):
     """Argument-less callables running each pass of ``algo`` on random data."""
     from . import _kernels as K
@@ -208,11 +181,13 @@ def _pass_fns(p, algo, dtype, nthreads, rng):
 def tune_layer(p, dtype=np.float32, nthreads=None, repeat=3, seed=0):
     """Time every candidate algorithm on geometry ``p`` for each pass.
 
-    Returns {pass: {"algo": fastest, "ms": {algo: milliseconds or None}}}; an algorithm
-    is None where it does not apply (Winograd off 3x3 stride 1) or was skipped as more
-    than 8x slower than the fastest so far on its first call.
+    Returns {pass: {"algo": fastest, "ms": {algo: milliseconds or None}}}: the least
+    time per call over ``repeat`` samples of at least 50 ms each (the benchmark runner's
+    sampling, ``bench._measure``); None where the algorithm does not apply (Winograd off
+    3x3 stride 1) or was skipped as more than 8x slower than the fastest so far on its
+    first call.
     """
-    from . import _runtime
+    from . import _runtime, bench
     from .functional import _conv_work, _winograd_ok
 
     if nthreads is None:
@@ -234,7 +209,8 @@ def tune_layer(p, dtype=np.float32, nthreads=None, repeat=3, seed=0):
             if known and first * 1e3 > 8 * min(known) and first > 0.01:
                 r["ms"][algo] = None
                 continue
-            r["ms"][algo] = _time(fn, repeat) * 1e3
+            times, _ = bench._measure({algo: fn}, repeat, bench.MIN_TIME, best=True)
+            r["ms"][algo] = times[algo] * 1e3
     for r in results.values():
         timed = {a: v for a, v in r["ms"].items() if v is not None}
         r["algo"] = min(timed, key=timed.get)
