@@ -387,59 +387,7 @@ static int direct_level(int64_t width, int tsize)
 #define SFX f32
 #define FC_TI int32_t
 #define FC_TW 4
-#define FC_ISA base
-#define FC_VB 16
-#define FC_ATTR
-#define FC_KBMAX 2
-#define FC_PVMAX 3
-#define FC_PV1 4
-#define FC_TBMAX 4
-#define FC_TB1 9
-#include "conv_direct.inc"
-#undef FC_ISA
-#undef FC_VB
-#undef FC_ATTR
-#undef FC_KBMAX
-#undef FC_PVMAX
-#undef FC_PV1
-#undef FC_TBMAX
-#undef FC_TB1
-#if FC_DIR_X86
-#define FC_ISA avx2
-#define FC_VB 32
-#define FC_ATTR FC_DIR_TARGET_AVX2
-#define FC_KBMAX 2
-#define FC_PVMAX 5
-#define FC_PV1 6
-#define FC_TBMAX 5
-#define FC_TB1 9
-#include "conv_direct.inc"
-#undef FC_ISA
-#undef FC_VB
-#undef FC_ATTR
-#undef FC_KBMAX
-#undef FC_PVMAX
-#undef FC_PV1
-#undef FC_TBMAX
-#undef FC_TB1
-#define FC_ISA avx512
-#define FC_VB 64
-#define FC_ATTR FC_DIR_TARGET_AVX512
-#define FC_KBMAX 4
-#define FC_PVMAX 6
-#define FC_PV1 8
-#define FC_TBMAX 6
-#define FC_TB1 9
-#include "conv_direct.inc"
-#undef FC_ISA
-#undef FC_VB
-#undef FC_ATTR
-#undef FC_KBMAX
-#undef FC_PVMAX
-#undef FC_PV1
-#undef FC_TBMAX
-#undef FC_TB1
-#endif
+#include "conv_direct_isas.inc"
 #undef T
 #undef SFX
 #undef FC_TI
@@ -449,59 +397,7 @@ static int direct_level(int64_t width, int tsize)
 #define SFX f64
 #define FC_TI int64_t
 #define FC_TW 8
-#define FC_ISA base
-#define FC_VB 16
-#define FC_ATTR
-#define FC_KBMAX 2
-#define FC_PVMAX 3
-#define FC_PV1 4
-#define FC_TBMAX 4
-#define FC_TB1 9
-#include "conv_direct.inc"
-#undef FC_ISA
-#undef FC_VB
-#undef FC_ATTR
-#undef FC_KBMAX
-#undef FC_PVMAX
-#undef FC_PV1
-#undef FC_TBMAX
-#undef FC_TB1
-#if FC_DIR_X86
-#define FC_ISA avx2
-#define FC_VB 32
-#define FC_ATTR FC_DIR_TARGET_AVX2
-#define FC_KBMAX 2
-#define FC_PVMAX 5
-#define FC_PV1 6
-#define FC_TBMAX 5
-#define FC_TB1 9
-#include "conv_direct.inc"
-#undef FC_ISA
-#undef FC_VB
-#undef FC_ATTR
-#undef FC_KBMAX
-#undef FC_PVMAX
-#undef FC_PV1
-#undef FC_TBMAX
-#undef FC_TB1
-#define FC_ISA avx512
-#define FC_VB 64
-#define FC_ATTR FC_DIR_TARGET_AVX512
-#define FC_KBMAX 4
-#define FC_PVMAX 6
-#define FC_PV1 8
-#define FC_TBMAX 6
-#define FC_TB1 9
-#include "conv_direct.inc"
-#undef FC_ISA
-#undef FC_VB
-#undef FC_ATTR
-#undef FC_KBMAX
-#undef FC_PVMAX
-#undef FC_PV1
-#undef FC_TBMAX
-#undef FC_TB1
-#endif
+#include "conv_direct_isas.inc"
 #undef T
 #undef SFX
 #undef FC_TI

@@ -191,29 +191,7 @@ static fc_status pool_tables(const fc_pool_geom *g, int want_wfac, pool_tab *t)
 #define SFX f32
 #define FC_TI int32_t
 #define FC_TW 4
-#define FC_ISA base
-#define FC_VB 16
-#define FC_ATTR
-#include "pool.inc"
-#undef FC_ISA
-#undef FC_VB
-#undef FC_ATTR
-#if FC_POOL_X86
-#define FC_ISA avx2
-#define FC_VB 32
-#define FC_ATTR __attribute__((target("avx2")))
-#include "pool.inc"
-#undef FC_ISA
-#undef FC_VB
-#undef FC_ATTR
-#define FC_ISA avx512
-#define FC_VB 64
-#define FC_ATTR __attribute__((target("avx512f")))
-#include "pool.inc"
-#undef FC_ISA
-#undef FC_VB
-#undef FC_ATTR
-#endif
+#include "pool_isas.inc"
 #undef T
 #undef SFX
 #undef FC_TI
@@ -223,34 +201,11 @@ static fc_status pool_tables(const fc_pool_geom *g, int want_wfac, pool_tab *t)
 #define SFX f64
 #define FC_TI int64_t
 #define FC_TW 8
-#define FC_ISA base
-#define FC_VB 16
-#define FC_ATTR
-#include "pool.inc"
-#undef FC_ISA
-#undef FC_VB
-#undef FC_ATTR
-#if FC_POOL_X86
-#define FC_ISA avx2
-#define FC_VB 32
-#define FC_ATTR __attribute__((target("avx2")))
-#include "pool.inc"
-#undef FC_ISA
-#undef FC_VB
-#undef FC_ATTR
-#define FC_ISA avx512
-#define FC_VB 64
-#define FC_ATTR __attribute__((target("avx512f")))
-#include "pool.inc"
-#undef FC_ISA
-#undef FC_VB
-#undef FC_ATTR
-#endif
+#include "pool_isas.inc"
 #undef T
 #undef SFX
 #undef FC_TI
 #undef FC_TW
-
 #undef FC_POOL_SIMD
 
 /* The entry points, once per type. */
