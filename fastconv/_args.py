@@ -18,16 +18,90 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 INT64_MAX = 2**63 - 1
 
 
-def _as_int(value, name):
-    """Return ``value`` as a Python int; bools, floats and other types are rejected."""
+#: The convolution algorithms every conv function accepts (``functional`` runs
+#: them; ``reference`` accepts the same names and computes the one NumPy way).
+ALGOS = ("auto", "im2col", "direct", "gemm", "winograd")
+
+
+def as_int(value, name, minimum=1):
+    """``value`` as a Python int (>= ``minimum``; ``None``: any int); bools, floats and
+    other types are rejected."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got bool {value!r}")
     if isinstance(value, numbers.Integral):
-        return int(value)
+        value = int(value)
+    else:
+        try:
+            value = operator.index(value)
+        except TypeError:
+            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
+    if minimum is not None and value < minimum:
+        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {what}, got {value}")
+    return value
+
+
+
+def as_float(value, name, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a finite Python float in the given range."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    bad = (
+        (low is not None and (v < low or (low_open and v == low)))
+        or (high is not None and (v > high or (high_open and v == high)))
+    )
+    if bad:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        rng = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+        raise ValueError(f"{name} must be in {rng}, got {value!r}")
+    return v
+
+
+def as_dtype(dtype, name="dtype"):
+    """``dtype`` as a numpy dtype, which must be float32 or float64."""
     try:
-        return operator.index(value)
+        dt = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
+        raise TypeError(f"{name} must be numpy.float32 or numpy.float64, got {dtype!r}") from None
+    if dt not in _FLOAT_DTYPES:
+        raise TypeError(f"{name} must be numpy.float32 or numpy.float64, got {dt}")
+    return dt
+
+
+def make_rng(seed, name="seed"):
+    """A numpy Generator from ``seed``: None, an int >= 0, a SeedSequence or a Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and not isinstance(seed, np.random.SeedSequence):
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+            raise TypeError(
+                f"{name} must be a numpy.random.Generator, a SeedSequence, an int seed or None, "
+                f"got {type(seed).__name__}"
+            )
+        seed = as_int(seed, name, minimum=0)
+    return np.random.default_rng(seed)
+
+
+def spawn_seeds(seed, n):
+    """``n`` independent child seeds derived from ``seed`` (None gives fresh entropy)."""
+    if isinstance(seed, np.random.Generator):
+        # child seeds drawn from the generator (advances it, as any use of a shared generator)
+        return [np.random.SeedSequence(int(v)) for v in seed.integers(0, 2**63, size=n)]
+    if seed is not None and not isinstance(seed, np.random.SeedSequence):
+        seed = as_int(seed, "seed", minimum=0)
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    return ss.spawn(n)
+
+
+def check_algo(algo):
+    """``algo`` when it names a convolution algorithm (:data:`ALGOS`), else ValueError."""
+    if not isinstance(algo, str) or algo not in ALGOS:
+        raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
+    return algo
 
 
 def pair(value, name, *, minimum=1):
@@ -35,9 +109,9 @@ def pair(value, name, *, minimum=1):
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        out = (_as_int(value[0], name), _as_int(value[1], name))
+        out = (as_int(value[0], name, None), as_int(value[1], name, None))
     else:
-        v = _as_int(value, name)
+        v = as_int(value, name, None)
         out = (v, v)
     for v in out:
         if v < minimum:
@@ -160,7 +234,7 @@ def conv_params(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"w must be a 4-d array (K, C/groups, R, S), got shape {tuple(w_shape)}")
     N, C, H, W = (int(v) for v in x_shape)
     K, Cg, R, S = (int(v) for v in w_shape)
-    groups = _as_int(groups, "groups")
+    groups = as_int(groups, "groups", None)
     if groups < 1:
         raise ValueError(f"groups must be positive, got {groups}")
     stride = pair(stride, "stride")
@@ -253,7 +327,7 @@ def pool_params(x_shape, kernel_size, stride=None, padding=0, dilation=1, ceil_m
 def shape4(shape, name):
     """Validate a user-given 4-d shape tuple (e.g. ``x_shape`` of a backward call)."""
     try:
-        dims = tuple(_as_int(v, name) for v in shape)
+        dims = tuple(as_int(v, name, None) for v in shape)
     except TypeError:
         raise TypeError(f"{name} must be a tuple of 4 ints, got {shape!r}") from None
     if len(dims) != 4 or any(d < 0 for d in dims):

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._args import check_array, pair
+from ._args import check_array, make_rng, pair
 
 __all__ = [
     "CHECKSUMS",
@@ -997,18 +997,6 @@ def load(name, split="train", root=None, download=True):
 # ---------------------------------------------------------------------------
 
 
-def _as_rng(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or (
-        isinstance(rng, (int, np.integer, np.random.SeedSequence)) and not isinstance(rng, bool)
-    ):
-        return np.random.default_rng(rng)
-    raise TypeError(
-        f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}"
-    )
-
-
 def _check_prob(p, name):
     if (
         isinstance(p, bool)
@@ -1024,7 +1012,7 @@ def random_flip(X, rng=None, horizontal=True, vertical=False, p=0.5):
     each independently with probability ``p``. ``X`` (N, C, H, W) float; returns a new array."""
     X = check_array(X, "X", ndim=4)
     p = _check_prob(p, "p")
-    rng = _as_rng(rng)
+    rng = make_rng(rng, "rng")
     out = np.array(X, copy=True, order="C")
     n = X.shape[0]
     if horizontal:
@@ -1056,7 +1044,7 @@ def random_shift(X, rng=None, max_shift=2):
     (int or (dy, dx)) along each axis, filling the uncovered border with zeros."""
     X = check_array(X, "X", ndim=4)
     sy, sx = pair(max_shift, "max_shift", minimum=0)
-    rng = _as_rng(rng)
+    rng = make_rng(rng, "rng")
     N, _, H, W = X.shape
     oy = rng.integers(0, 2 * sy + 1, N)
     ox = rng.integers(0, 2 * sx + 1, N)
@@ -1074,7 +1062,7 @@ def random_crop(X, rng=None, size=None, padding=0):
         raise ValueError(
             f"size {(ch, cw)} is larger than the padded image {(H + 2 * ph, W + 2 * pw)}"
         )
-    rng = _as_rng(rng)
+    rng = make_rng(rng, "rng")
     oy = rng.integers(0, H + 2 * ph - ch + 1, N)
     ox = rng.integers(0, W + 2 * pw - cw + 1, N)
     return _gather_windows(X, oy, ox, ch, cw, ph, pw)
@@ -1090,7 +1078,7 @@ def add_noise(X, rng=None, std=0.1, clip=None):
         or not (0.0 <= std < math.inf)
     ):
         raise ValueError(f"std must be a finite float >= 0, got {std!r}")
-    rng = _as_rng(rng)
+    rng = make_rng(rng, "rng")
     out = X + rng.standard_normal(X.shape, dtype=X.dtype) * X.dtype.type(std)
     if clip is not None:
         lo, hi = clip
@@ -1146,7 +1134,7 @@ class Augment:
 
     def __call__(self, X, rng=None):
         X = check_array(X, "X", ndim=4)
-        rng = _as_rng(rng)
+        rng = make_rng(rng, "rng")
         out = X
         if self.hflip or self.vflip:
             out = random_flip(out, rng, horizontal=self.hflip, vertical=self.vflip, p=self.p)

@@ -23,7 +23,7 @@ from .nn import (
     Residual,
     Sequential,
 )
-from .nn.module import as_dtype, as_int, spawn_seeds
+from ._args import as_dtype, as_int, spawn_seeds
 
 __all__ = ["lenet5", "vgg_small", "resnet_small", "MODELS", "get_model"]
 

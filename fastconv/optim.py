@@ -29,7 +29,8 @@ import math
 
 import numpy as np
 
-from .nn.module import Module, Parameter, as_float, as_int
+from ._args import as_float, as_int
+from .nn.module import Module, Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineLR"]
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastconv._args import (
+    check_algo,
     check_array,
     check_max_pool_windows,
     check_shape,
@@ -57,17 +58,11 @@ __all__ = [
     "linear_backward",
 ]
 
-_ALGOS = ("auto", "im2col", "direct")
 
 
 # ---------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------
-
-
-def _check_algo(algo):
-    if not isinstance(algo, str) or algo not in _ALGOS:
-        raise ValueError(f"algo must be one of {_ALGOS}, got {algo!r}")
 
 
 def _pad(x, top, bottom, left, right, value=0.0):
@@ -118,7 +113,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
         padding goes at the bottom/right, as PyTorch)
     groups : int dividing both C and K; channel group g of the input only feeds
         output channels ``g*K/G .. (g+1)*K/G - 1``
-    algo : ``"auto"``, ``"im2col"`` or ``"direct"``; checked and ignored here
+    algo : any name ``fastconv.conv2d`` accepts (``fastconv._args.ALGOS``); checked and
+        ignored here
 
     Returns
     -------
@@ -133,7 +129,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
     if b is not None:
         b = check_array(b, "b", 1)
     dtype = common_dtype(x=x, w=w, b=b)  # native byte order
-    _check_algo(algo)
+    check_algo(algo)
     g = conv_params(x.shape, w.shape, stride, padding, dilation, groups)
     if b is not None:
         check_shape(b, (g.K,), "b")
@@ -191,7 +187,7 @@ def conv2d_backward(
     x = check_array(x, "x", 4)
     w = check_array(w, "w", 4)
     dtype = common_dtype(x=x, w=w)
-    _check_algo(algo)
+    check_algo(algo)
     g = conv_params(x.shape, w.shape, stride, padding, dilation, groups)
     common_dtype(x=x, dy=dy)
     check_shape(dy, g.y_shape, "dy")

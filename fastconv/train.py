@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._args import as_int
 from ._fileio import atomic_write
 from .nn.module import Module
 
@@ -272,14 +273,6 @@ class ModelCheckpoint(Callback):
 
 
 # ---------------------------------------------------------------- validation helpers
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_X(X, name, dtype):
@@ -607,9 +600,9 @@ class Trainer:
         an empty history but keeps the model's current weights. Pass the same
         ``seed`` and data as the original run for identical results.
         """
-        epochs = _check_int(epochs, "epochs", 0)
-        batch_size = _check_int(batch_size, "batch_size", 1)
-        seed = _check_int(seed, "seed", 0)
+        epochs = as_int(epochs, "epochs", 0)
+        batch_size = as_int(batch_size, "batch_size", 1)
+        seed = as_int(seed, "seed", 0)
         if resume is not None and resume is not False:
             if resume is True:
                 start = self.epoch
@@ -758,7 +751,7 @@ class Trainer:
         Returns ``{"loss": mean loss, "accuracy": fraction correct, "n": images}``;
         the model's train/eval mode is restored afterwards.
         """
-        batch_size = _check_int(batch_size, "batch_size", 1)
+        batch_size = as_int(batch_size, "batch_size", 1)
         X, y = data if _checked else self._prepare(data, "data")
         total = 0.0
         correct = 0
@@ -772,7 +765,7 @@ class Trainer:
     def predict(self, X, batch_size=256):
         """Class probabilities (softmax of the model's outputs), shape (N, num_classes),
         computed in eval mode in batches; rows sum to 1."""
-        batch_size = _check_int(batch_size, "batch_size", 1)
+        batch_size = as_int(batch_size, "batch_size", 1)
         X = _check_X(X, "predict", self.model.dtype)
         outs = self._batched_logits(X, batch_size)
         if outs[0].ndim != 2:

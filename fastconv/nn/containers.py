@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .module import Module, as_dtype, as_int
+from .._args import as_dtype, as_int
+from .module import Module
 
 __all__ = ["Sequential", "Residual", "Concat"]
 

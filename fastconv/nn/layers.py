@@ -29,7 +29,8 @@ import numpy as np
 
 from .. import _args
 from .._backend import ops
-from .module import Module, Parameter, as_float, as_int, make_rng
+from .._args import as_float, as_int, make_rng
+from .module import Module, Parameter
 
 __all__ = [
     "INITS",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .module import _FLOAT_DTYPES, as_dtype, as_float
+from .._args import _FLOAT_DTYPES, as_dtype, as_float
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "MSELoss"]
 

@@ -7,85 +7,16 @@ accumulates the gradients of the layer's parameters into ``Parameter.grad``.
 
 from __future__ import annotations
 
-import numbers
-import operator
 from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["Parameter", "Module"]
+from .._args import _FLOAT_DTYPES, as_dtype, as_float, as_int, make_rng, spawn_seeds  # noqa: F401
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+__all__ = ["Parameter", "Module"]
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def as_dtype(dtype, name="dtype"):
-    """``dtype`` as a numpy dtype, which must be float32 or float64."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{name} must be numpy.float32 or numpy.float64, got {dtype!r}") from None
-    if dt not in _FLOAT_DTYPES:
-        raise TypeError(f"{name} must be numpy.float32 or numpy.float64, got {dt}")
-    return dt
-
-
-def as_int(value, name, minimum=1):
-    """``value`` as a Python int >= ``minimum``; bools and floats are rejected."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, got bool {value!r}")
-    if isinstance(value, numbers.Integral):
-        value = int(value)
-    else:
-        try:
-            value = operator.index(value)
-        except TypeError:
-            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
-    if value < minimum:
-        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"{name} must be {what}, got {value}")
-    return value
-
-
-def as_float(value, name, low=None, high=None, low_open=False, high_open=False):
-    """``value`` as a finite Python float in the given range."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    v = float(value)
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    bad = (
-        (low is not None and (v < low or (low_open and v == low)))
-        or (high is not None and (v > high or (high_open and v == high)))
-    )
-    if bad:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        rng = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
-        raise ValueError(f"{name} must be in {rng}, got {value!r}")
-    return v
-
-
-def make_rng(seed, name="seed"):
-    """A numpy Generator from ``seed``: None, an int >= 0, a SeedSequence or a Generator."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and not isinstance(seed, np.random.SeedSequence):
-        seed = as_int(seed, name, minimum=0)
-    return np.random.default_rng(seed)
-
-
-def spawn_seeds(seed, n):
-    """``n`` independent child seeds derived from ``seed`` (None gives fresh entropy)."""
-    if isinstance(seed, np.random.Generator):
-        # child seeds drawn from the generator (advances it, as any use of a shared generator)
-        return [np.random.SeedSequence(int(v)) for v in seed.integers(0, 2**63, size=n)]
-    if seed is not None and not isinstance(seed, np.random.SeedSequence):
-        seed = as_int(seed, "seed", minimum=0)
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    return ss.spawn(n)
 
 
 def _dtype_name(dt):
