@@ -1,6 +1,10 @@
 """Shared test helpers: random arrays, tolerances, layouts and the thread fixtures."""
 
 import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +16,29 @@ os.environ["FASTCONV_TUNE_FILE"] = ""
 import fastconv  # noqa: E402
 
 DTYPES = [np.float32, np.float64]
+
+
+def subprocess_env(**extra):
+    """The environment for a child Python that must import the very fastconv these
+    tests import (installed or built in place): its folder goes first on PYTHONPATH."""
+    env = dict(os.environ)
+    root = str(Path(fastconv.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.update(extra)
+    return env
+
+
+def run_python(args, *, env=None, cwd=None, **kwargs):
+    """Run ``python ARGS`` as a child process that imports the same fastconv as the tests,
+    whatever the working directory of the test run: the child starts in a scratch folder
+    (``python -c`` and ``-m`` put the working directory first on sys.path, so starting in
+    a source checkout would import its uncompiled tree)."""
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    kwargs.setdefault("timeout", 300)
+    with tempfile.TemporaryDirectory() as scratch:
+        return subprocess.run([sys.executable, *args], env=env or subprocess_env(),
+                              cwd=cwd or scratch, **kwargs)
 
 # Comparison tolerances against the reference, per dtype.
 TOL = {np.dtype(np.float32): dict(rtol=1e-4, atol=1e-4), np.dtype(np.float64): dict(rtol=1e-10, atol=1e-10)}

@@ -15,6 +15,7 @@ import pytest
 import fastconv
 from fastconv import _kernels, cli
 from fastconv.train import load_model
+from conftest import subprocess_env
 
 SMALL = ["--train-size", "300", "--test-size", "100", "--no-progress"]
 
@@ -25,11 +26,7 @@ def run_main(argv, capsys):
     return rc, out, err
 
 
-def _env():
-    env = dict(os.environ)
-    root = str(Path(fastconv.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
+_env = subprocess_env
 
 
 # ---------------------------------------------------------------- train

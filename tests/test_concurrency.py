@@ -1,7 +1,6 @@
 """Thread safety, fork safety, determinism and threadpoolctl interplay."""
 
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from conftest import run_in_threads
+from conftest import run_in_threads, run_python
 
 
 def _work(x, w):
@@ -77,8 +76,7 @@ _FORK_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_kernels_work_in_a_forked_child():
-    r = subprocess.run([sys.executable, "-c", _FORK_SCRIPT], timeout=120, capture_output=True,
-                       text=True)
+    r = run_python(["-c", _FORK_SCRIPT], timeout=120)
     assert r.returncode == 0, r.stderr
 
 

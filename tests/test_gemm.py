@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import fastconv
 from fastconv import _kernels as K
 from fastconv import reference as ref
-from conftest import DTYPES, assert_close, gemm_isas
+from conftest import DTYPES, assert_close, gemm_isas, run_python, subprocess_env
 
 
 ISAS = gemm_isas()
@@ -173,13 +173,10 @@ def test_isa_control():
 
 
 def test_fastconv_isa_environment_variable_caps_the_variant():
-    import subprocess
-    import sys
-
     code = "import fastconv._kernels as K; print(K.isa())"
     for name in ISAS:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             env={**__import__("os").environ, "FASTCONV_ISA": name}, check=True)
+        out = run_python(["-c", code], env=subprocess_env(FASTCONV_ISA=name))
+        assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == name
 
 
