@@ -20,7 +20,20 @@ import os as _os
 if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
-from . import _kernels
+try:
+    from . import _kernels
+except ImportError as _e:  # a source checkout without the compiled extension
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    if not any(f.startswith("_kernels.") and f.endswith((".so", ".pyd"))
+               for f in _os.listdir(_here)):
+        raise ImportError(
+            f"fastconv's compiled extension (_kernels) is not built in {_here}. "
+            "Python found this source tree before an installed fastconv (the current "
+            "folder comes first on sys.path). Install it and run from another folder "
+            "(pip install . ; cd elsewhere), or build it here: "
+            "python setup.py build_ext --inplace"
+        ) from _e
+    raise
 from ._runtime import get_num_threads, set_num_threads
 from .functional import (
     avg_pool2d,

@@ -20,23 +20,16 @@ import os
 import platform
 import threading
 
-from . import _kernels
+from . import _env, _kernels
 
 _lock = threading.Lock()
 _state = {"threads": None, "used_pool": False, "forked_child": False}
 
 
 def _default_threads():
-    env = os.environ.get("FASTCONV_NUM_THREADS")
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ValueError(f"FASTCONV_NUM_THREADS must be a positive integer, got {env!r}") from None
-        if n < 1:
-            raise ValueError(f"FASTCONV_NUM_THREADS must be a positive integer, got {env!r}")
-        return n
-    return max(1, _kernels.max_threads())
+    _env.check()
+    n = _env.num_threads()
+    return n if n is not None else max(1, _kernels.max_threads())
 
 
 def set_num_threads(n):
@@ -53,11 +46,9 @@ def set_num_threads(n):
 
 def get_num_threads():
     """How many threads the native kernels use (1 when built without OpenMP)."""
-    if not _kernels.openmp_enabled():
-        return 1
     if _state["threads"] is None:
         _state["threads"] = _default_threads()
-    return _state["threads"]
+    return _state["threads"] if _kernels.openmp_enabled() else 1
 
 
 #: Below about this many elementary operations a call runs on one thread: waking
@@ -67,11 +58,11 @@ MIN_PARALLEL_WORK = 1 << 15
 
 def kernel_threads(work=None):
     """Thread count to pass to a kernel call right now, for ``work`` operations."""
+    n = get_num_threads()  # also checks the environment, once, whatever the work
     if _state["forked_child"]:
         return 1
     if work is not None and work < MIN_PARALLEL_WORK:
         return 1
-    n = get_num_threads()
     if n > 1:
         _state["used_pool"] = True
     return n
