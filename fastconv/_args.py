@@ -8,6 +8,7 @@ the same messages.
 
 from __future__ import annotations
 
+import functools
 import numbers
 import operator
 from typing import NamedTuple
@@ -416,3 +417,35 @@ def fold_params(cols_shape, output_size, kernel_size, stride=1, padding=0, dilat
             f"{H}x{W} image with these kernel_size, stride, padding and dilation"
         )
     return p
+
+
+#: PyTorch's keyword names for the arguments of the function API (``torch.nn.functional``
+#: spells them ``input``, ``weight``, ``bias``; its gradient helpers ``grad_output``).
+TORCH_KEYWORDS = {"input": ("x", "cols"), "weight": ("w",), "bias": ("b",),
+                  "grad_output": ("dy",), "indices": ("idx",)}
+
+
+def torch_keywords(func):
+    """Let ``func`` (whose arguments are named ``x`` or ``cols``, ``w``, ``b``, ``dy``,
+    ``idx``) also take PyTorch's keyword names for them (:data:`TORCH_KEYWORDS`), so a
+    call copied from ``torch.nn.functional`` works as written; naming one argument twice
+    is a TypeError."""
+    code = func.__code__
+    names = code.co_varnames[:code.co_argcount]
+    aliases = {t: o for t, ours in TORCH_KEYWORDS.items() for o in ours if o in names}
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        for theirs, ours in aliases.items():
+            if theirs in kwargs:
+                if ours in kwargs:
+                    raise TypeError(f"{func.__name__}() got both {theirs!r} and {ours!r}, "
+                                    "two names of the same argument")
+                kwargs[ours] = kwargs.pop(theirs)
+        return func(*args, **kwargs)
+
+    spelled = ", ".join(f"``{t}=`` for ``{o}``" for t, o in aliases.items())
+    wrapper.__doc__ = (func.__doc__ or "").rstrip() + (
+        f"\n\n    PyTorch's keyword names are accepted too: {spelled}.\n")
+    return wrapper
+

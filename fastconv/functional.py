@@ -46,6 +46,7 @@ from ._args import (
     conv_params,
     pool_params,
     shape4,
+    torch_keywords,
 )
 
 __all__ = [
@@ -215,6 +216,7 @@ def _conv_inputs(x, w, b, stride, padding, dilation, groups, algo):
     return p, dtype
 
 
+@torch_keywords
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
     """2-d convolution (cross-correlation, as PyTorch), NCHW.
 
@@ -264,6 +266,7 @@ def _conv_fwd_im2col(p, x, w, y, nt):
             np.matmul(wg[g], cols[:, g], out=yv[n0:n1, g])
 
 
+@torch_keywords
 def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1,
                     need_dx=True, need_db=True, algo="auto"):
     """Gradients of :func:`conv2d` with respect to x, w and b.
@@ -330,6 +333,7 @@ def _pool_geom(p, count_include_pad=True):
                       p.ceil_mode, count_include_pad)
 
 
+@torch_keywords
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """2-d max pooling, NCHW, as PyTorch.
@@ -359,6 +363,7 @@ def _check_indices(idx, dy):
     return contiguous(idx.astype(np.int64, copy=False))
 
 
+@torch_keywords
 def max_pool2d_backward(dy, idx, x_shape):
     """Gradient of :func:`max_pool2d`: dx (x_shape) with dy scattered to the argmax indices."""
     check_array(dy, "dy", 4)
@@ -384,6 +389,7 @@ def max_pool2d_backward(dy, idx, x_shape):
     return dx
 
 
+@torch_keywords
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """2-d average pooling, NCHW, as PyTorch (divisor rules of ``count_include_pad``)."""
     check_array(x, "x", 4)
@@ -396,6 +402,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     return y
 
 
+@torch_keywords
 def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
                         count_include_pad=True):
     """Gradient of :func:`avg_pool2d`: dx of shape ``x_shape``."""
@@ -411,7 +418,8 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_m
     return dx
 
 
-def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+@torch_keywords
+def im2col(x, kernel_size, dilation=1, padding=0, stride=1):
     """Unfold sliding windows: x (N, C, H, W) -> cols (N, C*R*S, P*Q), as torch's ``unfold``.
 
     Row ``c*R*S + r*S + s`` and column ``p*Q + q`` hold x[n, c, p*sh - ph + r*dh, q*sw - pw + s*dw]
@@ -425,7 +433,8 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     return cols
 
 
-def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
+@torch_keywords
+def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """Fold columns back into images, summing overlaps, as torch's ``fold``.
 
     cols: (N, C*R*S, P*Q); output_size: (H, W). Returns x (N, C, H, W).
@@ -439,6 +448,7 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     return x
 
 
+@torch_keywords
 def relu(x):
     """Rectified linear unit, max(x, 0), elementwise; NaN propagates."""
     check_array(x, "x")
@@ -447,6 +457,7 @@ def relu(x):
     return y
 
 
+@torch_keywords
 def relu_backward(dy, x):
     """Gradient of :func:`relu`: dy where x > 0, else 0."""
     check_array(dy, "dy")
@@ -477,6 +488,7 @@ def _matmul(trans_a, trans_b, a, b, c, M, N, Kd, beta=0.0):
            _runtime.kernel_threads(M * N * Kd))
 
 
+@torch_keywords
 def linear(x, w, b=None):
     """Fully connected layer, as ``torch.nn.functional.linear``: ``y = x @ w.T + b``.
 
@@ -494,6 +506,7 @@ def linear(x, w, b=None):
     return y
 
 
+@torch_keywords
 def linear_backward(dy, x, w, need_dx=True, need_db=True):
     """Gradients of :func:`linear` with respect to x, w and b.
 

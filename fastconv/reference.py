@@ -40,6 +40,7 @@ from fastconv._args import (
     native_dtype,
     pool_params,
     shape4,
+    torch_keywords,
     unfold_params,
 )
 
@@ -99,6 +100,7 @@ def _extra_end_pad(size, pad, P, k, s, d):
 # ---------------------------------------------------------------------------
 
 
+@torch_keywords
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
     """2-D cross-correlation (what deep-learning libraries call convolution), as ``torch.nn.functional.conv2d``.
 
@@ -152,6 +154,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
     return y
 
 
+@torch_keywords
 def conv2d_backward(
     dy,
     x,
@@ -221,7 +224,8 @@ def conv2d_backward(
 # ---------------------------------------------------------------------------
 
 
-def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+@torch_keywords
+def im2col(x, kernel_size, dilation=1, padding=0, stride=1):
     """Unfold every kernel window of ``x`` into a column, as ``torch.nn.functional.unfold``.
 
     Parameters
@@ -252,7 +256,8 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     return cols.reshape(g.N, g.C * g.R * g.S, g.P * g.Q)
 
 
-def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
+@torch_keywords
+def col2im(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """Fold columns back into an image, summing overlaps, as ``torch.nn.functional.fold``.
 
     The adjoint of :func:`im2col`: ``<im2col(x), c> == <x, col2im(c)>`` for any x, c.
@@ -294,6 +299,7 @@ def _taps(P, k, s, pad, d):
     return np.arange(P)[:, None] * s - pad + np.arange(k)[None, :] * d
 
 
+@torch_keywords
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max pooling, as ``torch.nn.functional.max_pool2d``.
 
@@ -355,6 +361,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     return best
 
 
+@torch_keywords
 def max_pool2d_backward(dy, idx, x_shape):
     """Gradient of :func:`max_pool2d`: route each output gradient to the element it came from.
 
@@ -420,6 +427,7 @@ def _avg_geometry(x_shape, kernel_size, stride, padding, ceil_mode, count_includ
     return g, divisor, pads
 
 
+@torch_keywords
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """Average pooling, as ``torch.nn.functional.avg_pool2d``.
 
@@ -455,6 +463,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     return total / divisor.astype(dtype)
 
 
+@torch_keywords
 def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
     """Gradient of :func:`avg_pool2d`: spread each output gradient evenly over its window.
 
@@ -492,12 +501,14 @@ def avg_pool2d_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_m
 # ---------------------------------------------------------------------------
 
 
+@torch_keywords
 def relu(x):
     """Rectified linear unit, elementwise: ``y = max(x, 0)`` (NaN stays NaN). Any shape."""
     x = check_array(x, "x")
     return np.maximum(x, 0).astype(native_dtype(x.dtype), copy=False)
 
 
+@torch_keywords
 def relu_backward(dy, x):
     """Gradient of :func:`relu`: ``dx = 0 where x <= 0, else dy``. dy and x: same shape.
 
@@ -517,6 +528,7 @@ def relu_backward(dy, x):
 # ---------------------------------------------------------------------------
 
 
+@torch_keywords
 def linear(x, w, b=None):
     """Fully connected layer: ``y = x @ w.T + b``. x (N, in_features), w (out_features,
     in_features), b (out_features,) or None; returns y (N, out_features)."""
@@ -527,6 +539,7 @@ def linear(x, w, b=None):
     return y.astype(dtype, copy=False)
 
 
+@torch_keywords
 def linear_backward(dy, x, w, need_dx=True, need_db=True):
     """Gradients of :func:`linear`: ``dx = dy @ w``, ``dw = dy.T @ x``, ``db = dy.sum(0)``.
 

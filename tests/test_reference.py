@@ -541,11 +541,11 @@ def test_im2col_col2im_match_torch(torch, H, W, kernel, stride, padding, dilatio
     F = torch.nn.functional
     rng = np.random.default_rng(10)
     x = rng.standard_normal((2, 3, H, W))
-    cols = ref.im2col(x, kernel, stride, padding, dilation)
+    cols = ref.im2col(x, kernel, stride=stride, padding=padding, dilation=dilation)
     np.testing.assert_array_equal(cols, F.unfold(torch.tensor(x), kernel, dilation, padding, stride).numpy())
     c = rng.standard_normal(cols.shape)
     expected = F.fold(torch.tensor(c), (H, W), kernel, dilation, padding, stride).numpy()
-    np.testing.assert_allclose(ref.col2im(c, (H, W), kernel, stride, padding, dilation), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ref.col2im(c, (H, W), kernel, stride=stride, padding=padding, dilation=dilation), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_relu_matches_torch(torch):
