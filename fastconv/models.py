@@ -48,7 +48,8 @@ def _conv_out(size, k, stride=1, pad=0):
 
 
 def lenet5(in_channels=1, num_classes=10, input_size=28, *, dtype=np.float32, seed=0):
-    """LeNet-5 as in benchmark_layers.md: conv 1->20 5x5, ReLU, maxpool 2,
+    """LeNet-5 in Caffe's variant (20 and 50 filters, 500 hidden units, ReLU and max
+    pooling rather than LeCun's 6/16/120/84 with tanh and subsampling): conv 1->20 5x5, ReLU, maxpool 2,
     conv 20->50 5x5, ReLU, maxpool 2, flatten, linear 800->500, ReLU, linear 500->10
     (800 = 50*4*4 for the default 28x28 input; other ``input_size`` values change it).
     """

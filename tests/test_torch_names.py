@@ -84,3 +84,34 @@ def test_unfold_and_fold_match_torch_positionally():
     np.testing.assert_allclose(fastconv.col2im(cols, (9, 8), 3, 2, 1, 3),
                                F.fold(torch.from_numpy(cols), (9, 8), 3, 2, 1, 3).numpy(),
                                rtol=1e-12, atol=1e-12)
+
+
+def test_layer_classes_answer_to_torchs_spellings():
+    from fastconv import nn
+
+    assert nn.Conv2d is nn.Conv2D and nn.MaxPool2d is nn.MaxPool2D
+    assert nn.AvgPool2d is nn.AvgPool2D and nn.BatchNorm2d is nn.BatchNorm2D
+    assert nn.CrossEntropyLoss is nn.SoftmaxCrossEntropy
+    for name in ("Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm2d", "CrossEntropyLoss"):
+        assert name in nn.__all__ and name in nn.__doc__
+
+
+def test_nn_module_example_runs_as_written(capsys):
+    from fastconv import nn
+
+    doc = nn.__doc__
+    block = doc[doc.index("Example::") + len("Example::"):doc.index("PyTorch's spellings")]
+    code = "\n".join(line[4:] for line in block.strip("\n").splitlines())
+    exec(compile(code, "fastconv.nn example", "exec"), {})
+    out = capsys.readouterr().out.split()
+    assert float(out[0]) > 0 and out[1:] == ["(8,", "1,", "3,", "3)"]
+
+
+def test_every_layer_documents_forward_and_backward():
+    from fastconv import nn
+
+    for name in nn.__all__:
+        cls = getattr(nn, name)
+        if isinstance(cls, type) and issubclass(cls, (nn.Module, nn.Loss)):
+            for meth in ("forward", "backward"):
+                assert getattr(cls, meth).__doc__, f"{name}.{meth} has no docstring"

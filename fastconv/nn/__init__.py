@@ -9,12 +9,23 @@ Example::
     import numpy as np
     from fastconv import nn
 
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 1, 28, 28)).astype(np.float32)   # 4 grey 28x28 images
+    labels = np.array([3, 1, 4, 1])
     net = nn.Sequential(nn.Conv2D(1, 8, 3, padding=1, seed=0), nn.ReLU(),
                         nn.MaxPool2D(2), nn.Flatten(), nn.Linear(8 * 14 * 14, 10, seed=1))
     loss_fn = nn.SoftmaxCrossEntropy()
     loss = loss_fn.forward(net.forward(x), labels)
     net.zero_grad()
     net.backward(loss_fn.backward())     # gradients are now in p.grad
+    print(loss, net.parameters()[0].grad.shape)
+
+PyTorch's spellings name the same classes: ``Conv2d`` is :class:`Conv2D`,
+``MaxPool2d`` :class:`MaxPool2D`, ``AvgPool2d`` :class:`AvgPool2D`,
+``BatchNorm2d`` :class:`BatchNorm2D`, ``CrossEntropyLoss``
+:class:`SoftmaxCrossEntropy` (logits and integer labels, mean over the batch);
+``Linear``, ``ReLU``, ``LeakyReLU``, ``Sigmoid``, ``Tanh``, ``Flatten``,
+``Dropout``, ``Sequential`` and ``MSELoss`` are spelled alike.
 """
 
 from .containers import Concat, Residual, Sequential
@@ -35,6 +46,13 @@ from .layers import (
 )
 from .losses import Loss, MSELoss, SoftmaxCrossEntropy
 from .module import Module, Parameter
+
+# PyTorch's spellings of the same classes (aliases, not subclasses).
+Conv2d = Conv2D
+MaxPool2d = MaxPool2D
+AvgPool2d = AvgPool2D
+BatchNorm2d = BatchNorm2D
+CrossEntropyLoss = SoftmaxCrossEntropy
 
 __all__ = [
     "Module",
@@ -58,4 +76,9 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "MSELoss",
     "INITS",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "BatchNorm2d",
+    "CrossEntropyLoss",
 ]

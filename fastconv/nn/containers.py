@@ -88,6 +88,7 @@ class Sequential(Module):
             need = need or child.has_trainable()
 
     def forward(self, x):
+        """Run the children in order, each on the previous one's output."""
         self._route_input_grad()
         for child in self._modules.values():
             x = child.forward(x)
@@ -95,6 +96,7 @@ class Sequential(Module):
         return x
 
     def backward(self, dy):
+        """Run the children's backward in reverse order; returns dL/dx."""
         if not self._ran_forward:
             raise self._no_forward()
         self._route_input_grad()
@@ -128,6 +130,7 @@ class Residual(Module):
         self._ran_forward = False
 
     def forward(self, x):
+        """y = body(x) + x (the shapes must agree)."""
         self._check_input(x)
         y = self.body.forward(x)
         s = x if self.shortcut is None else self.shortcut.forward(x)
@@ -141,6 +144,7 @@ class Residual(Module):
         return y + s
 
     def backward(self, dy):
+        """dx = body.backward(dy) + dy (the skip path passes dy through)."""
         if not self._ran_forward:
             raise self._no_forward()
         need = bool(self.input_grad)
@@ -183,6 +187,7 @@ class Concat(Module):
         self._sizes = None
 
     def forward(self, x):
+        """Run every branch on x and concatenate the outputs along the channel axis."""
         self._check_input(x)
         outs = [b.forward(x) for b in self._modules.values()]
         ndim = outs[0].ndim
@@ -202,6 +207,8 @@ class Concat(Module):
         return np.concatenate(outs, axis=ax)
 
     def backward(self, dy):
+        """Split dy by channels, run each branch's backward on its part and sum the
+        input gradients."""
         if self._sizes is None:
             raise self._no_forward()
         self._check_grad(dy, self._y_shape)

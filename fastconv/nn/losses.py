@@ -30,6 +30,14 @@ class Loss:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def forward(self, pred, target):
+        """The loss (a float) of ``pred`` against ``target``; caches what backward needs."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
+
+    def backward(self, grad=1.0):
+        """dL/dpred, scaled by ``grad`` (the gradient of what the loss feeds, 1 by default)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
+
     def _check_pred(self, x, name):
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{type(self).__name__}: {name} must be a numpy.ndarray, got {type(x).__name__}")
@@ -62,6 +70,7 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     def forward(self, logits, labels):
+        """Mean cross-entropy of softmax(logits) (N, classes) against integer labels (N,)."""
         self._check_pred(logits, "logits")
         if logits.ndim != 2:
             raise ValueError(f"SoftmaxCrossEntropy: logits must be 2-d (N, num_classes), got shape {logits.shape}")
@@ -91,6 +100,7 @@ class SoftmaxCrossEntropy(Loss):
         return value
 
     def backward(self, grad=1.0):
+        """dL/dlogits = grad * (softmax(logits) - onehot(labels)) / N."""
         if self._cache is None:
             raise self._no_forward()
         probs, labels = self._cache
@@ -106,6 +116,7 @@ class MSELoss(Loss):
     """Mean squared error over all elements: mean((pred - target)**2), as ``torch.nn.MSELoss``."""
 
     def forward(self, pred, target):
+        """Mean of (pred - target)**2 over every element."""
         self._check_pred(pred, "pred")
         self._check_pred(target, "target")
         if target.dtype != pred.dtype:
@@ -119,6 +130,7 @@ class MSELoss(Loss):
         return float(np.mean(np.square(diff)))
 
     def backward(self, grad=1.0):
+        """dL/dpred = grad * 2 * (pred - target) / pred.size."""
         if self._cache is None:
             raise self._no_forward()
         diff = self._cache

@@ -365,9 +365,12 @@ class Module:
     # -- forward / backward ------------------------------------------------
 
     def forward(self, x):
+        """Compute the output from x, caching what :meth:`backward` needs."""
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
     def backward(self, dy):
+        """Given dL/dy, accumulate the parameters' gradients into their ``.grad`` and
+        return dL/dx (None when no input gradient is needed)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
     def __call__(self, *args, **kwargs):
