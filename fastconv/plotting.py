@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .nn import Conv2D
+
 __all__ = [
     "MissingMatplotlib",
     "require_matplotlib",
@@ -107,8 +109,6 @@ def plot_history(history, path, title=None):
 
 
 def _first_conv(model):
-    from .nn import Conv2D
-
     for _, m in model.named_modules():
         if isinstance(m, Conv2D):
             return m

@@ -1,4 +1,4 @@
-"""Training loop: :class:`Trainer` (fit / evaluate / predict), callbacks, checkpoints.
+"""Training loop: :class:`Trainer` (fit / evaluate / predict) and its :class:`History`.
 
 A classification trainer for :mod:`fastconv.nn` models::
 
@@ -18,34 +18,38 @@ Data are ``(X, y)`` pairs: X a 4-d float array (N, C, H, W) of the model's
 dtype, y a 1-d integer array of N class labels in ``[0, num_outputs)``.
 
 Determinism: epoch ``e`` (0-based) shuffles with
-``numpy.random.default_rng([seed, e])``, and that generator also drives the
-augmentation, so a run resumed from a checkpoint sees exactly the batches the
-uninterrupted run would have seen and ends with the same weights (bit for
-bit, for models without Dropout, whose mask generator is not checkpointed).
+``numpy.random.default_rng([seed, e])`` (through :class:`BatchLoader`), and
+that generator also drives the augmentation, so a run resumed from a
+checkpoint sees exactly the batches the uninterrupted run would have seen and
+ends with the same weights (bit for bit, for models without Dropout, whose
+mask generator is not checkpointed).
 
-Files (:func:`save_model`, :meth:`Trainer.save_checkpoint`) are ``.npz``
-archives written atomically (temporary file in the same directory, fsync,
-``os.replace``) and read with ``allow_pickle=False``: arrays are stored as
-arrays, everything else (optimiser hyper-parameters, history, epoch) as one
-JSON document under the key ``__meta__``. Nothing is ever pickled.
+The callbacks live in :mod:`fastconv.callbacks` and the file format
+(:func:`save_model`, :func:`load_model`, :meth:`Trainer.save_checkpoint`) in
+:mod:`fastconv.checkpoint`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import numbers
-import os
 import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ._args import as_int
-from ._fileio import atomic_write
+from ._loader import BatchLoader
+from .callbacks import Callback, EarlyStopping, ModelCheckpoint
+from .checkpoint import (
+    CheckpointError,
+    load_model,
+    load_training_checkpoint,
+    read_checkpoint,
+    save_model,
+    save_training_checkpoint,
+)
 from .nn.module import Module
 
 __all__ = [
@@ -59,15 +63,6 @@ __all__ = [
     "read_checkpoint",
     "CheckpointError",
 ]
-
-_FORMAT = 1
-_META_KEY = "__meta__"
-_MODEL_PREFIX = "model/"
-_OPT_PREFIX = "optimizer/"
-
-
-class CheckpointError(ValueError):
-    """A model or checkpoint file is unreadable, or does not fit the model it is loaded into."""
 
 
 # ---------------------------------------------------------------- History
@@ -139,139 +134,6 @@ class History:
         return h
 
 
-# ---------------------------------------------------------------- callbacks
-
-
-class Callback:
-    """Base class of the training callbacks; every hook is optional.
-
-    ``on_train_begin(trainer)`` before the first epoch of a ``fit``;
-    ``on_epoch_end(trainer, epoch, logs)`` after each epoch (``epoch`` counts
-    from 1; ``logs`` holds ``loss``, ``accuracy``, ``lr`` and, with validation
-    data, ``val_loss`` and ``val_accuracy``), returning True to stop training;
-    ``on_train_end(trainer, history)`` when ``fit`` finishes, also after an
-    early stop. Any object with some of these methods works as a callback.
-    """
-
-    def on_train_begin(self, trainer):
-        pass
-
-    def on_epoch_end(self, trainer, epoch, logs):
-        return False
-
-    def on_train_end(self, trainer, history):
-        pass
-
-
-class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs
-    in a row (``patience=0``: at the first epoch without improvement).
-
-    ``monitor``: a key of the epoch logs ("val_loss", "val_accuracy", "loss",
-    "accuracy"); ``mode`` "min", "max" or "auto" (max for accuracies, min
-    otherwise). With ``restore_best`` (default) the model gets back the
-    weights of its best epoch when training ends, if a later epoch was worse.
-    After ``fit``: ``best`` (the best value), ``best_epoch`` and
-    ``stopped_epoch`` (0 when it did not stop training).
-    """
-
-    def __init__(self, monitor="val_loss", patience=3, restore_best=True, min_delta=0.0, mode="auto"):
-        if not isinstance(monitor, str):
-            raise TypeError(f"monitor must be a str such as 'val_loss', got {type(monitor).__name__}")
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
-            raise ValueError(f"patience must be an int >= 0, got {patience!r}")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not (
-            0 <= min_delta < math.inf
-        ):
-            raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        if mode == "auto":
-            mode = "max" if "acc" in monitor else "min"
-        self.monitor = monitor
-        self.patience = int(patience)
-        self.restore_best = bool(restore_best)
-        self.min_delta = float(min_delta)
-        self.mode = mode
-        self._reset()
-
-    def _reset(self):
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self.best_epoch = 0
-        self.stopped_epoch = 0
-        self.wait = 0
-        self._best_state = None
-
-    def _improved(self, value):
-        if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
-
-    def on_train_begin(self, trainer):
-        self._reset()
-
-    def on_epoch_end(self, trainer, epoch, logs):
-        if self.monitor not in logs:
-            hint = " (fit got no val=(X, y) data)" if self.monitor.startswith("val_") else ""
-            raise ValueError(
-                f"EarlyStopping monitors {self.monitor!r}, which is not among the epoch logs "
-                f"{sorted(logs)}{hint}"
-            )
-        value = float(logs[self.monitor])
-        if self.best_epoch == 0 or self._improved(value):
-            self.best = value
-            self.best_epoch = epoch
-            self.wait = 0
-            if self.restore_best:
-                self._best_state = trainer.model.state_dict()
-            return False
-        self.wait += 1
-        if self.wait >= self.patience:
-            self.stopped_epoch = epoch
-            return True
-        return False
-
-    def on_train_end(self, trainer, history):
-        if self.restore_best and self._best_state is not None and self.best_epoch != history.epochs:
-            trainer.model.load_state_dict(self._best_state)
-
-    def __repr__(self):
-        return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, "
-                f"restore_best={self.restore_best}, min_delta={self.min_delta}, mode={self.mode!r})")
-
-
-class ModelCheckpoint(Callback):
-    """Write a resumable checkpoint (see :meth:`Trainer.save_checkpoint`) to ``path``
-    every ``every`` epochs and after the last one. The file is replaced atomically,
-    so an interrupted run always leaves the previous complete checkpoint."""
-
-    def __init__(self, path, every=1):
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-        if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
-            raise ValueError(f"every must be a positive int, got {every!r}")
-        self.path = Path(path)
-        self.every = int(every)
-        self._last = None
-
-    def on_train_begin(self, trainer):
-        self._last = None
-
-    def on_epoch_end(self, trainer, epoch, logs):
-        if epoch % self.every == 0:
-            trainer.save_checkpoint(self.path)
-            self._last = epoch
-        return False
-
-    def on_train_end(self, trainer, history):
-        if history.epochs and self._last != history.epochs and trainer.epoch == history.epochs:
-            trainer.save_checkpoint(self.path)
-            self._last = history.epochs
-
-    def __repr__(self):
-        return f"ModelCheckpoint({str(self.path)!r}, every={self.every})"
-
-
 # ---------------------------------------------------------------- validation helpers
 
 
@@ -322,181 +184,6 @@ def _softmax(logits):
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
     return z
-
-
-# ---------------------------------------------------------------- files
-
-
-def _atomic_savez(path, arrays):
-    """Write ``arrays`` as an .npz at ``path`` (exact name) atomically and durably."""
-    return atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **arrays), "wb", durable=True)
-
-
-def _to_json(obj, prefix, arrays):
-    """JSON-able copy of ``obj``; ndarrays go to ``arrays`` under keys starting with ``prefix``."""
-    if isinstance(obj, np.ndarray):
-        key = f"{prefix}{len(arrays)}"
-        arrays[key] = np.asarray(obj, order="C")
-        return {"__array__": key}
-    if isinstance(obj, dict):
-        for k in obj:
-            if not isinstance(k, str):
-                raise TypeError(f"cannot store a dict key of type {type(k).__name__} ({k!r}) in a checkpoint")
-        return {"__dict__": {k: _to_json(v, prefix, arrays) for k, v in obj.items()}}
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_to_json(v, prefix, arrays) for v in obj]}
-    if isinstance(obj, list):
-        return [_to_json(v, prefix, arrays) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"cannot store a {type(obj).__name__} ({obj!r}) in a checkpoint")
-
-
-def _from_json(obj, arrays):
-    if isinstance(obj, dict):
-        if "__array__" in obj:
-            return np.array(arrays[obj["__array__"]])
-        if "__tuple__" in obj:
-            return tuple(_from_json(v, arrays) for v in obj["__tuple__"])
-        if "__dict__" in obj:
-            return {k: _from_json(v, arrays) for k, v in obj["__dict__"].items()}
-        return {k: _from_json(v, arrays) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_from_json(v, arrays) for v in obj]
-    return obj
-
-
-def _architecture(model):
-    return [[k, list(v.shape), v.dtype.name] for k, v in model.state_dict().items()]
-
-
-def _model_arrays(model):
-    return {_MODEL_PREFIX + k: np.asarray(v, order="C") for k, v in model.state_dict().items()}
-
-
-def _read(path):
-    """(meta dict, {key: array}) of a fastconv .npz file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such model or checkpoint file: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise CheckpointError(f"{path}: not a readable .npz file ({exc})") from None
-    if _META_KEY not in arrays:
-        raise CheckpointError(f"{path}: not a fastconv model or checkpoint (no {_META_KEY!r} entry)")
-    try:
-        meta = json.loads(bytes(arrays.pop(_META_KEY)).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: corrupt metadata ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-        raise CheckpointError(f"{path}: unsupported fastconv file format {meta.get('format')!r}")
-    return meta, arrays
-
-
-def _meta_array(meta):
-    return np.frombuffer(json.dumps(meta, allow_nan=True).encode("utf-8"), dtype=np.uint8)
-
-
-def _load_model_state(model, arrays, path):
-    """Check the stored architecture against ``model`` and load it (all or nothing)."""
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a fastconv.nn.Module, got {type(model).__name__}")
-    state = {k[len(_MODEL_PREFIX):]: v for k, v in arrays.items() if k.startswith(_MODEL_PREFIX)}
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [
-        f"{k}: file {tuple(state[k].shape)} {state[k].dtype}, model {tuple(v.shape)} {v.dtype}"
-        for k, v in own.items()
-        if k in state and (state[k].shape != v.shape or state[k].dtype != v.dtype)
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
-        if wrong:
-            parts.append("different shape/dtype: " + "; ".join(wrong[:5]) + (" ..." if len(wrong) > 5 else ""))
-        raise CheckpointError(
-            f"{path} was saved from a different architecture than this {type(model).__name__} "
-            f"({', '.join(parts)}); build the same model (layers, sizes, dtype) before loading"
-        )
-    model.load_state_dict(state)
-
-
-def save_model(model, path, metadata=None):
-    """Save ``model``'s parameters and buffers to ``path`` (an .npz, written atomically).
-
-    ``metadata``: an optional JSON-serialisable dict stored alongside (the CLI
-    records the builder name and its arguments there, e.g.
-    ``{"builder": "lenet5", "kwargs": {"in_channels": 1}}``, which lets
-    :func:`load_model` rebuild the network without being given one).
-    Returns the path.
-    """
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be a fastconv.nn.Module, got {type(model).__name__}")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
-    arrays = _model_arrays(model)
-    meta = {
-        "format": _FORMAT,
-        "kind": "model",
-        "fastconv": _version(),
-        "model_class": type(model).__name__,
-        "architecture": _architecture(model),
-        "metadata": _to_json(metadata or {}, "unused/", {}),
-    }
-    arrays[_META_KEY] = _meta_array(meta)
-    return _atomic_savez(path, arrays)
-
-
-def load_model(path, model=None):
-    """Load weights saved by :func:`save_model` (or a training checkpoint) into ``model``.
-
-    The stored names, shapes and dtypes must match ``model`` exactly, else a
-    :class:`CheckpointError` lists the differences and ``model`` is left
-    unchanged. With ``model`` None, the network is rebuilt from the
-    ``builder`` / ``kwargs`` metadata that the CLI stores (a
-    :mod:`fastconv.models` name). Returns the model; predictions after
-    loading are bitwise those of the saved model.
-    """
-    meta, arrays = _read(path)
-    if model is None:
-        info = _from_json(meta.get("metadata", {}), {})
-        builder = info.get("builder") if isinstance(info, dict) else None
-        if builder is None:
-            raise ValueError(
-                f"{path} does not say how to build its network: pass the model, e.g. "
-                "load_model(path, fastconv.models.lenet5())"
-            )
-        from . import models
-
-        kwargs = dict(info.get("kwargs", {}))
-        if "dtype" in kwargs:
-            kwargs["dtype"] = np.dtype(kwargs["dtype"])
-        model = models.get_model(builder, **kwargs)
-    _load_model_state(model, arrays, path)
-    return model
-
-
-def read_checkpoint(path):
-    """The JSON metadata of a model or checkpoint file (epoch, history, optimiser type, ...)."""
-    meta, _ = _read(path)
-    return meta
-
-
-def _version():
-    try:
-        from . import __version__
-
-        return __version__
-    except ImportError:  # pragma: no cover
-        return "unknown"
 
 
 # ---------------------------------------------------------------- Trainer
@@ -671,7 +358,7 @@ class Trainer:
         model, loss_fn, opt = self.model, self.loss, self.optimizer
         N = X.shape[0]
         rng = np.random.default_rng([self.seed, e])
-        order = rng.permutation(N)
+        batches = BatchLoader(X, y, batch_size, shuffle=True, rng=rng)
         lr = float(getattr(opt, "lr", float("nan")))
         bar = self._bar(N, f"epoch {e + 1}/{epochs}")
         model.train()
@@ -680,13 +367,11 @@ class Trainer:
         seen = 0
         t0 = time.perf_counter()
         try:
-            for start in range(0, N, batch_size):
-                idx = order[start:start + batch_size]
-                xb = X[idx]
-                yb = y[idx]
+            for xb, yb in batches:
+                n = len(yb)
                 if self.augment is not None:
                     xb = self.augment(xb, rng)
-                    if not isinstance(xb, np.ndarray) or xb.dtype != X.dtype or xb.shape[0] != len(idx):
+                    if not isinstance(xb, np.ndarray) or xb.dtype != X.dtype or xb.shape[0] != n:
                         raise TypeError(
                             "augment must return an array of the batch's dtype and length, got "
                             f"{type(xb).__name__} {getattr(xb, 'dtype', '')} {getattr(xb, 'shape', '')}"
@@ -696,12 +381,11 @@ class Trainer:
                 if not math.isfinite(value):
                     raise FloatingPointError(
                         f"the training loss became {value} in epoch {e + 1} (batch starting at "
-                        f"image {start} of the shuffled order): lower the learning rate (now {lr})"
+                        f"image {seen} of the shuffled order): lower the learning rate (now {lr})"
                     )
                 opt.zero_grad()
                 model.backward(loss_fn.backward())
                 opt.step()
-                n = len(idx)
                 total_loss += value * n
                 correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
                 seen += n
@@ -734,16 +418,16 @@ class Trainer:
 
     # -- inference ---------------------------------------------------------
 
-    def _batched_logits(self, X, batch_size):
+    def _batched_logits(self, X, y, batch_size):
+        """(logits, labels) of each batch of ``X`` (and ``y``, or None), in eval mode."""
         model = self.model
         was = model.training
         model.eval()
         try:
-            outs = [model.forward(np.ascontiguousarray(X[i:i + batch_size]))
-                    for i in range(0, X.shape[0], batch_size)]
+            return [(model.forward(np.ascontiguousarray(xb)), yb)
+                    for xb, yb in BatchLoader(X, y, batch_size)]
         finally:
             model.train(was)
-        return outs
 
     def evaluate(self, data, batch_size=256, *, _checked=False):
         """Loss and accuracy of the model on ``data`` = (X, y), in eval mode.
@@ -755,8 +439,7 @@ class Trainer:
         X, y = data if _checked else self._prepare(data, "data")
         total = 0.0
         correct = 0
-        for i, logits in zip(range(0, X.shape[0], batch_size), self._batched_logits(X, batch_size)):
-            yb = y[i:i + batch_size]
+        for logits, yb in self._batched_logits(X, y, batch_size):
             total += self.loss.forward(logits, yb) * len(yb)
             correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
         n = X.shape[0]
@@ -767,7 +450,7 @@ class Trainer:
         computed in eval mode in batches; rows sum to 1."""
         batch_size = as_int(batch_size, "batch_size", 1)
         X = _check_X(X, "predict", self.model.dtype)
-        outs = self._batched_logits(X, batch_size)
+        outs = [logits for logits, _ in self._batched_logits(X, None, batch_size)]
         if outs[0].ndim != 2:
             raise ValueError(
                 f"predict needs a model that outputs class scores (N, num_classes), got shape {outs[0].shape}"
@@ -778,54 +461,23 @@ class Trainer:
 
     def save_checkpoint(self, path):
         """Write a resumable checkpoint to ``path`` (.npz, atomically): model weights
-        and buffers, optimiser and scheduler state, epoch, seed and history."""
-        arrays = _model_arrays(self.model)
-        opt_state = _to_json(self.optimizer.state_dict(), _OPT_PREFIX, arrays)
-        sched_state = None
-        if self.scheduler is not None and hasattr(self.scheduler, "state_dict"):
-            sched_state = _to_json(self.scheduler.state_dict(), "scheduler/", arrays)
-        meta = {
-            "format": _FORMAT,
-            "kind": "checkpoint",
-            "fastconv": _version(),
-            "model_class": type(self.model).__name__,
-            "architecture": _architecture(self.model),
-            "epoch": self.epoch,
-            "seed": self.seed,
-            "optimizer": opt_state,
-            "scheduler": sched_state,
-            "history": self.history.to_dict(),
-        }
-        arrays[_META_KEY] = _meta_array(meta)
-        return _atomic_savez(path, arrays)
+        and buffers, optimiser and scheduler state, epoch, seed and history
+        (:func:`fastconv.checkpoint.save_training_checkpoint`). Returns the path."""
+        return save_training_checkpoint(path, self.model, self.optimizer, self.scheduler,
+                                        epoch=self.epoch, seed=self.seed, history=self.history.to_dict())
 
     _ckpt_seed = None
 
     def load_checkpoint(self, path):
         """Restore a checkpoint written by :meth:`save_checkpoint`; returns its epoch.
 
-        Everything is checked before anything is changed: a checkpoint of
-        another architecture or optimiser is a :class:`CheckpointError`.
+        Everything is checked before anything is changed: a checkpoint of another
+        architecture or optimiser is a :class:`CheckpointError`.
         """
-        meta, arrays = _read(path)
-        if meta.get("kind") != "checkpoint":
-            raise CheckpointError(
-                f"{path} holds only model weights (saved by save_model), not a training checkpoint: "
-                "use load_model(path, model) to load it"
-            )
-        before = self.model.state_dict()
-        opt_state = _from_json(meta["optimizer"], arrays)
-        _load_model_state(self.model, arrays, path)
-        try:
-            self.optimizer.load_state_dict(opt_state)
-            if self.scheduler is not None and meta.get("scheduler") is not None:
-                self.scheduler.load_state_dict(_from_json(meta["scheduler"], arrays))
-        except (TypeError, ValueError, KeyError) as exc:
-            self.model.load_state_dict(before)
-            raise CheckpointError(f"{path}: cannot restore the optimiser or scheduler state: {exc}") from None
-        self.epoch = int(meta["epoch"])
-        self._ckpt_seed = meta.get("seed")
-        self.history = History.from_dict(meta.get("history", {}))
+        state = load_training_checkpoint(path, self.model, self.optimizer, self.scheduler)
+        self.epoch = state["epoch"]
+        self._ckpt_seed = state["seed"]
+        self.history = History.from_dict(state["history"])
         return self.epoch
 
     def resume(self, path):

@@ -1,10 +1,10 @@
-"""The fastconv command: train, info, check (and the bench hook), in-process and as a subprocess."""
+"""The fastconv command: train, info, check, bench (tune: test_tune.py), in-process and as a subprocess."""
 
-import os
+import ast
+import platform
 import shutil
 import subprocess
 import sys
-import types
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _kernels, cli
-from fastconv.train import load_model
+import fastconv.bench
+from fastconv import _kernels, cli, selftest
+from fastconv.checkpoint import load_model
+from fastconv.commands import _malloc
+from fastconv.commands import train as train_cmd
 from conftest import subprocess_env
 
 SMALL = ["--train-size", "300", "--test-size", "100", "--no-progress"]
@@ -173,11 +176,11 @@ def test_usage_errors(capsys):
 
 def test_models_adapt_to_the_dataset_geometry():
     X = np.zeros((2, 3, 32, 32), np.float32)
-    model, kwargs = cli._build_model("lenet5", X, 10, np.dtype(np.float32), 0)
+    model, kwargs = train_cmd.build_model("lenet5", X, 10, np.dtype(np.float32), 0)
     assert kwargs == {"in_channels": 3, "num_classes": 10, "input_size": 32}
     model.eval()
     assert model.forward(X).shape == (2, 10)
-    model, _ = cli._build_model("vgg_small", np.zeros((1, 1, 28, 28), np.float32), 7, np.dtype(np.float32), 0)
+    model, _ = train_cmd.build_model("vgg_small", np.zeros((1, 1, 28, 28), np.float32), 7, np.dtype(np.float32), 0)
     model.eval()
     assert model.forward(np.zeros((1, 1, 28, 28), np.float32)).shape == (1, 7)
 
@@ -251,44 +254,113 @@ def test_check_float64_tolerance_is_tight(capsys, monkeypatch):
     assert line.endswith("FAIL")
 
 
-# ---------------------------------------------------------------- bench hook
+# ---------------------------------------------------------------- check: the selftest API
 
 
-def test_bench_main_is_wired_in(monkeypatch):
+def test_selftest_run_checks_returns_one_result_per_op():
+    results = selftest.run_checks(seed=1, cases=2)
+    ops = [r.op for r in results]
+    assert len(ops) == len(set(ops))
+    assert ops[:2] == ["conv2d [im2col]", "conv2d_backward [im2col]"]
+    assert ops[-2:] == ["relu", "relu_backward"]
+    for r in results:
+        assert r.ok and r.crash is None, r
+        assert set(r.errors) <= set(selftest.TOLERANCE)
+        assert all(0.0 <= e <= selftest.TOLERANCE[dt] for dt, e in r.errors.items())
+    # the relu kernels are exact
+    assert results[-1].errors == {"float32": 0.0, "float64": 0.0}
+    strict = selftest.run_checks(seed=1, cases=2, tolerance={"float32": -1.0})
+    assert not any(r.ok for r in strict)
+    with pytest.raises(ValueError, match="cases"):
+        selftest.run_checks(cases=0)
+    with pytest.raises(TypeError, match="seed"):
+        selftest.run_checks(seed=1.5)
+
+
+def test_selftest_rel_err():
+    a = np.array([1.0, 2.0, np.nan])
+    assert selftest.rel_err(a, a.copy()) == 0.0
+    assert selftest.rel_err(a, np.array([1.0, 2.5, np.nan])) == pytest.approx(0.5 / 2.5)
+    assert selftest.rel_err(a, np.array([1.0, 2.0, 3.0])) == float("inf")
+    assert selftest.rel_err(a[:2], a) == float("inf")
+    assert selftest.rel_err(None, a) == float("inf") and selftest.rel_err(None, None) == 0.0
+    assert selftest.rel_err(np.array([1, 2]), np.array([1, 3])) == float("inf")
+
+
+# ---------------------------------------------------------------- bench: fastconv.bench.main
+
+
+def test_bench_passes_its_arguments_to_bench_main(monkeypatch):
     calls = []
-    fake = types.ModuleType("fastconv.bench")
-    fake.main = lambda argv: calls.append(list(argv)) or 0
-    monkeypatch.setitem(sys.modules, "fastconv.bench", fake)
+    monkeypatch.setattr(fastconv.bench, "main", lambda argv: calls.append(list(argv)) or 0)
     assert cli.main(["bench", "--quick", "x"]) == 0
-    assert calls == [["--quick", "x"]]
+    assert cli.main(["bench", "--help"]) == 0  # a leading option reaches bench.main untouched
+    assert calls == [["--quick", "x"], ["--help"]]
+    monkeypatch.setattr(fastconv.bench, "main", lambda argv: 3)
+    assert cli.main(["bench"]) == 3
 
 
-def test_bench_add_parser_is_wired_in(monkeypatch):
-    calls = []
-    fake = types.ModuleType("fastconv.bench")
+def test_bench_exits_and_interrupts_become_exit_codes(monkeypatch, capsys):
+    def usage_error(argv):
+        raise SystemExit(2)
 
-    def add_parser(sub):
-        p = sub.add_parser("bench")
-        p.add_argument("--rounds", type=int, default=1)
-        p.set_defaults(func=lambda args: calls.append(args.rounds) or 0)
-        return p
+    def interrupted(argv):
+        raise KeyboardInterrupt
 
-    fake.add_parser = add_parser
-    fake.run = lambda cases="all": pytest.fail("run() is the benchmark API, not the CLI entry")
-    monkeypatch.setitem(sys.modules, "fastconv.bench", fake)
-    assert cli.main(["bench", "--rounds", "3"]) == 0
-    assert calls == [3]
+    monkeypatch.setattr(fastconv.bench, "main", usage_error)
+    assert cli.main(["bench", "--nope"]) == 2
+    monkeypatch.setattr(fastconv.bench, "main", interrupted)
+    rc, _, err = run_main(["bench"], capsys)
+    assert rc == 130 and err.strip() == "fastconv: interrupted"
+
+
+def test_bench_real_help_and_usage_error(capsys):
+    rc, out, _ = run_main(["bench", "--help"], capsys)
+    assert rc == 0 and out.startswith("usage: fastconv bench") and "--quick" in out
+    rc, _, err = run_main(["bench", "--cases", "nope", "--quiet"], capsys)
+    assert rc == 2 and "unknown benchmark case 'nope'" in err
+    rc, _, err = run_main(["bench", "--nosuch"], capsys)
+    assert rc == 2 and "unrecognized arguments: --nosuch" in err
+    rc, out, _ = run_main(["--help"], capsys)
+    assert rc == 0
+    for name in cli.COMMANDS:
+        assert name in out
+    assert "time fastconv against NumPy and PyTorch" in out
 
 
 def test_train_keeps_freed_memory_unless_the_user_chose(monkeypatch):
-    import platform
-
-    from fastconv import cli
-
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
-    assert cli._keep_freed_memory() is False          # the user's setting wins
+    assert _malloc.keep_freed_memory() is False          # the user's setting wins
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    result = cli._keep_freed_memory()
+    result = _malloc.keep_freed_memory()
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert result is True
+
+
+# ---------------------------------------------------------------- structure
+
+
+_CLI_MODULES = ["cli.py", "selftest.py", "train.py", "checkpoint.py", "callbacks.py", "_loader.py",
+                "plotting.py"] + [f"commands/{p.name}" for p in
+                                  (Path(fastconv.__file__).parent / "commands").glob("*.py")]
+
+
+@pytest.mark.parametrize("name", _CLI_MODULES)
+def test_fastconv_imports_only_at_module_level(name):
+    """No fastconv import hides inside a function (an import circle would go unseen)."""
+    tree = ast.parse((Path(fastconv.__file__).parent / name).read_text())
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.ImportFrom):
+                    assert node.level == 0 and not (node.module or "").startswith("fastconv"), \
+                        f"{name}:{node.lineno}"
+                if isinstance(node, ast.Import):
+                    assert not any(a.name.startswith("fastconv") for a in node.names), f"{name}:{node.lineno}"
+
+
+def test_python_m_fastconv_version():
+    proc = subprocess.run([sys.executable, "-m", "fastconv", "--version"], capture_output=True, text=True,
+                          env=_env(), timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"fastconv {fastconv.__version__}"

@@ -1,4 +1,8 @@
-"""fastconv.train: Trainer fit / evaluate / predict, callbacks, checkpoints, save / load."""
+"""fastconv.train: Trainer fit / evaluate / predict, input checks, progress output.
+
+Callbacks are tested in test_callbacks.py, checkpoints and save / load in
+test_checkpoint.py, the batch loader in test_loader.py.
+"""
 
 import os
 from pathlib import Path
@@ -6,51 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastconv import data, models, nn, optim
-from fastconv.train import (
-    CheckpointError,
-    EarlyStopping,
-    History,
-    ModelCheckpoint,
-    Trainer,
-    load_model,
-    read_checkpoint,
-    save_model,
-)
-
-
-@pytest.fixture(scope="module")
-def shapes_small():
-    return data.shapes_split(1200, 300, seed=3)
-
-
-def tiny_net(dtype=np.float32, seed=0, classes=10, batchnorm=False):
-    """A small conv net (fast): conv 1->4 3x3, [BatchNorm], ReLU, maxpool 2, flatten, linear."""
-    layers = [nn.Conv2D(1, 4, 3, dtype=dtype)]
-    if batchnorm:
-        layers.append(nn.BatchNorm2D(4, dtype=dtype))
-    layers += [nn.ReLU(dtype=dtype), nn.MaxPool2D(2, dtype=dtype), nn.Flatten(dtype=dtype),
-               nn.Linear(4 * 13 * 13, classes, dtype=dtype)]
-    return nn.Sequential(*layers, seed=seed)
-
-
-def make_trainer(model, lr=0.05, momentum=0.9, scheduler=None, opt="sgd", **kw):
-    if opt == "sgd":
-        o = optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    else:
-        o = optim.Adam(model.parameters(), lr=lr)
-    sched = None
-    if scheduler == "cosine":
-        sched = optim.CosineLR(o, T_max=4)
-    elif scheduler == "step":
-        sched = optim.StepLR(o, step_size=2, gamma=0.5)
-    kw.setdefault("progress", False)
-    return Trainer(model, nn.SoftmaxCrossEntropy(), o, scheduler=sched, **kw)
-
-
-def states_equal(a, b):
-    sa, sb = a.state_dict(), b.state_dict()
-    return list(sa) == list(sb) and all(np.array_equal(sa[k], sb[k]) for k in sa)
+from fastconv import callbacks, checkpoint, data, models, nn, optim, train
+from fastconv.train import History, Trainer
+from _trainkit import make_trainer, shapes_small, tiny_net  # noqa: F401  (shapes_small: a fixture)
 
 
 # ---------------------------------------------------------------- fit / evaluate / predict
@@ -138,6 +100,45 @@ def test_batches_are_shuffled_per_epoch_from_seed(shapes_small):
     assert not np.array_equal(a[0], a[1])  # a new order each epoch
     assert not np.array_equal(a[0], c[0])  # another seed: another order
     assert not np.array_equal(a[0], X[:64, 0, 14, :])  # shuffled, not the input order
+
+
+def test_batches_follow_the_epoch_generator_permutation(shapes_small):
+    """Epoch e's batches are rows order[i:i + batch_size] of
+    order = default_rng([seed, e]).permutation(N), the last one smaller."""
+    (X, y), _ = shapes_small
+    X, y = X[:50], y[:50]
+    seen = []
+
+    class Spy(nn.Module):
+        def __init__(self, inner):
+            super().__init__(inner.dtype)
+            self.inner = inner
+
+        def forward(self, x):
+            if self.training:
+                seen.append(x.copy())
+            return self.inner.forward(x)
+
+        def backward(self, dy):
+            return self.inner.backward(dy)
+
+    make_trainer(Spy(tiny_net())).fit((X, y), epochs=2, batch_size=16, seed=5)
+    want = []
+    for e in range(2):
+        order = np.random.default_rng([5, e]).permutation(50)
+        want += [X[order[i:i + 16]] for i in range(0, 50, 16)]
+    assert [len(b) for b in seen] == [16, 16, 16, 2] * 2
+    assert all(np.array_equal(a, b) for a, b in zip(seen, want))
+
+
+def test_train_module_reexports_its_public_names():
+    for name in ("Trainer", "History", "Callback", "EarlyStopping", "ModelCheckpoint", "save_model",
+                 "load_model", "read_checkpoint", "CheckpointError"):
+        assert name in train.__all__ and hasattr(train, name), name
+    for name in ("Callback", "EarlyStopping", "ModelCheckpoint"):
+        assert getattr(train, name) is getattr(callbacks, name)
+    for name in ("save_model", "load_model", "read_checkpoint", "CheckpointError"):
+        assert getattr(train, name) is getattr(checkpoint, name)
 
 
 def test_predict_probabilities_and_mode_restored(shapes_small):
@@ -257,281 +258,6 @@ def test_progress_true_shows_bar_and_epoch_lines(shapes_small, capfd):
     assert len(lines) == 2
     assert lines[0].startswith("epoch 1/2") and "val_acc" in lines[0] and "img/s" in lines[0]
     assert "epoch 1/2" in err and "img" in err  # the tqdm bar on stderr (cleared at the end)
-
-
-# ---------------------------------------------------------------- callbacks
-
-
-class _Recorder:
-    """Keeps the model's weights after every epoch."""
-
-    def __init__(self):
-        self.states = {}
-
-    def on_epoch_end(self, trainer, epoch, logs):
-        self.states[epoch] = trainer.model.state_dict()
-        return False
-
-
-def test_early_stopping_stops_and_restores_best(shapes_small):
-    (X, y), _ = shapes_small
-    model = tiny_net()
-    trainer = make_trainer(model, lr=0.05, scheduler="cosine")
-    rec = _Recorder()
-    # the learning rate falls every epoch under the cosine schedule: as a "max" monitor it
-    # is best at epoch 1 and never improves, so training stops after `patience` more epochs
-    es = EarlyStopping(monitor="lr", mode="max", patience=2, restore_best=True)
-    h = trainer.fit((X[:64], y[:64]), epochs=10, batch_size=32, callbacks=[rec, es])
-    assert h.epochs == 3 and h.stopped_early and trainer.epoch == 3
-    assert es.best_epoch == 1 and es.stopped_epoch == 3
-    best = rec.states[1]
-    assert all(np.array_equal(v, best[k]) for k, v in model.state_dict().items())
-    assert not all(np.array_equal(v, rec.states[3][k]) for k, v in model.state_dict().items())
-
-
-def test_early_stopping_keeps_last_weights_without_restore(shapes_small):
-    (X, y), _ = shapes_small
-    model = tiny_net()
-    rec = _Recorder()
-    es = EarlyStopping(monitor="lr", mode="max", patience=1, restore_best=False)
-    h = make_trainer(model, scheduler="cosine").fit((X[:32], y[:32]), epochs=10, batch_size=32,
-                                                    callbacks=[rec, es])
-    assert h.epochs == 2
-    assert all(np.array_equal(v, rec.states[2][k]) for k, v in model.state_dict().items())
-
-
-class _FakeModel:
-    def __init__(self):
-        self.w = 0
-
-    def state_dict(self):
-        return {"w": self.w}
-
-    def load_state_dict(self, d):
-        self.w = d["w"]
-
-
-class _FakeTrainer:
-    def __init__(self):
-        self.model = _FakeModel()
-
-
-@pytest.mark.parametrize(
-    "values, patience, min_delta, stop_at, best_epoch",
-    [
-        ([1.0, 0.5, 0.7, 0.8, 0.9], 2, 0.0, 4, 2),
-        ([1.0, 0.5, 0.7, 0.4, 0.45, 0.46], 2, 0.0, 6, 4),
-        ([1.0, 0.99, 0.98, 0.97], 2, 0.05, 3, 1),  # improvements smaller than min_delta do not count
-        ([1.0, 0.9, 0.8, 0.7], 1, 0.0, None, 4),
-        ([1.0, 1.0], 0, 0.0, 2, 1),
-    ],
-)
-def test_early_stopping_rule(values, patience, min_delta, stop_at, best_epoch):
-    es = EarlyStopping(monitor="val_loss", patience=patience, min_delta=min_delta)
-    tr = _FakeTrainer()
-    es.on_train_begin(tr)
-    stopped = None
-    for epoch, v in enumerate(values, start=1):
-        tr.model.w = epoch
-        if es.on_epoch_end(tr, epoch, {"val_loss": v}):
-            stopped = epoch
-            break
-    assert stopped == stop_at
-    assert es.best_epoch == best_epoch
-    h = History(epochs=stopped or len(values))
-    es.on_train_end(tr, h)
-    assert tr.model.w == best_epoch  # restore_best
-
-
-def test_early_stopping_accuracy_mode_and_errors(shapes_small):
-    assert EarlyStopping(monitor="val_accuracy").mode == "max"
-    assert EarlyStopping().mode == "min"
-    with pytest.raises(ValueError, match="patience"):
-        EarlyStopping(patience=-1)
-    with pytest.raises(ValueError, match="mode"):
-        EarlyStopping(mode="up")
-    (X, y), _ = shapes_small
-    with pytest.raises(ValueError, match="no val"):
-        make_trainer(tiny_net()).fit((X[:32], y[:32]), epochs=2, callbacks=[EarlyStopping()])
-
-
-def test_callback_stop_flag(shapes_small):
-    (X, y), _ = shapes_small
-
-    class StopAt2:
-        def on_epoch_end(self, trainer, epoch, logs):
-            assert {"loss", "accuracy", "lr"} <= set(logs)
-            if epoch == 2:
-                trainer.stop_training = True
-
-    h = make_trainer(tiny_net()).fit((X[:32], y[:32]), epochs=5, batch_size=32, callbacks=[StopAt2()])
-    assert h.epochs == 2 and h.stopped_early
-
-
-# ---------------------------------------------------------------- checkpoints and resume
-
-
-@pytest.mark.parametrize("opt, scheduler", [("sgd", "cosine"), ("adam", "step")])
-def test_resume_equals_uninterrupted_run_bitwise(shapes_small, tmp_path, opt, scheduler):
-    (X, y), (Xt, yt) = shapes_small
-    X, y, Xt, yt = X[:160].astype(np.float64), y[:160], Xt[:40].astype(np.float64), yt[:40]
-    lr = 0.05 if opt == "sgd" else 0.01
-
-    def fresh():
-        return make_trainer(tiny_net(np.float64, seed=5, batchnorm=True), lr=lr, opt=opt, scheduler=scheduler)
-
-    full = fresh()
-    h_full = full.fit((X, y), epochs=4, batch_size=32, val=(Xt, yt), seed=7)
-
-    ckpt = tmp_path / "run.npz"
-    first = fresh()
-    first.fit((X, y), epochs=2, batch_size=32, val=(Xt, yt), seed=7, checkpoint=ckpt)
-    assert ckpt.is_file()
-    assert os.listdir(tmp_path) == ["run.npz"]  # no temporary files left behind
-    meta = read_checkpoint(ckpt)
-    assert meta["kind"] == "checkpoint" and meta["epoch"] == 2 and meta["seed"] == 7
-    assert len(meta["history"]["loss"]) == 2
-
-    second = fresh()  # a new process would start like this: new model, new optimiser
-    h = second.fit((X, y), epochs=4, batch_size=32, val=(Xt, yt), seed=7, resume=ckpt)
-    assert h.epochs == 4 and second.epoch == 4
-    assert states_equal(second.model, full.model)
-    assert h.loss == h_full.loss and h.val_loss == h_full.val_loss and h.lr == h_full.lr
-    assert second.optimizer.lr == full.optimizer.lr
-
-    # the same through load_checkpoint + resume=True
-    third = fresh()
-    assert third.load_checkpoint(ckpt) == 2
-    third.fit((X, y), epochs=4, batch_size=32, val=(Xt, yt), seed=7, resume=True)
-    assert states_equal(third.model, full.model)
-
-
-def test_checkpoint_every_and_model_checkpoint(shapes_small, tmp_path):
-    (X, y), _ = shapes_small
-    path = tmp_path / "sub" / "ck.npz"
-    trainer = make_trainer(tiny_net())
-    trainer.fit((X[:32], y[:32]), epochs=3, batch_size=32, callbacks=[ModelCheckpoint(path, every=2)])
-    assert read_checkpoint(path)["epoch"] == 3  # every 2 epochs, and after the last one
-    with pytest.raises(ValueError, match="every"):
-        ModelCheckpoint(path, every=0)
-
-
-def test_checkpoint_write_is_atomic(shapes_small, tmp_path, monkeypatch):
-    (X, y), _ = shapes_small
-    trainer = make_trainer(tiny_net())
-    trainer.fit((X[:32], y[:32]), epochs=1, batch_size=32)
-    path = tmp_path / "ck.npz"
-    trainer.save_checkpoint(path)
-    before = path.read_bytes()
-
-    def broken_savez(f, *args, **kwargs):
-        f.write(b"partial garbage")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(np, "savez", broken_savez)
-    trainer.epoch = 99
-    with pytest.raises(OSError, match="disk full"):
-        trainer.save_checkpoint(path)
-    monkeypatch.undo()
-    assert path.read_bytes() == before  # the previous checkpoint is intact
-    assert os.listdir(tmp_path) == ["ck.npz"]  # and the temporary file is gone
-    assert read_checkpoint(path)["epoch"] == 1
-
-
-def test_checkpoint_holds_no_pickles(shapes_small, tmp_path):
-    (X, y), _ = shapes_small
-    trainer = make_trainer(tiny_net(batchnorm=True), opt="adam", scheduler="cosine")
-    trainer.fit((X[:32], y[:32]), epochs=1, batch_size=16)
-    path = tmp_path / "ck.npz"
-    trainer.save_checkpoint(path)
-    with np.load(path, allow_pickle=False) as z:
-        for k in z.files:
-            assert z[k].dtype != object
-        keys = set(z.files)
-    assert "__meta__" in keys and any(k.startswith("model/") for k in keys)
-    assert any(k.startswith("optimizer/") for k in keys)
-
-
-def test_resume_errors(shapes_small, tmp_path):
-    (X, y), _ = shapes_small
-    trainer = make_trainer(tiny_net())
-    trainer.fit((X[:32], y[:32]), epochs=1, batch_size=32)
-    ck = tmp_path / "ck.npz"
-    trainer.save_checkpoint(ck)
-    # another architecture
-    other = make_trainer(tiny_net(classes=5))
-    before = other.model.state_dict()
-    with pytest.raises(CheckpointError, match="different architecture"):
-        other.load_checkpoint(ck)
-    assert states_equal_dict(other.model.state_dict(), before)
-    # another optimiser type: nothing changes
-    adam = make_trainer(tiny_net(seed=9), opt="adam")
-    before = adam.model.state_dict()
-    with pytest.raises(CheckpointError, match="optimiser"):
-        adam.load_checkpoint(ck)
-    assert states_equal_dict(adam.model.state_dict(), before)
-    # a weights-only file is not a checkpoint
-    save_model(trainer.model, tmp_path / "w.npz")
-    with pytest.raises(CheckpointError, match="load_model"):
-        trainer.load_checkpoint(tmp_path / "w.npz")
-    # not a fastconv file / missing file
-    np.savez(tmp_path / "x.npz", a=np.zeros(3))
-    with pytest.raises(CheckpointError, match="not a fastconv"):
-        trainer.load_checkpoint(tmp_path / "x.npz")
-    (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(CheckpointError, match="not a readable"):
-        trainer.load_checkpoint(tmp_path / "junk.npz")
-    with pytest.raises(FileNotFoundError):
-        trainer.fit((X[:32], y[:32]), epochs=2, resume=tmp_path / "missing.npz")
-    with pytest.warns(UserWarning, match="seed"):
-        make_trainer(tiny_net()).fit((X[:32], y[:32]), epochs=2, batch_size=32, resume=ck, seed=3)
-
-
-def states_equal_dict(a, b):
-    return list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
-
-
-# ---------------------------------------------------------------- save / load
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_save_load_gives_identical_predictions(shapes_small, tmp_path, dtype):
-    (X, y), (Xt, yt) = shapes_small
-    X, Xt = X[:200].astype(dtype), Xt[:50].astype(dtype)
-    model = models.lenet5(dtype=dtype, seed=0)
-    trainer = make_trainer(model)
-    trainer.fit((X, y[:200]), epochs=1, batch_size=50)
-    want = trainer.predict(Xt)
-    path = save_model(model, tmp_path / "m.npz", metadata={"builder": "lenet5", "kwargs": {"dtype": np.dtype(dtype).name}})
-    assert Path(path).is_file()
-
-    other = models.lenet5(dtype=dtype, seed=123)
-    assert not np.array_equal(make_trainer(other).predict(Xt), want)
-    assert load_model(path, other) is other
-    got = make_trainer(other).predict(Xt)
-    assert np.array_equal(got, want)  # bitwise
-
-    rebuilt = load_model(path)  # from the stored builder metadata
-    assert np.array_equal(make_trainer(rebuilt).predict(Xt), want)
-
-
-def test_load_model_wrong_architecture_is_clear(tmp_path):
-    model = models.lenet5(seed=0)
-    path = save_model(model, tmp_path / "m.npz")
-    vgg = models.vgg_small(in_channels=1, input_size=28, seed=0)
-    before = vgg.state_dict()
-    with pytest.raises(CheckpointError, match="different architecture"):
-        load_model(path, vgg)
-    assert states_equal_dict(vgg.state_dict(), before)
-    wide = models.lenet5(num_classes=7, seed=0)
-    with pytest.raises(CheckpointError, match=r"different shape/dtype: 9\.weight"):
-        load_model(path, wide)
-    with pytest.raises(CheckpointError, match="float64"):
-        load_model(path, models.lenet5(dtype=np.float64))
-    with pytest.raises(ValueError, match="pass the model"):
-        load_model(path)  # no builder metadata
-    with pytest.raises(TypeError, match="Module"):
-        save_model("model", tmp_path / "x.npz")
 
 
 # ---------------------------------------------------------------- real data (slow)
