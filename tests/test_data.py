@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from fastconv import data
+from fastconv.data import cifar as data_cifar
 
 MNIST_DIR = Path(
     os.environ.get("FASTCONV_MNIST_DIR")
@@ -696,7 +697,7 @@ def test_cifar_unverified_batch_is_never_unpickled(tmp_path, monkeypatch):
     def must_not_run(path):
         raise AssertionError(f"unpickled unverified {path}")
 
-    monkeypatch.setattr(data, "_unpickle_batch", must_not_run)
+    monkeypatch.setattr(data_cifar, "_unpickle_batch", must_not_run)
     with pytest.raises(ValueError, match="checksum mismatch") as exc:
         data.cifar10(tmp_path, split="test", download=False)
     assert "40351d587109b95175f43aff81a1287e" in str(exc.value)  # the official md5
@@ -796,18 +797,22 @@ def test_shapes_not_separable_by_mean_intensity():
 
 
 @pytest.mark.parametrize(
-    "kwargs, pattern",
+    "kwargs, error, pattern",
     [
-        ({"n": -1}, "n must be"),
-        ({"size": 8}, "size must be"),
-        ({"noise": -0.1}, "noise must be"),
-        ({"n": 2.5}, "n must be"),
-        ({"noise": float("nan")}, "noise must be"),
+        ({"n": -1}, ValueError, "n must be an int >= 0, got -1"),
+        ({"size": 8}, ValueError, "size must be an int >= 12, got 8"),
+        ({"noise": -0.1}, ValueError, r"noise must be in \[0, inf\], got -0.1"),
+        ({"n": 2.5}, TypeError, "n must be an int, got float 2.5"),
+        ({"noise": float("nan")}, ValueError, "noise must be finite"),
+        ({"seed": -1}, ValueError, "seed must be an int >= 0"),
     ],
 )
-def test_shapes_bad_args(kwargs, pattern):
-    with pytest.raises(ValueError, match=pattern):
+def test_shapes_bad_args(kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
         data.shapes(**kwargs)
+    if "seed" not in kwargs:
+        with pytest.raises(error, match=pattern):
+            data.shapes_split(**{("n_train" if k == "n" else k): v for k, v in kwargs.items()})
 
 
 def test_load_by_name(tmp_path, monkeypatch):
@@ -937,7 +942,7 @@ def test_augment_argument_errors():
         data.random_flip(X.astype(np.uint8), 0)
     with pytest.raises(ValueError, match="4-d"):
         data.random_shift(X[0], 0)
-    with pytest.raises(ValueError, match="p must be a probability"):
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\], got 1.5"):
         data.random_flip(X, 0, p=1.5)
     with pytest.raises(ValueError, match="max_shift"):
         data.random_shift(X, 0, max_shift=-1)
@@ -957,20 +962,31 @@ def test_augment_argument_errors():
 
 
 def test_data_module_does_not_import_native_code():
-    """fastconv.data is plain Python + NumPy: it imports no native fastconv module."""
-    tree = ast.parse(Path(data.__file__).read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            imported.add("." * node.level + (node.module or ""))
-    local = {m for m in imported if m.startswith((".", "fastconv"))}
-    assert local == {"._args"}, local
-    assert all(
-        m.split(".")[0] in {"numpy"} or m.startswith(".") or m.split(".")[0] in _STDLIB
-        for m in imported
-    )
+    """fastconv.data is plain Python + NumPy: its modules import, at their top level only,
+    the standard library, numpy, each other, and of fastconv only _args and _fileio."""
+    folder = Path(data.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py")}
+    assert {"__init__", "download", "mnist", "cifar", "shapes", "augment"} <= modules
+    local = set()
+    for path in sorted(folder.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        top = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            assert id(node) in top, f"{path.name}:{node.lineno}: import inside a function"
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                names = ["." * node.level + (node.module or "")]
+            for m in names:
+                if m.startswith(".."):
+                    local.add(m)
+                elif m.startswith("."):
+                    assert m[1:] in modules, f"{path.name} imports {m}"
+                else:
+                    assert m.split(".")[0] in {"numpy"} | _STDLIB, f"{path.name} imports {m}"
+    assert local == {".._args", ".._fileio"}, local
 
 
 _STDLIB = {
