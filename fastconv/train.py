@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._args import as_int
-from ._loader import BatchLoader
+from .data.loader import BatchLoader
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint
 from .checkpoint import (
     CheckpointError,

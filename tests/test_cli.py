@@ -341,7 +341,7 @@ def test_train_keeps_freed_memory_unless_the_user_chose(monkeypatch):
 # ---------------------------------------------------------------- structure
 
 
-_CLI_MODULES = ["cli.py", "selftest.py", "train.py", "checkpoint.py", "callbacks.py", "_loader.py",
+_CLI_MODULES = ["cli.py", "selftest.py", "train.py", "checkpoint.py", "callbacks.py", "data/loader.py",
                 "plotting.py"] + [f"commands/{p.name}" for p in
                                   (Path(fastconv.__file__).parent / "commands").glob("*.py")]
 

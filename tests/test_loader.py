@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fastconv._loader import BatchLoader
+from fastconv.data import BatchLoader
 
 
 def arrays(n=10):

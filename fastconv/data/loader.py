@@ -1,13 +1,10 @@
-"""Mini-batches of an ``(X, y)`` pair: :class:`BatchLoader`.
-
-(Destined for ``fastconv/data/loader.py`` once ``fastconv.data`` is a package.)
-"""
+"""Mini-batches of an ``(X, y)`` pair: :class:`BatchLoader` (what ``Trainer`` iterates)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._args import as_int, make_rng
+from .._args import as_int, make_rng
 
 __all__ = ["BatchLoader"]
 
