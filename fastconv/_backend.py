@@ -22,6 +22,8 @@ The setting is process-wide (not per thread).
 
 from __future__ import annotations
 
+from . import functional, reference
+
 __all__ = ["BACKENDS", "use_backend", "get_backend", "ops"]
 
 #: The valid backend names.
@@ -78,10 +80,4 @@ def get_backend():
 
 def ops():
     """The module whose functions the layers call: fastconv.functional or fastconv.reference."""
-    if _current == "reference":
-        from . import reference
-
-        return reference
-    from . import functional
-
-    return functional
+    return reference if _current == "reference" else functional
