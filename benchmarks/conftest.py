@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from fastconv import bench
+from fastconv.bench import env
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,14 +24,14 @@ def bench_threads():
             raise ValueError
     except ValueError:
         raise pytest.UsageError(f"FASTCONV_BENCH_THREADS must be a positive int, got {value!r}") from None
-    with bench._threads(n, bench._import_torch()):
+    with env.threads(n, env.import_torch()):
         yield n
 
 
 @pytest.fixture(scope="session")
 def torch():
     """The torch module, or skip the benchmark when it cannot be imported."""
-    mod = bench._import_torch()
+    mod = env.import_torch()
     if mod is None:
         pytest.skip("torch is not importable (it is only a comparison, never a dependency)")
     return mod

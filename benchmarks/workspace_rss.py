@@ -20,6 +20,8 @@ import json
 import subprocess
 import sys
 
+from fastconv.bench import CONV_CASES
+
 CHILD = r"""
 import json, sys
 import numpy as np
@@ -64,8 +66,6 @@ def measure(name, algo="auto", threads=2):
 
 
 def main(argv=None):
-    from fastconv.bench import CONV_CASES
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--algo", default="auto")

@@ -8,9 +8,10 @@ against the plain NumPy oracle :mod:`fastconv.reference`.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 import os as _os
+import platform as _platform
+
+from ._version import __version__
 
 # OpenMP threads that busy-wait between parallel regions steal the cores from
 # NumPy's BLAS threads (used by Linear layers and the im2col path) and from
@@ -34,6 +35,8 @@ except ImportError as _e:  # a source checkout without the compiled extension
             "python setup.py build_ext --inplace"
         ) from _e
     raise
+import numpy as _np  # noqa: E402  (after the line above: its BLAS may be an OpenMP one)
+
 from ._runtime import get_num_threads, set_num_threads
 from .functional import (
     avg_pool2d,
@@ -50,6 +53,7 @@ from .functional import (
     linear_backward,
 )
 from . import reference  # noqa: E402  (the oracle is part of the public API)
+from ._backend import get_backend, use_backend
 
 __all__ = [
     "conv2d",
@@ -83,20 +87,16 @@ def openmp_enabled():
 
 def config():
     """The build and runtime configuration as a dict."""
-    import platform
-
-    import numpy
-
     return {
         "version": __version__,
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
+        "python": _platform.python_version(),
+        "numpy": _np.__version__,
         "compiler": _kernels.build_compiler(),
         "openmp": openmp_enabled(),
         "threads": get_num_threads(),
         "cores": _kernels.num_procs(),
         "cpu_features": _kernels.cpu_features(),
-        "machine": platform.machine(),
+        "machine": _platform.machine(),
         "workspace_cached_bytes": _kernels.workspace_cached(),
     }
 
@@ -126,12 +126,3 @@ def release_workspace():
     """
     return _kernels.workspace_release()
 
-
-def __getattr__(name):
-    # The layer-API backend switch lives in fastconv._backend; imported lazily
-    # so the function API does not depend on the layer modules.
-    if name in ("use_backend", "get_backend"):
-        from . import _backend
-
-        return getattr(_backend, name)
-    raise AttributeError(f"module 'fastconv' has no attribute {name!r}")

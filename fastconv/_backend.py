@@ -18,16 +18,27 @@ training run can be repeated on the oracle and compared::
     fastconv.use_backend("reference")    # or switch for the rest of the process
 
 The setting is process-wide (not per thread).
+
+:func:`watch` is the documented way to see which ops a network runs (e.g. the
+convolution geometries ``fastconv tune --model`` times): within it, in the
+calling thread only, every call the layers make through :func:`ops` is
+reported to an observer before it runs. Nothing is patched.
 """
 
 from __future__ import annotations
 
-__all__ = ["BACKENDS", "use_backend", "get_backend", "ops"]
+import contextlib
+import threading
+
+from . import functional, reference
+
+__all__ = ["BACKENDS", "use_backend", "get_backend", "ops", "watch"]
 
 #: The valid backend names.
 BACKENDS = ("native", "reference")
 
 _current = "native"
+_local = threading.local()     # .observer: the watch() callback of this thread, if any
 
 
 class _BackendSwitch:
@@ -77,11 +88,52 @@ def get_backend():
 
 
 def ops():
-    """The module whose functions the layers call: fastconv.functional or fastconv.reference."""
-    if _current == "reference":
-        from . import reference
+    """The module whose functions the layers call: fastconv.functional or fastconv.reference
+    (inside :func:`watch`, a view of it that reports each call first)."""
+    module = reference if _current == "reference" else functional
+    observer = getattr(_local, "observer", None)
+    return module if observer is None else _Watched(module, observer)
 
-        return reference
-    from . import functional
 
-    return functional
+class _Watched:
+    """A backend module whose function calls are reported to ``observer`` before they run."""
+
+    __slots__ = ("_module", "_observer")
+
+    def __init__(self, module, observer):
+        self._module = module
+        self._observer = observer
+
+    def __getattr__(self, name):
+        fn = getattr(self._module, name)
+        if not callable(fn):
+            return fn
+        observer = self._observer
+
+        def call(*args, **kwargs):
+            observer(name, args, kwargs)
+            return fn(*args, **kwargs)
+
+        return call
+
+
+@contextlib.contextmanager
+def watch(observer):
+    """Within the ``with`` block, in the calling thread only, call
+    ``observer(name, args, kwargs)`` before each op the layers run through :func:`ops`
+    (``name``: the function's name in the backend module, e.g. ``"conv2d"``; ``args``,
+    ``kwargs``: its arguments, not to be modified). The op then runs as usual. A nested
+    ``watch`` replaces the outer observer until it ends. Other threads are not watched::
+
+        calls = []
+        with _backend.watch(lambda name, args, kwargs: calls.append(name)):
+            model.forward(x)
+    """
+    if not callable(observer):
+        raise TypeError(f"observer must be callable, got {type(observer).__name__}")
+    previous = getattr(_local, "observer", None)
+    _local.observer = observer
+    try:
+        yield
+    finally:
+        _local.observer = previous

@@ -22,8 +22,8 @@ Convolution has two algorithms:
     (csrc/winograd.c) for the forward pass and both gradients, 4x fewer
     multiplications than the direct method.
 
-``algo="auto"`` picks one per shape (see ``_choose_algo``); an explicit
-``algo`` always wins.
+``algo="auto"`` picks one per shape and pass (the policy lives in
+:mod:`fastconv._dispatch`: ``choose_algo``); an explicit ``algo`` always wins.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ import numpy as np
 
 from . import _kernels as K
 from . import _runtime
-from . import tune as _tune
 from ._args import (
+    ALGOS,  # re-exported: fastconv.functional.ALGOS stays importable
+    check_algo,
     check_array,
     check_max_pool_windows,
     check_shape,
@@ -47,6 +48,13 @@ from ._args import (
     pool_params,
     shape4,
     torch_keywords,
+)
+from ._dispatch import (
+    check_winograd as _check_winograd,
+    choose_algo as _choose_algo,
+    conv_geom as _geom,
+    conv_work as _conv_work,
+    finite_safe as _finite_safe,
 )
 
 __all__ = [
@@ -64,8 +72,6 @@ __all__ = [
     "linear_backward",
 ]
 
-ALGOS = ("auto", "im2col", "direct", "gemm", "winograd")
-
 #: Upper bound, in bytes, of the im2col column workspace of one chunk of images.
 WORKSPACE_BYTES = 32 * 2**20
 
@@ -74,117 +80,8 @@ def _flat(a):
     return a.reshape(-1)
 
 
-def _check_algo(algo):
-    if algo not in ALGOS:
-        raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
-
-
-def _conv_work(p):
-    """Multiply-adds of one convolution pass (the thread heuristic's measure of work)."""
-    return p.N * p.K * (p.C // p.groups) * p.R * p.S * p.P * p.Q
-
-
 def _pool_work(p):
     return p.N * p.C * p.P * p.Q * p.kernel[0] * p.kernel[1]
-
-
-def _winograd_ok(p):
-    """True when the geometry is one Winograd handles: 3x3, stride 1, dilation 1."""
-    return (p.R, p.S) == (3, 3) and tuple(p.stride) == (1, 1) and tuple(p.dilation) == (1, 1)
-
-
-def _check_winograd(p):
-    if not _winograd_ok(p):
-        raise ValueError(
-            "algo='winograd' needs a 3x3 kernel with stride 1 and dilation 1, got kernel "
-            f"{p.R}x{p.S}, stride {tuple(p.stride)}, dilation {tuple(p.dilation)}; "
-            "use algo='auto' (or 'gemm', 'direct', 'im2col') for this layer"
-        )
-
-
-def _choose_algo(algo, p, backward=False, dtype=None):
-    """Resolve ``algo="auto"`` for the geometry ``p``: for the forward pass, or with
-    ``backward="weight"`` / ``backward="data"`` for that backward pass (``True`` means
-    "data").
-
-    With ``dtype`` given, a choice measured by ``fastconv tune`` for exactly this
-    geometry, pass and dtype (:mod:`fastconv.tune`; one choice for every thread
-    count) comes first; otherwise, the built-in rule below.
-
-    A rule from timings of every pass on the benchmark layers and on grouped and
-    few-channel variants of them (Xeon with AVX-512, 1 and 2 threads, float32): the GEMM
-    path beats the direct loops once each group's product fills the micro-tile (its rows
-    are the Kg output channels in the forward pass, so Kg >= 8, and Cg*Kg*R*S >= 288
-    multiply-adds per output pixel), except on few-channel first layers (Cg <= 4:
-    lenet_c1, cifar_c1, vgg_small's first layer, resnet_stem), whose forward and
-    weight-gradient passes ran 10-50% faster in the direct loops (at 2 threads the
-    GEMM's weight gradient splits a tiny C*R*S x K product), as did their data gradient
-    when Cg >= 2 (8-25%; with one input channel, lenet_c1, the GEMM path was 35%
-    faster). The GEMM path beats the NumPy im2col path everywhere unless it has no SIMD
-    kernel on this CPU (``isa() == "generic"``: NumPy's BLAS is then ~5x faster than
-    the portable C kernel). Depthwise-like layers stay direct.
-    """
-    if algo != "auto":
-        return algo
-    if dtype is not None:
-        pass_ = "forward" if not backward else ("weight" if backward == "weight" else "data")
-        tuned = _tune.lookup(p, pass_, dtype)
-        if tuned is not None:
-            return tuned
-    cg = p.C // p.groups
-    kg = p.K // p.groups
-    # Depthwise-like layers have tiny matrix products: the direct loops win.
-    if cg * kg <= 4 or cg * kg * p.R * p.S < 288:
-        return "direct"
-    if not backward and kg < 8:
-        return "direct"
-    if cg <= 4 and (backward in (False, "weight") or cg >= 2):
-        return "direct"
-    if K.isa() == "generic":
-        return "im2col"
-    if _winograd_pays(p):
-        return "winograd"
-    return "gemm"
-
-
-def _winograd_pays(p):
-    """Winograd beats the GEMM path (every pass, same timings as above) on 3x3 stride-1
-    layers once both channel counts per group reach 16 and there are at least 128 output
-    tiles of 4x4 to spread the filter transform over (fewer: e.g. 7x7 images in a batch
-    of 8, where the transformed filters dominate). Cg*Kg <= 2**17 bounds the transformed
-    filters (36*Cg*Kg elements) to 19 MB in float32, 38 MB in float64."""
-    cg, kg = p.C // p.groups, p.K // p.groups
-    if not _winograd_ok(p) or cg < 16 or kg < 16 or cg * kg > 2**17:
-        return False
-    return p.N * -(-p.P // 4) * -(-p.Q // 4) >= 128
-
-
-def _all_finite(*arrays):
-    """True when no array holds inf or NaN (one pass, no temporary; an overflowing
-    sum of huge finite values answers False, which only costs the faster path)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return all(bool(np.isfinite(np.add.reduce(a, axis=None))) for a in arrays)
-
-
-def _finite_safe(chosen, algo, *arrays):
-    """``chosen``: the algorithms picked for one or more passes (a tuple); returned as
-    is, except that with inf or NaN in the data ``auto`` does not take Winograd: its
-    transforms mix every element of a tile, so one inf would spread NaN over outputs
-    the reference leaves finite. The GEMM path is exact (its stride-1 backward-data
-    switches to the columns method itself when a weight is not finite), so it takes
-    Winograd's place. The data are scanned once, and only when it matters. An
-    explicit ``algo`` is obeyed as given."""
-    if algo == "auto" and "winograd" in chosen and not _all_finite(*arrays):
-        return tuple("gemm" if c == "winograd" else c for c in chosen)
-    return chosen
-
-
-def _geom(p, n=None):
-    return K.ConvGeom(
-        p.N if n is None else n, p.C, p.H, p.W, p.K, p.R, p.S, p.groups,
-        p.stride[0], p.stride[1], p.pad_top, p.pad_bottom, p.pad_left, p.pad_right,
-        p.dilation[0], p.dilation[1],
-    )
 
 
 def _chunk(p, itemsize):
@@ -207,7 +104,7 @@ def _conv_inputs(x, w, b, stride, padding, dilation, groups, algo):
     if b is not None:
         check_array(b, "b", 1)
     dtype = common_dtype(x=x, w=w, b=b)
-    _check_algo(algo)
+    check_algo(algo)
     p = conv_params(x.shape, w.shape, stride, padding, dilation, groups)
     if b is not None:
         check_shape(b, (p.K,), "b")

@@ -1,20 +1,37 @@
 """Smoke tests of the benchmark runner fastconv.bench (no timing is ever asserted)."""
 
 import json
+import time
 
 import numpy as np
 import pytest
 
 import fastconv
 from fastconv import _numpy_baseline as npb
-from fastconv import bench
+from fastconv import _timing, bench
 from fastconv import reference as ref
+from fastconv.bench import runner
+from conftest import run_python
 
 
 @pytest.fixture
 def small_peak(monkeypatch):
     """A small matmul for the peak measurement so the smoke test stays fast."""
-    monkeypatch.setattr(bench, "PEAK_SIZE", 128)
+    monkeypatch.setattr(runner, "PEAK_SIZE", 128)
+
+
+@pytest.fixture
+def interleaved(monkeypatch):
+    """The ``interleave`` setting of every timing call the runner makes, in order."""
+    seen = []
+    measure = _timing.measure
+
+    def spy(*args, interleave=False, **kwargs):
+        seen.append(interleave)
+        return measure(*args, interleave=interleave, **kwargs)
+
+    monkeypatch.setattr(_timing, "measure", spy)
+    return seen
 
 
 @pytest.fixture
@@ -45,10 +62,11 @@ def test_bad_arguments():
         bench.run("lenet_c1", threads=[0])
 
 
-def test_run_one_conv_case(small_peak, restore_threads):
+def test_run_one_conv_case(small_peak, restore_threads, interleaved):
     prev = fastconv.get_num_threads()
     results = bench.run("lenet_c1", threads=1, repeat=1, quick=True, per_algo=True)
     assert fastconv.get_num_threads() == prev  # thread settings restored
+    assert interleaved and not any(interleaved)  # samples in a row unless asked otherwise
     kinds = [r["kind"] for r in results]
     assert kinds == ["matmul", "conv", "conv"]
     peak = results[0]
@@ -102,12 +120,13 @@ def test_format_table_pool_and_train_rows():
     assert "fastconv skipped: reason" in table
 
 
-def test_cli_json(tmp_path, small_peak, restore_threads, capsys):
+def test_cli_json(tmp_path, small_peak, restore_threads, capsys, interleaved):
     out = tmp_path / "bench.json"
     code = bench.main(["--quick", "--quiet", "--cases", "lenet_c1", "--threads", "1", "--repeat", "1",
                        "--no-per-algo", "--interleave", "--json", str(out)])
     assert code == 0
-    assert bench.INTERLEAVE is False  # the round-robin setting does not outlive the run
+    assert interleaved and all(interleaved)   # --interleave reached every timing call
+    assert runner.INTERLEAVE is False  # the round-robin setting does not outlive the run
     printed = capsys.readouterr().out
     assert "| layer |" in printed and "numpy" in printed
     data = json.loads(out.read_text())
@@ -128,6 +147,26 @@ def test_algo_applies():
 def test_cli_rejects_unknown_case(capsys):
     assert bench.main(["--cases", "nope", "--quiet"]) == 2
     assert "unknown benchmark case" in capsys.readouterr().err
+
+
+def test_python_m_fastconv_bench():
+    res = run_python(["-m", "fastconv.bench", "--cases", "nope", "--quiet"])
+    assert res.returncode == 2, res.stderr
+    assert "fastconv bench: error: unknown benchmark case 'nope'" in res.stderr
+    res = run_python(["-m", "fastconv.bench", "--help"])
+    assert res.returncode == 0 and "--interleave" in res.stdout
+
+
+def test_measure_median_best_and_skipping():
+    calls = []
+    fast = lambda: calls.append(1)  # noqa: E731
+    slow = lambda: time.sleep(_timing.SLOW_ABS + 0.05)  # noqa: E731
+    times, skipped = _timing.measure({"fast": fast, "slow": slow}, 3, 0.001, optional={"slow": 2.0})
+    assert times["slow"] is None and skipped["slow"].startswith("skipped: one call took")
+    assert times["fast"] > 0 and len(calls) >= 2 + 3    # warm-up, calibration, 3 samples
+    best, _ = _timing.measure({"fast": fast}, 3, 0.001, best=True)
+    assert 0 < best["fast"]
+    assert _timing.calibrate(fast, 0.0)[0] == 1           # a call already lasts min_time
 
 
 def test_add_parser_registers_bench():

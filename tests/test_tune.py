@@ -1,12 +1,13 @@
 """fastconv tune: the on-disk tuning cache that algo="auto" reads."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
 
 import fastconv
-from fastconv import cli, functional as F, reference, tune
+from fastconv import _backend, _dispatch, _tunetable, cli, functional as F, models, nn, reference, tune
 from fastconv._args import conv_params
 
 
@@ -15,7 +16,7 @@ def tune_file(tmp_path, monkeypatch):
     path = tmp_path / "cache" / "tune.json"
     monkeypatch.setenv("FASTCONV_TUNE_FILE", str(path))
     yield path
-    tune._cache = None
+    _tunetable.forget()
 
 
 def _small():
@@ -23,7 +24,7 @@ def _small():
 
 
 def _nt(p):
-    return fastconv._runtime.kernel_threads(F._conv_work(p))
+    return fastconv._runtime.kernel_threads(_dispatch.conv_work(p))
 
 
 def test_tune_writes_winners_that_auto_then_uses(tune_file):
@@ -33,6 +34,7 @@ def test_tune_writes_winners_that_auto_then_uses(tune_file):
     assert got_p == p and set(res) == set(tune.PASSES)
     data = json.loads(tune_file.read_text())
     assert data["format"] == tune.FORMAT and data["machine"] == tune.machine()
+    assert data["machine"].endswith(f"fastconv {fastconv.__version__}")
     assert len(data["entries"]) == 3
     for pass_, r in res.items():
         timed = {a: v for a, v in r["ms"].items() if v is not None}
@@ -40,7 +42,7 @@ def test_tune_writes_winners_that_auto_then_uses(tune_file):
         assert set(r["ms"]) == set(tune.CANDIDATES)
         assert tune.lookup(p, pass_, np.float32) == r["algo"]
         backward = False if pass_ == "forward" else pass_
-        assert F._choose_algo("auto", p, backward, np.float32) == r["algo"]
+        assert _dispatch.choose_algo("auto", p, backward, np.float32) == r["algo"]
     # other dtypes are not covered by it; every thread count is (one choice keeps
     # auto bitwise reproducible across thread counts)
     assert tune.lookup(p, "forward", np.float64) is None
@@ -55,12 +57,12 @@ def test_auto_follows_the_file_and_stays_correct(tune_file):
     w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
     dy = rng.standard_normal((16, 16, 12, 12)).astype(np.float32)
     p = conv_params(x.shape, w.shape, 1, 1, 1, 1)
-    assert F._choose_algo("auto", p, False, np.float32) == "winograd"   # the built-in rule
-    entries = {tune._key(p, pass_, np.float32): {"algo": "direct", "ms": {}} for pass_ in tune.PASSES}
-    tune._write(entries)
+    assert _dispatch.choose_algo("auto", p, False, np.float32) == "winograd"   # the built-in rule
+    entries = {_tunetable.key(p, pass_, np.float32): {"algo": "direct", "ms": {}} for pass_ in tune.PASSES}
+    _tunetable.write(entries)
     for backward in (False, "weight", "data"):
-        assert F._choose_algo("auto", p, backward, np.float32) == "direct"
-    assert F._choose_algo("gemm", p, False, np.float32) == "gemm"      # explicit wins
+        assert _dispatch.choose_algo("auto", p, backward, np.float32) == "direct"
+    assert _dispatch.choose_algo("gemm", p, False, np.float32) == "gemm"      # explicit wins
     np.testing.assert_allclose(fastconv.conv2d(x, w, padding=1), reference.conv2d(x, w, padding=1),
                                rtol=1e-4, atol=1e-4)
     # the tuned choice holds at every thread count, so results stay bitwise identical
@@ -93,7 +95,7 @@ def test_corrupt_or_foreign_files_are_ignored(tune_file, content):
 
 def test_entries_from_another_cpu_are_ignored(tune_file):
     p = _small()
-    key = tune._key(p, "forward", np.float32)
+    key = _tunetable.key(p, "forward", np.float32)
     tune_file.parent.mkdir(parents=True)
     tune_file.write_text(json.dumps({"format": tune.FORMAT, "machine": "another CPU | avx2 | fastconv 0.0",
                                      "entries": {key: {"algo": "direct"}}}))
@@ -118,12 +120,45 @@ def test_cache_can_be_turned_off_and_cleared(tune_file, monkeypatch):
 
 
 def test_model_layers_lists_each_conv_geometry_once():
-    from fastconv import models
-
     layers = tune.model_layers(models.lenet5(), (4, 1, 28, 28))
     assert [(q.x_shape, q.w_shape) for q in layers] == [
         ((4, 1, 28, 28), (20, 1, 5, 5)), ((4, 20, 12, 12), (50, 20, 5, 5))]
-    assert F.conv2d.__name__ == "conv2d"        # the recording hook is gone
+    assert F.conv2d.__name__ == "conv2d"        # nothing was patched
+    assert _backend.ops() is F                   # and the watch is over
+
+
+def test_model_layers_sees_every_branch_and_restores_the_mode():
+    model = models.resnet_small(width=8)
+    layers = tune.model_layers(model, (2, 3, 16, 16))
+    assert model.training                        # put back in training mode
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2D)]
+    # the residual blocks' convolutions and the 1x1 projection shortcut are all seen
+    assert {q.w_shape for q in layers} == {m.weight.shape for m in convs}
+    assert len(layers) == len(set(layers)) < len(convs)   # repeated geometries listed once
+    assert layers[0].x_shape == (2, 3, 16, 16)
+    assert ((2, 16, 8, 8), (16, 16, 3, 3)) in [(q.x_shape, q.w_shape) for q in layers]  # after stride 2
+    model.eval()
+    tune.model_layers(model, (2, 3, 16, 16))
+    assert not model.training
+
+
+def test_backend_watch_sees_only_its_own_thread():
+    x = np.ones((1, 1, 5, 5))
+    seen = []
+    mine, other = nn.Conv2D(1, 2, 3, dtype=np.float64, seed=0), nn.Conv2D(1, 2, 3, dtype=np.float64, seed=0)
+    worker = threading.Thread(target=lambda: [other.forward(x) for _ in range(20)])
+    with _backend.watch(lambda name, args, kwargs: seen.append((name, args[1].shape, kwargs))):
+        worker.start()
+        y = mine.forward(x)
+        worker.join()
+        mine.backward(np.ones_like(y))
+    np.testing.assert_array_equal(y, other.forward(x))    # the op ran as usual
+    assert [s[0] for s in seen] == ["conv2d", "conv2d_backward"]
+    assert seen[0][1] == (2, 1, 3, 3) and seen[0][2]["padding"] == (0, 0)
+    assert _backend.ops() is F
+    with pytest.raises(TypeError, match="callable"):
+        with _backend.watch("not a function"):
+            pass
 
 
 def test_cli_tune_show_clear(tune_file, capsys):
@@ -134,6 +169,8 @@ def test_cli_tune_show_clear(tune_file, capsys):
     rc = cli.main(["tune", "--show"])
     out = capsys.readouterr().out
     assert rc == 0 and "6 entries" in out and "forward float32 N2 C1 H28 W28" in out
+    tune.show()
+    assert capsys.readouterr().out == out        # the Python API prints the same listing
     rc = cli.main(["tune", "--clear"])
     assert rc == 0 and "deleted" in capsys.readouterr().out and not tune_file.exists()
 

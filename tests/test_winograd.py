@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _kernels
+from fastconv import _dispatch, _kernels
 from fastconv import reference as ref
+from fastconv._args import conv_params
 from conftest import DTYPES, assert_close, randn
 
 TILES = [4, 2]
@@ -239,12 +240,11 @@ def test_unsupported_geometry_is_rejected(kw, what):
 def test_auto_choice(shape, kw, expected, isa):
     if _kernels.set_isa("avx2") == "generic":
         pytest.skip("auto uses im2col without a SIMD GEMM")
-    from fastconv import functional as F
     w_shape = kw.pop("w")
-    p = F.conv_params(shape, w_shape, kw.get("stride", 1), kw["padding"], 1, kw.get("groups", 1))
-    assert (F._choose_algo("auto", p) == "winograd") == expected
+    p = conv_params(shape, w_shape, kw.get("stride", 1), kw["padding"], 1, kw.get("groups", 1))
+    assert (_dispatch.choose_algo("auto", p) == "winograd") == expected
     for pass_ in ("weight", "data", True):
-        assert (F._choose_algo("auto", p, backward=pass_) == "winograd") == expected
+        assert (_dispatch.choose_algo("auto", p, backward=pass_) == "winograd") == expected
 
 
 def test_empty_batch_and_tile_setting():

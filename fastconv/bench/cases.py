@@ -1,0 +1,111 @@
+"""The benchmark layer set (``benchmark_layers.md``) and the choice of cases and thread counts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._args import conv_params
+from .._runtime import get_num_threads
+
+__all__ = [
+    "CONV_CASES",
+    "POOL_CASES",
+    "TRAIN_CASES",
+    "TRAIN_BATCH",
+    "TRAIN_LR",
+    "TRAIN_MOMENTUM",
+    "GROUPS",
+    "select_cases",
+    "thread_list",
+    "case_params",
+]
+
+#: name -> (N, C, H, W, K, R, S, stride, pad, groups); benchmark_layers.md.
+CONV_CASES = {
+    "lenet_c1": (64, 1, 28, 28, 20, 5, 5, 1, 0, 1),
+    "lenet_c2": (64, 20, 12, 12, 50, 5, 5, 1, 0, 1),
+    "cifar_c1": (32, 3, 32, 32, 32, 3, 3, 1, 1, 1),
+    "cifar_c2": (32, 32, 32, 32, 64, 3, 3, 1, 1, 1),
+    "resnet_stem": (8, 3, 224, 224, 64, 7, 7, 2, 3, 1),
+    "resnet_3x3": (8, 64, 56, 56, 64, 3, 3, 1, 1, 1),
+    "resnet_3x3s2": (8, 128, 56, 56, 128, 3, 3, 2, 1, 1),
+    "resnet_1x1": (8, 256, 56, 56, 64, 1, 1, 1, 0, 1),
+    "resnet_c4": (8, 256, 14, 14, 256, 3, 3, 1, 1, 1),
+    "depthwise": (8, 256, 28, 28, 256, 3, 3, 1, 1, 256),
+}
+
+#: name -> (N, C, H, W, kernel, stride, pad); each is run as max and as avg pooling.
+POOL_CASES = {
+    "pool2_cifar": (32, 64, 32, 32, 2, 2, 0),
+    "pool3_stem": (8, 64, 112, 112, 3, 2, 1),
+}
+
+#: name -> (input shape of one image, number of classes); batch TRAIN_BATCH.
+TRAIN_CASES = {
+    "lenet5": ((1, 28, 28), 10),
+    "vgg_small": ((3, 32, 32), 10),
+}
+TRAIN_BATCH = 64
+TRAIN_LR = 0.01
+TRAIN_MOMENTUM = 0.9
+
+GROUPS = {"conv": tuple(CONV_CASES), "pool": tuple(POOL_CASES), "train": tuple(TRAIN_CASES)}
+GROUPS["all"] = GROUPS["conv"] + GROUPS["pool"] + GROUPS["train"]
+
+
+def select_cases(cases):
+    """Normalise ``cases`` (a name, a group ``all|conv|pool|train``, or a list / comma string of
+    them) to a list of known case names in layer-set order, without duplicates."""
+    if cases is None:
+        cases = "all"
+    if isinstance(cases, str):
+        items = [c.strip() for c in cases.split(",") if c.strip()]
+    else:
+        try:
+            items = [str(c).strip() for c in cases]
+        except TypeError:
+            raise TypeError(f"cases must be a string or a list of case names, got {cases!r}") from None
+    if not items:
+        raise ValueError("cases is empty: give case names or one of all, conv, pool, train")
+    chosen = set()
+    for item in items:
+        if item in GROUPS:
+            chosen.update(GROUPS[item])
+        elif item in GROUPS["all"]:
+            chosen.add(item)
+        else:
+            raise ValueError(
+                f"unknown benchmark case {item!r}; choose from the groups {', '.join(sorted(GROUPS))} "
+                f"or the cases {', '.join(GROUPS['all'])}"
+            )
+    return [c for c in GROUPS["all"] if c in chosen]
+
+
+def thread_list(threads, quick=False):
+    """Normalise ``threads`` (None, an int, a list of ints or a comma string "1,2") to a list
+    of distinct positive thread counts. None: 1 and fastconv's current count, or with
+    ``quick`` only the current count."""
+    if threads is None:
+        threads = [get_num_threads()] if quick else sorted({1, get_num_threads()})
+    elif isinstance(threads, str):
+        try:
+            threads = [int(t) for t in threads.split(",") if t.strip()]
+        except ValueError:
+            raise ValueError(f"threads must be a comma-separated list of positive ints, got {threads!r}") from None
+    elif isinstance(threads, int) and not isinstance(threads, bool):
+        threads = [threads]
+    out = []
+    for t in threads:
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
+            raise ValueError(f"threads must be positive ints, got {threads!r}")
+        if int(t) not in out:
+            out.append(int(t))
+    if not out:
+        raise ValueError("threads is empty")
+    return out
+
+
+def case_params(name):
+    """The ``ConvParams`` (geometry) of convolution case ``name``."""
+    N, C, H, W, K, R, S, stride, pad, groups = CONV_CASES[name]
+    return conv_params((N, C, H, W), (K, C // groups, R, S), stride, pad, 1, groups)
