@@ -4,12 +4,18 @@ Hand-written C kernels (im2col/col2im, direct convolution, max and average
 pooling and their gradients) under a NumPy-in/NumPy-out function API, a layer
 API (:mod:`fastconv.nn`) and a trainer (:mod:`fastconv.train`), all checked
 against the plain NumPy oracle :mod:`fastconv.reference`.
+
+This module is the package's front door and the top floor of its house: it
+gathers the public names from the modules below and no module of the package
+imports it. ``fastconv.nn``, ``fastconv.optim`` and ``fastconv.models`` load with
+it; the application modules (``train``, ``data``, ``checkpoint``, ``callbacks``,
+``plotting``, ``tune``, ``bench``, ...) load on first use of the attribute.
 """
 
 from __future__ import annotations
 
 import os as _os
-import platform as _platform
+import importlib as _importlib
 
 from ._version import __version__
 
@@ -35,8 +41,6 @@ except ImportError as _e:  # a source checkout without the compiled extension
             "python setup.py build_ext --inplace"
         ) from _e
     raise
-import numpy as _np  # noqa: E402  (after the line above: its BLAS may be an OpenMP one)
-
 from ._runtime import get_num_threads, set_num_threads
 from .functional import (
     avg_pool2d,
@@ -53,6 +57,8 @@ from .functional import (
     linear_backward,
 )
 from . import reference  # noqa: E402  (the oracle is part of the public API)
+from . import models, nn, optim
+from ._config import config, openmp_enabled, release_workspace, show_config
 from ._backend import get_backend, use_backend
 
 __all__ = [
@@ -77,52 +83,23 @@ __all__ = [
     "reference",
     "use_backend",
     "get_backend",
+    "nn",
+    "optim",
+    "models",
 ]
 
-
-def openmp_enabled():
-    """True when the native kernels were built with OpenMP."""
-    return _kernels.openmp_enabled()
-
-
-def config():
-    """The build and runtime configuration as a dict."""
-    return {
-        "version": __version__,
-        "python": _platform.python_version(),
-        "numpy": _np.__version__,
-        "compiler": _kernels.build_compiler(),
-        "openmp": openmp_enabled(),
-        "threads": get_num_threads(),
-        "cores": _kernels.num_procs(),
-        "cpu_features": _kernels.cpu_features(),
-        "machine": _platform.machine(),
-        "workspace_cached_bytes": _kernels.workspace_cached(),
-    }
+#: Submodules loaded on first use of ``fastconv.<name>`` (they pull in more of the
+#: standard library and optional packages than the function API needs).
+_LAZY_SUBMODULES = ("train", "data", "checkpoint", "callbacks", "plotting", "tune", "bench",
+                    "selftest", "cli")
 
 
-def show_config():
-    """Print version, compiler, OpenMP on/off, thread count and CPU features."""
-    cfg = config()
-    feats = ", ".join(k for k, v in cfg["cpu_features"].items() if v) or "none detected"
-    print(f"fastconv {cfg['version']}")
-    print(f"  python        {cfg['python']} (numpy {cfg['numpy']})")
-    print(f"  compiler      {cfg['compiler']}")
-    print(f"  openmp        {'enabled' if cfg['openmp'] else 'disabled'}")
-    print(f"  threads       {cfg['threads']} (cores available: {cfg['cores']})")
-    print(f"  cpu features  {feats} ({cfg['machine']})")
-    print(f"  workspace     {cfg['workspace_cached_bytes'] / 2**20:.1f} MiB kept for reuse")
+def __getattr__(name):
+    # PEP 562: the facade imports downward only; nothing below imports it.
+    if name in _LAZY_SUBMODULES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'fastconv' has no attribute {name!r}")
 
 
-def release_workspace():
-    """Free the kernel workspace fastconv keeps between calls; return the bytes freed.
-
-    The Winograd, GEMM and direct convolution kernels (and the matrix multiply behind
-    :func:`linear`) give their scratch buffers back to a small cache (at most four
-    blocks) instead of to the system, so the next call does not page-fault fresh
-    memory (on the development machine that cost up to half the time of a large
-    layer's pass). The cache holds about the largest workspace recently used: a few
-    MiB to a few tens of MiB. Call this to hand it back, e.g. after a training run.
-    """
-    return _kernels.workspace_release()
-
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, models
+from . import models
+from ._version import __version__
 from ._fileio import atomic_write
 from .nn.module import Module
 

@@ -20,7 +20,7 @@ import argparse
 import os
 import sys
 
-from . import __version__
+from ._version import __version__
 from .commands import bench as bench_cmd
 from .commands import check as check_cmd
 from .commands import info as info_cmd

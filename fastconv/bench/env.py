@@ -13,7 +13,7 @@ import platform
 
 import numpy as np
 
-import fastconv
+from .. import _config, _version
 
 from .._runtime import cpu_name, set_num_threads
 
@@ -65,13 +65,13 @@ def environment():
     """What the figures were measured on: a JSON-serialisable dict."""
     torch = import_torch()
     blas = blas_info()
-    cfg = fastconv.config()
+    cfg = _config.config()
     env = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpu": cpu_name(),
         "cores": cfg.get("cores"),
         "python": platform.python_version(),
-        "fastconv": fastconv.__version__,
+        "fastconv": _version.__version__,
         "fastconv_openmp": cfg.get("openmp"),
         "fastconv_compiler": cfg.get("compiler"),
         "cpu_features": sorted(k for k, v in cfg.get("cpu_features", {}).items() if v),

@@ -11,9 +11,8 @@ import math
 
 import numpy as np
 
-import fastconv
 
-from .. import _dispatch, models, nn, optim
+from .. import _dispatch, functional, models, nn, optim
 from .. import _numpy_baseline as npb
 from .._args import ALGOS
 from .cases import CONV_CASES, POOL_CASES, TRAIN_BATCH, TRAIN_CASES, TRAIN_LR, TRAIN_MOMENTUM, case_params
@@ -46,7 +45,7 @@ def algo_applies(name, algo):
     x = np.zeros((0, C, H, W), np.float32)
     w = np.zeros((K, C // groups, R, S), np.float32)
     try:
-        fastconv.conv2d(x, w, None, stride, pad, 1, groups, algo=algo)
+        functional.conv2d(x, w, None, stride, pad, 1, groups, algo=algo)
     except ValueError:
         return False
     return True
@@ -68,7 +67,7 @@ def conv_impls(name, torch=None, algos=("auto",)):
     w = rng.standard_normal((K, C // groups, R, S), dtype=np.float32)
     w *= np.float32(1.0 / math.sqrt(C // groups * R * S))
     b = rng.standard_normal(K, dtype=np.float32)
-    y = fastconv.conv2d(x, w, b, stride, pad, 1, groups)
+    y = functional.conv2d(x, w, b, stride, pad, 1, groups)
     P, Q = y.shape[2:]
     dy = rng.standard_normal(y.shape, dtype=np.float32)
     kw = dict(stride=stride, padding=pad, dilation=1, groups=groups)
@@ -82,11 +81,11 @@ def conv_impls(name, torch=None, algos=("auto",)):
 
     def fc(algo):
         def fwd():
-            fastconv.conv2d(x, w, b, algo=algo, **kw)
+            functional.conv2d(x, w, b, algo=algo, **kw)
 
         def step():
-            fastconv.conv2d(x, w, b, algo=algo, **kw)
-            fastconv.conv2d_backward(dy, x, w, algo=algo, **kw)
+            functional.conv2d(x, w, b, algo=algo, **kw)
+            functional.conv2d_backward(dy, x, w, algo=algo, **kw)
 
         return fwd, step
 
@@ -132,17 +131,17 @@ def pool_impls(name, op, torch=None):
     N, C, H, W, k, s, p = POOL_CASES[name]
     rng = np.random.default_rng(2)
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
-    y = fastconv.max_pool2d(x, k, s, p)
+    y = functional.max_pool2d(x, k, s, p)
     dy = rng.standard_normal(y.shape, dtype=np.float32)
     info = {"shape": {"N": N, "C": C, "H": H, "W": W, "kernel": k, "stride": s, "pad": p,
                       "P": y.shape[2], "Q": y.shape[3]}}
     if op == "max":
         def ffwd():
-            fastconv.max_pool2d(x, k, s, p, return_indices=True)
+            functional.max_pool2d(x, k, s, p, return_indices=True)
 
         def fstep():
-            _, idx = fastconv.max_pool2d(x, k, s, p, return_indices=True)
-            fastconv.max_pool2d_backward(dy, idx, x.shape)
+            _, idx = functional.max_pool2d(x, k, s, p, return_indices=True)
+            functional.max_pool2d_backward(dy, idx, x.shape)
 
         def nfwd():
             npb.max_pool2d_forward(x, k, s, p, return_indices=True)
@@ -152,11 +151,11 @@ def pool_impls(name, op, torch=None):
             npb.max_pool2d_backward(dy, arg, x.shape, k, s, p)
     else:
         def ffwd():
-            fastconv.avg_pool2d(x, k, s, p)
+            functional.avg_pool2d(x, k, s, p)
 
         def fstep():
-            fastconv.avg_pool2d(x, k, s, p)
-            fastconv.avg_pool2d_backward(dy, x.shape, k, s, p)
+            functional.avg_pool2d(x, k, s, p)
+            functional.avg_pool2d_backward(dy, x.shape, k, s, p)
 
         def nfwd():
             npb.avg_pool2d_forward(x, k, s, p)

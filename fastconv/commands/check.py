@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from .. import __version__, selftest
+from .. import selftest
+from .._version import __version__
 from .._runtime import get_num_threads, set_num_threads
 from ._common import nonneg_int, positive_int
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
+from importlib import metadata
 
-from .. import show_config
+from .._config import show_config
 from .._backend import get_backend
 
 __all__ = ["add_parser", "run"]
 
 #: Optional third-party packages whose presence ``fastconv info`` reports.
-OPTIONAL = ("tqdm", "matplotlib")
+OPTIONAL = ("tqdm", "matplotlib", "onnx", "onnxruntime", "mpi4py")
 
 
 def add_parser(sub):
@@ -23,10 +23,9 @@ def run(args):
     print(f"  layer backend {get_backend()}")
     extras = []
     for name in OPTIONAL:
-        try:
-            m = importlib.import_module(name)
-            extras.append(f"{name} {getattr(m, '__version__', '?')}")
-        except ImportError:
+        try:  # the installed distribution's version, without importing the package
+            extras.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
             extras.append(f"{name} not installed")
     print(f"  optional      {', '.join(extras)}")
     return 0

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, data, nn, optim, plotting
+from .. import data, nn, optim, plotting
+from .._version import __version__
 from .._runtime import get_num_threads, set_num_threads
 from ..models import MODELS
 from ..train import Trainer, save_model
