@@ -1,11 +1,11 @@
 """Peak extra memory of one convolution forward + backward, per benchmark layer.
 
-For each layer of benchmark_layers.md a fresh Python process allocates and
+For each layer of the benchmark layer set (fastconv/bench/cases.py) a fresh Python process allocates and
 touches the inputs (x, w, b, dy), resets the kernel's peak-RSS mark
 (/proc/self/clear_refs), runs ``conv2d`` then ``conv2d_backward`` once with
 ``algo="auto"`` (or the ``--algo`` given) and reads the peak (VmHWM). The
 workspace is that peak minus the RSS before the call minus the outputs the
-API must return (y, dx, dw, db). It is compared with issue 5's bound: 64 MiB
+API must return (y, dx, dw, db). It is compared with the workspace bound: 64 MiB
 or 1/8 of a whole-batch im2col buffer (N*C*R*S*P*Q elements), whichever is
 larger. First-call costs (thread stacks, lazily loaded code) are included, so
 the figure is an upper bound. Linux only.

@@ -77,7 +77,7 @@ def lenet5(in_channels=1, num_classes=10, input_size=28, *, dtype=np.float32, se
 
 
 def vgg_small(in_channels=3, num_classes=10, input_size=32, *, dtype=np.float32, seed=0):
-    """Small VGG as in benchmark_layers.md: conv 3->32 3x3 p1, ReLU, conv 32->32 3x3 p1, ReLU,
+    """Small VGG (the benchmark layer set's vgg_small, BENCHMARKS.md): conv 3->32 3x3 p1, ReLU, conv 32->32 3x3 p1, ReLU,
     maxpool 2, conv 32->64 3x3 p1, ReLU, conv 64->64 3x3 p1, ReLU, maxpool 2, flatten,
     linear 4096->256, ReLU, linear 256->10 (4096 = 64*8*8 for the default 32x32 input).
     """

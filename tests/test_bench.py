@@ -201,3 +201,19 @@ def test_numpy_pool_baseline_matches_reference(case):
     np.testing.assert_allclose(npb.avg_pool2d_forward(x, k, s, p), ref.avg_pool2d(x, k, s, p))
     np.testing.assert_allclose(npb.avg_pool2d_backward(dy, x.shape, k, s, p),
                                ref.avg_pool2d_backward(dy, x.shape, k, s, p))
+
+
+def test_benchmarks_md_carries_the_layer_set_of_the_code():
+    """The layer set lives in the repository (fastconv/bench/cases.py) and BENCHMARKS.md
+    shows exactly it; no document points at a file outside the repository."""
+    from pathlib import Path
+
+    from fastconv.bench.cases import layer_set_markdown
+
+    root = Path(__file__).resolve().parents[1]
+    bench_md = root / "BENCHMARKS.md"
+    if not bench_md.is_file():
+        pytest.skip("BENCHMARKS.md is not beside the tests (tests copied out of the tree)")
+    assert layer_set_markdown() in bench_md.read_text()
+    for path in [bench_md, root / "README.md", *root.joinpath("fastconv").rglob("*.py")]:
+        assert "benchmark_layers.md" not in path.read_text(), path

@@ -2,8 +2,8 @@
 
 It times, side by side in one process and one run, fastconv against a good
 plain-NumPy implementation (:mod:`fastconv._numpy_baseline`) and against
-PyTorch's CPU kernels when ``torch`` can be imported, on the layer set of
-``benchmark_layers.md``:
+PyTorch's CPU kernels when ``torch`` can be imported, on the benchmark layer set
+(:mod:`fastconv.bench.cases`, tabulated in BENCHMARKS.md):
 
 * ``conv`` cases: forward, and forward + backward (backward-data,
   backward-weight and bias gradient), for fastconv's ``algo="auto"`` and, when

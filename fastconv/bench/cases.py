@@ -1,4 +1,6 @@
-"""The benchmark layer set (``benchmark_layers.md``) and the choice of cases and thread counts."""
+"""The benchmark layer set, the shapes every speed figure of fastconv is reported on
+(tabulated in BENCHMARKS.md by :func:`layer_set_markdown`), and the choice of cases
+and thread counts."""
 
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ __all__ = [
     "select_cases",
     "thread_list",
     "case_params",
+    "LAYER_ORIGINS",
+    "layer_set_markdown",
 ]
 
-#: name -> (N, C, H, W, K, R, S, stride, pad, groups); benchmark_layers.md.
+#: name -> (N, C, H, W, K, R, S, stride, pad, groups); FLOPs = 2 N K (C/groups) R S P Q.
 CONV_CASES = {
     "lenet_c1": (64, 1, 28, 28, 20, 5, 5, 1, 0, 1),
     "lenet_c2": (64, 20, 12, 12, 50, 5, 5, 1, 0, 1),
@@ -32,6 +36,20 @@ CONV_CASES = {
     "resnet_1x1": (8, 256, 56, 56, 64, 1, 1, 1, 0, 1),
     "resnet_c4": (8, 256, 14, 14, 256, 3, 3, 1, 1, 1),
     "depthwise": (8, 256, 28, 28, 256, 3, 3, 1, 1, 256),
+}
+
+#: Where each convolution case comes from.
+LAYER_ORIGINS = {
+    "lenet_c1": "LeNet-5 on MNIST",
+    "lenet_c2": "LeNet-5 on MNIST",
+    "cifar_c1": "small VGG on CIFAR-10",
+    "cifar_c2": "small VGG on CIFAR-10",
+    "resnet_stem": "ResNet-50 conv1",
+    "resnet_3x3": "ResNet-50 res2 3x3",
+    "resnet_3x3s2": "ResNet-50 res3 strided 3x3",
+    "resnet_1x1": "ResNet-50 res2 1x1 reduce",
+    "resnet_c4": "ResNet-50 res4 3x3",
+    "depthwise": "MobileNet depthwise",
 }
 
 #: name -> (N, C, H, W, kernel, stride, pad); each is run as max and as avg pooling.
@@ -109,3 +127,18 @@ def case_params(name):
     """The ``ConvParams`` (geometry) of convolution case ``name``."""
     N, C, H, W, K, R, S, stride, pad, groups = CONV_CASES[name]
     return conv_params((N, C, H, W), (K, C // groups, R, S), stride, pad, 1, groups)
+
+
+def layer_set_markdown():
+    """The layer set as the Markdown tables BENCHMARKS.md carries (a test keeps them equal)."""
+    rows = ["| name | N | C | H x W | K | R x S | stride | pad | groups | from |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, (N, C, H, W, K, R, S, stride, pad, groups) in CONV_CASES.items():
+        rows.append(f"| {name} | {N} | {C} | {H} x {W} | {K} | {R} x {S} | {stride} | {pad} "
+                    f"| {groups} | {LAYER_ORIGINS[name]} |")
+    rows += ["", "| pooling | N | C | H x W | kernel | stride | pad |",
+             "|---|---|---|---|---|---|---|"]
+    for name, (N, C, H, W, k, stride, pad) in POOL_CASES.items():
+        rows.append(f"| {name} | {N} | {C} | {H} x {W} | {k} | {stride} | {pad} |")
+    return "\n".join(rows) + "\n"
+

@@ -30,7 +30,7 @@ def add_parser(sub):
     )
     p.add_argument("--cases", default=None,
                    help="benchmark layers to tune: 'all' or comma-separated names of "
-                        "benchmark_layers.md (lenet_c1, resnet_3x3, ...)")
+                        "the benchmark layer set of BENCHMARKS.md (lenet_c1, resnet_3x3, ...)")
     p.add_argument("--model", choices=sorted(models.MODELS), default=None,
                    help="tune the convolutions of this model's forward and backward passes")
     p.add_argument("--batch", type=positive_int, default=64,
