@@ -135,3 +135,4 @@ def __getattr__(name):
 
         return getattr(_backend, name)
     raise AttributeError(f"module 'fastconv' has no attribute {name!r}")
+from .inference import compile  # noqa: E402,F401  (fastconv.compile: the compiled inference plan)
