@@ -285,6 +285,12 @@ class _Compiled:
             algo = _auto_conv_algo(p, self.dtype)
             if algo == "im2col":            # no SIMD GEMM on this CPU: the plan has no NumPy path
                 algo = "gemm"
+            nth = _runtime.get_num_threads()
+            if algo == "winograd" and p.N % nth and p.groups == 1:
+                # the executor splits an image's output channels over the threads here, and
+                # each share repeats Winograd's input transform, which at batch 1 costs about
+                # as much as the products (measured: half the channels took 80-100% of the time)
+                algo = "direct"
         if algo == "winograd" and (not _winograd_ok(p) or not _finite(n.attrs["w"])):
             algo = "gemm"
         return algo
