@@ -32,6 +32,7 @@
 typedef struct {
     int count;
     int sense;
+    int64_t next;   /* the current op's next unclaimed unit (plan_claim), 0 after each barrier */
 } plan_bar;
 
 /* Spins before a waiting thread starts yielding its core (a few microseconds:
@@ -40,12 +41,16 @@ typedef struct {
 
 static void plan_barrier(plan_bar *b, int nth, int *my_sense)
 {
-    if (nth <= 1) return;
+    if (nth <= 1) {
+        b->next = 0;
+        return;
+    }
 #if defined(__GNUC__) || defined(__clang__)
     const int s = !*my_sense;
     *my_sense = s;
     if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == nth) {
         __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->next, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&b->sense, s, __ATOMIC_RELEASE);
     } else {
         int spins = 0;
@@ -55,11 +60,31 @@ static void plan_barrier(plan_bar *b, int nth, int *my_sense)
         }
     }
 #else
-    (void)b;
     (void)my_sense;
     FC_PRAGMA(omp barrier)
+    FC_PRAGMA(omp single)
+    b->next = 0;
 #endif
 }
+
+/* Claim `step` units of the current op: returns the first, or >= the op's unit
+ * count when none are left. Threads take units as they come, so one that
+ * started late (woken for the region) or was preempted on a busy machine
+ * takes fewer. Which thread computes a unit never changes its result. */
+static int64_t plan_claim(plan_bar *b, int64_t step)
+{
+    int64_t u;
+#if defined(__GNUC__) || defined(__clang__)
+    u = __atomic_fetch_add(&b->next, step, __ATOMIC_RELAXED);
+#else
+    FC_PRAGMA(omp atomic capture)
+    { u = b->next; b->next += step; }
+#endif
+    return u;
+}
+
+/* Units per thread of a dynamically shared op: enough to even out a late start. */
+#define PLAN_UNITS_PER_THREAD 2
 
 static double plan_now(void)
 {
@@ -105,6 +130,7 @@ static int64_t plan_gcd(int64_t a, int64_t b)
 typedef struct {
     void *base[3];      /* input, output, arena */
     int *status;
+    plan_bar *bar;
 } plan_ctx;
 
 #define T float

@@ -226,7 +226,8 @@ class _Compiled:
             algo = self._conv_algo(n, p)
             d = dict(kind="conv", algo=algo, N=p.N, C=p.K, L=p.P * p.Q,
                      conv=_conv_tuple(p), x=ref(n.inputs[0]), w=cast(n.attrs["w"]),
-                     b=cast(n.attrs["b"]), kalign=_kalign(p.K if p.groups == 1 else 0),
+                     b=cast(n.attrs["b"]),
+                     kalign=_kalign(p.K if p.groups == 1 else 0, 2 * _runtime.get_num_threads()),
                      chunk=max(1, CHUNK_BYTES // (p.K * p.P * p.Q * dt.itemsize)),
                      epi=self._epi(n, ref))
             q = n.attrs.get("pool")
@@ -372,14 +373,15 @@ def _copy_node(src, dst):
     return Node("eltwise", [src], dst, {"epi": []})
 
 
-def _kalign(K, nth=2):
-    """Channels per block of a batch-1 split: the largest of 16, 8, 4, 2, 1 that shares K
-    out within 10% of evenly (0: grouped, split by groups)."""
+def _kalign(K, parts):
+    """Channels per block when an image's K output channels are split in ``parts`` units
+    (the executor's units of a batch-1 conv): the largest of 16, 8, 4, 2, 1 that shares K
+    out within 10% of evenly (K = 0: grouped, split by groups)."""
     if K <= 0:
         return 1
     for a in (16, 8, 4, 2, 1):
         blocks = -(-K // a)
-        if -(-blocks // nth) * a <= 1.1 * K / nth or a == 1:
+        if -(-blocks // parts) * a <= 1.1 * K / parts or a == 1:
             return a
     return 1
 
