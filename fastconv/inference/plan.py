@@ -96,8 +96,9 @@ class Plan:
             return c
 
     def profile(self, x, repeat=20):
-        """[(op description, seconds)]: each op's best time over ``repeat`` runs (the
-        executor's debug timing; ops separated by its barriers)."""
+        """[(op description, seconds)]: each op's median time over ``repeat`` runs (the
+        executor's debug timing: thread 0's time from one barrier to the next, so with
+        several threads an op's time includes waiting for the slowest thread)."""
         return self.compiled_for(x).profile(np.ascontiguousarray(x), repeat)
 
     def cast(self, arr):
@@ -317,12 +318,10 @@ class _Compiled:
     def profile(self, x, repeat=20):
         if not self.N:
             return []
-        t = np.empty(len(self.ops))
-        best = np.full(len(self.ops), np.inf)
-        for _ in range(repeat):
-            self.run(x, t)
-            np.minimum(best, t, out=best)
-        return list(zip(self.names, best.tolist()))
+        t = np.empty((max(1, repeat), len(self.ops)))
+        for r in range(len(t)):
+            self.run(x, t[r])
+        return list(zip(self.names, np.median(t, axis=0).tolist()))
 
     def tuned(self, x, repeat=10):
         """A copy whose conv / linear algorithms are the fastest measured on ``x``."""
