@@ -59,6 +59,7 @@ from .functional import (
 from . import reference  # noqa: E402  (the oracle is part of the public API)
 from . import models, nn, optim
 from ._config import config, openmp_enabled, release_workspace, show_config
+from .inference import compile  # noqa: A001  (fastconv.compile: the compiled inference plan)
 from ._backend import get_backend, use_backend
 
 __all__ = [
@@ -86,6 +87,7 @@ __all__ = [
     "nn",
     "optim",
     "models",
+    "compile",
 ]
 
 #: Submodules loaded on first use of ``fastconv.<name>`` (they pull in more of the

@@ -128,3 +128,68 @@ cdef extern from "gemm.h" nogil:
                           double beta, double *C, int64_t ldc, int nthreads)
     const char *fc_gemm_isa()
     int fc_gemm_set_isa(int level)
+
+
+# The compiled inference plan's executor and the GEMV (csrc/plan.h, private).
+from libc.stdint cimport int32_t
+
+cdef extern from "plan.h" nogil:
+    enum:
+        FC_PLAN_CONV
+        FC_PLAN_LINEAR
+        FC_PLAN_MAXPOOL
+        FC_PLAN_AVGPOOL
+        FC_PLAN_GAP
+        FC_PLAN_EPI
+        FC_PLAN_COPY
+        FC_PLAN_DIRECT
+        FC_PLAN_GEMM
+        FC_PLAN_WINOGRAD
+        FC_PLAN_GEMV
+        FC_EPI_AFFINE
+        FC_EPI_BIAS
+        FC_EPI_ADD
+        FC_EPI_RELU
+        FC_EPI_LEAKY
+        FC_EPI_CLIP
+        FC_EPI_SIGMOID
+        FC_EPI_TANH
+        FC_PLAN_MAX_EPI
+
+    ctypedef struct fc_plan_ref:
+        int32_t slot
+        int64_t off
+
+    ctypedef struct fc_plan_epi:
+        int32_t kind
+        const void *p0
+        const void *p1
+        fc_plan_ref src
+        double a, b
+
+    ctypedef struct fc_plan_op:
+        int32_t kind, algo
+        fc_conv_geom conv
+        fc_pool_geom pool
+        int32_t fused_pool
+        int64_t N, C, L
+        int64_t in_features
+        int64_t ld
+        int64_t kalign
+        int64_t chunk
+        fc_plan_ref x, y, y2, aux
+        const void *w
+        const void *b
+        int32_t nepi
+        fc_plan_epi epi[6]
+
+    fc_status fc_plan_run_f32(const fc_plan_op *ops, int64_t nops, const float *x, float *y,
+                              float *arena, int nthreads, double *op_seconds)
+    fc_status fc_plan_run_f64(const fc_plan_op *ops, int64_t nops, const double *x, double *y,
+                              double *arena, int nthreads, double *op_seconds)
+    fc_status fc_gemv_f32(int64_t M, int64_t K, const float *W, int64_t ldw, int64_t nv,
+                          const float *x, int64_t ldx, const float *bias, float *y, int64_t ldy,
+                          int nthreads)
+    fc_status fc_gemv_f64(int64_t M, int64_t K, const double *W, int64_t ldw, int64_t nv,
+                          const double *x, int64_t ldx, const double *bias, double *y,
+                          int64_t ldy, int nthreads)

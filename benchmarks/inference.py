@@ -1,0 +1,208 @@
+"""Inference latency: model.forward, the compiled plan, PyTorch and onnxruntime.
+
+    python benchmarks/inference.py                      # 2 threads, lenet5 + vgg_small, batch 1 and 64
+    python benchmarks/inference.py --threads 1 --batches 1 --repeat 11 --profile
+
+Each model is built by fastconv.models (float32, seed 0); the same architecture is
+built in torch.nn with the same weights, and exported from there to ONNX
+(torch.onnx.export, dynamo=False) for an onnxruntime session with
+intra_op_num_threads = --threads. Every implementation's output is checked
+against model.forward first.
+
+Timing: --repeat rounds; in each round every implementation is sampled once,
+one right after the other (so slow load drifts hit them alike); a sample is
+the median per-call time of calls made back to back for at least --sample-ms.
+The table gives each implementation's best sample (best-of-N medians) and the
+ratios: "ort/plan" > 1 means the plan is faster than onnxruntime, "fwd/plan"
+is how much slower model.forward is than the plan. On a shared machine only
+ratios from one run mean anything. torch and onnxruntime are optional.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import fastconv
+from fastconv import nn
+from fastconv.models import get_model
+
+INPUT = {"lenet5": (1, 28, 28), "vgg_small": (3, 32, 32), "resnet_small": (3, 32, 32)}
+
+
+def torch_model(model):
+    """The same network in torch.nn with the same weights (eval mode)."""
+    import torch
+
+    def conv(m):
+        t = torch.nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                            m.padding, m.dilation, m.groups, m.bias is not None)
+        t.weight.data = torch.from_numpy(m.weight.data.copy())
+        if m.bias is not None:
+            t.bias.data = torch.from_numpy(m.bias.data.copy())
+        return t
+
+    def convert(m):
+        if isinstance(m, nn.Sequential):
+            return torch.nn.Sequential(*[convert(c) for c in m])
+        if isinstance(m, nn.Conv2D):
+            return conv(m)
+        if isinstance(m, nn.Linear):
+            t = torch.nn.Linear(m.in_features, m.out_features, m.bias is not None)
+            t.weight.data = torch.from_numpy(m.weight.data.copy())
+            if m.bias is not None:
+                t.bias.data = torch.from_numpy(m.bias.data.copy())
+            return t
+        if isinstance(m, nn.BatchNorm2D):
+            t = torch.nn.BatchNorm2d(m.num_features, m.eps, affine=m.affine)
+            t.running_mean.data = torch.from_numpy(m.running_mean.copy())
+            t.running_var.data = torch.from_numpy(m.running_var.copy())
+            if m.affine:
+                t.weight.data = torch.from_numpy(m.weight.data.copy())
+                t.bias.data = torch.from_numpy(m.bias.data.copy())
+            return t
+        if isinstance(m, nn.MaxPool2D):
+            return torch.nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation,
+                                      ceil_mode=m.ceil_mode)
+        if isinstance(m, nn.GlobalAvgPool2D):
+            return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        if isinstance(m, nn.Residual):
+            return _TorchResidual(convert(m.body),
+                                  None if m.shortcut is None else convert(m.shortcut))
+        simple = {nn.ReLU: torch.nn.ReLU, nn.Flatten: torch.nn.Flatten, nn.Tanh: torch.nn.Tanh,
+                  nn.Sigmoid: torch.nn.Sigmoid}
+        for k, v in simple.items():
+            if isinstance(m, k):
+                return v()
+        raise TypeError(f"no torch equivalent for {type(m).__name__}")
+
+    return convert(model).eval()
+
+
+def _torch_residual_class():
+    import torch
+
+    class Residual(torch.nn.Module):
+        def __init__(self, body, shortcut):
+            super().__init__()
+            self.body, self.shortcut = body, shortcut
+
+        def forward(self, x):
+            return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    return Residual
+
+
+def _TorchResidual(body, shortcut):
+    return _torch_residual_class()(body, shortcut)
+
+
+def ort_session(tmodel, shape, threads):
+    import onnxruntime as ort
+    import torch
+
+    path = os.path.join(tempfile.mkdtemp(), "model.onnx")
+    torch.onnx.export(tmodel, torch.zeros(shape), path, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return lambda x: sess.run(None, {"x": x})[0]
+
+
+def sample(fn, min_s):
+    """Median per-call seconds of calls made back to back for at least min_s."""
+    times = []
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        fn()
+        t1 = time.perf_counter()
+        times.append(t1 - t0)
+        if t1 - start >= min_s and len(times) >= 3:
+            return statistics.median(times)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", default="lenet5,vgg_small")
+    ap.add_argument("--batches", default="1,64")
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--sample-ms", type=float, default=100.0)
+    ap.add_argument("--profile", action="store_true", help="print the plan's per-op times")
+    ap.add_argument("--tune", action="store_true", help="fastconv.compile(model, tune=True)")
+    args = ap.parse_args(argv)
+
+    fastconv.set_num_threads(args.threads)
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        torch = None
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        onnxruntime = None
+    print(f"fastconv {fastconv.__version__} ({fastconv.__file__}), threads {args.threads}, "
+          f"isa {fastconv._kernels.isa()}, torch {torch.__version__ if torch else '-'}, "
+          f"onnxruntime {onnxruntime.__version__ if onnxruntime else '-'}")
+    rows = []
+    for name in args.models.split(","):
+        model = get_model(name, seed=0).eval()
+        plan = fastconv.compile(model, tune=args.tune)
+        tmodel = torch_model(model) if torch else None
+        for batch in (int(b) for b in args.batches.split(",")):
+            x = np.random.default_rng(0).standard_normal((batch,) + INPUT[name]).astype(np.float32)
+            want = model.forward(x)
+            impls = {"forward": lambda: model.forward(x), "plan": lambda: plan(x)}
+            if torch:
+                tx = torch.from_numpy(x)
+
+                def run_torch():
+                    with torch.inference_mode():
+                        return tmodel(tx).numpy()
+
+                impls["torch"] = run_torch
+                if onnxruntime:
+                    try:
+                        run = ort_session(tmodel, x.shape, args.threads)
+                        impls["ort"] = lambda: run(x)
+                    except Exception as e:  # export needs onnx; report and go on
+                        print(f"  onnxruntime skipped for {name}: {type(e).__name__}: {e}")
+            scale = float(np.abs(want).max())
+            for k, f in impls.items():
+                err = float(np.abs(np.asarray(f()) - want).max()) / scale
+                if err > 1e-4:
+                    print(f"  WARNING {name} batch {batch} {k}: relative error {err:.2e}")
+            best = {k: float("inf") for k in impls}
+            for _ in range(args.repeat):
+                for k, f in impls.items():
+                    best[k] = min(best[k], sample(f, args.sample_ms / 1e3))
+            rows.append((name, batch, best))
+            if args.profile:
+                for op, t in plan.profile(x, repeat=50):
+                    print(f"    {name} b{batch}  {op:<46s} {t * 1e6:8.1f} us")
+
+    cols = ["forward", "plan", "torch", "ort"]
+    print(f"\n{'model':<11}{'batch':>6}" + "".join(f"{c + ' ms':>12}" for c in cols)
+          + f"{'fwd/plan':>10}{'torch/plan':>11}{'ort/plan':>10}")
+    for name, batch, best in rows:
+        ms = "".join(f"{best[c] * 1e3:12.3f}" if c in best else f"{'-':>12}" for c in cols)
+        r = lambda c: f"{best[c] / best['plan']:.2f}x" if c in best else "-"  # noqa: E731
+        print(f"{name:<11}{batch:>6}{ms}{r('forward'):>10}{r('torch'):>11}{r('ort'):>10}")
+    print(f"\n{' '.join(sys.argv)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,407 @@
+"""The compiled plan: ``plan = fastconv.compile(model); y = plan(x)``.
+
+For each input shape (cached) the fused graph is scheduled into the C
+executor's op array (``_kernels.PlanProgram``): one op per conv / linear /
+pool / eltwise node, each with its epilogue, views resolved to the buffers
+they view, a Concat as one copy per branch, and every intermediate placed in
+one arena by :mod:`.memory`. ``plan(x)`` is then one call into C with the GIL
+released. Concurrent calls from several threads are safe: the op array is
+read-only, and each call takes its own arena from a small pool (a new one
+when all are in use, returned after the call), so calls never share memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import _kernels as K
+from .. import _dispatch, _runtime
+from .fuse import fuse
+from .ir import Node
+from .lower import lower
+from .memory import plan_arena
+from .shapes import infer_shapes
+
+__all__ = ["Plan", "compile"]
+
+#: Linear layers with at most this many rows run as a GEMV (W read once for all).
+GEMV_MAX_ROWS = 4
+#: A thread's whole-image conv calls cover about this many output bytes, so the
+#: epilogue and a fused pool find them in cache.
+CHUNK_BYTES = 1 << 19
+#: Input shapes whose op arrays a plan keeps.
+MAX_SHAPES = 16
+
+
+def compile(model, tune=False, fuse_pool=True):  # noqa: A001  (fastconv.compile, as torch.compile)
+    """Compile ``model`` for inference: ``plan(x)`` returns what ``model.eval().forward(x)``
+    returns (BatchNorm folded, activations / residual adds / pools fused, buffers
+    preallocated per input shape, one call into C per forward). The model is not
+    changed; the plan holds a copy of its weights as they are now.
+
+    ``tune=True`` times the candidate algorithms of every convolution (direct, gemm,
+    winograd) and fully connected layer (gemv, gemm) on the first input of each
+    shape and keeps the fastest; otherwise the built-in policy chooses.
+    """
+    return Plan(model, tune=tune, fuse_pool=fuse_pool)
+
+
+def _auto_conv_algo(p, dtype):
+    """The one call into the algorithm policy (:func:`fastconv._dispatch.choose_algo`)."""
+    return _dispatch.choose_algo("auto", p, False, dtype)
+
+
+def _winograd_ok(p):
+    return (p.R, p.S) == (3, 3) and tuple(p.stride) == (1, 1) and tuple(p.dilation) == (1, 1)
+
+
+class Plan:
+    """A compiled model (see :func:`compile`). Call it like ``model.forward``."""
+
+    def __init__(self, model, tune=False, fuse_pool=True):
+        self.dtype = np.dtype(model.dtype)
+        self.graph = lower(model)
+        self.fused = fuse(self.graph, fuse_pool=fuse_pool)
+        self.tune = bool(tune)
+        self._compiled = OrderedDict()
+        self._lock = threading.Lock()
+        self._casts = {}
+
+    def __call__(self, x):
+        c = None
+        if type(x) is np.ndarray and x.dtype == self.dtype:
+            c = self._compiled.get(x.shape)
+        if c is None:
+            c = self.compiled_for(x)
+        return c.run(x)
+
+    forward = __call__
+
+    def compiled_for(self, x):
+        """The schedule for ``x``'s shape (built, and validated as the model would, once)."""
+        shapes, geoms = infer_shapes(self.graph, x)
+        key = shapes[self.graph.input]
+        with self._lock:
+            c = self._compiled.get(key)
+            if c is None:
+                c = _Compiled(self, shapes, geoms)
+                if self.tune and c.N:
+                    c = c.tuned(np.ascontiguousarray(x))
+                self._compiled[key] = c
+                while len(self._compiled) > MAX_SHAPES:
+                    self._compiled.popitem(last=False)
+            return c
+
+    def profile(self, x, repeat=20):
+        """[(op description, seconds)]: each op's median time over ``repeat`` runs (the
+        executor's debug timing: thread 0's time from one barrier to the next, so with
+        several threads an op's time includes waiting for the slowest thread)."""
+        return self.compiled_for(x).profile(np.ascontiguousarray(x), repeat)
+
+    def cast(self, arr):
+        """``arr`` in the plan's dtype, C-contiguous (cached per source array)."""
+        if arr is None:
+            return None
+        key = id(arr)
+        hit = self._casts.get(key)
+        if hit is None or hit[0] is not arr:
+            hit = (arr, np.ascontiguousarray(arr, dtype=self.dtype))
+            self._casts[key] = hit
+        return hit[1]
+
+    def __repr__(self):
+        return f"Plan({self.dtype}, {len(self.fused.nodes)} steps)\n{self.fused!r}"
+
+
+class _Compiled:
+    """One input shape's op array, arena size and arena pool."""
+
+    def __init__(self, plan, shapes, geoms, algos=None):
+        self.plan = plan
+        self.shapes, self.geoms = shapes, geoms
+        self.dtype = plan.dtype
+        g = plan.fused
+        self.x_shape = shapes[g.input]
+        self.y_shape = shapes[g.output]
+        self.N = self.x_shape[0] if self.x_shape else 0
+        self.algos = dict(algos or {})
+        self._free = []
+        if not self.N:
+            self.prog, self.names, self.work = None, [], 0
+            return
+        self._schedule()
+
+    # ---- scheduling ----------------------------------------------------------
+
+    def _schedule(self):
+        g, shapes, dt = self.plan.fused, self.shapes, self.dtype
+        size = lambda v: int(np.prod(shapes[v], dtype=np.int64))  # noqa: E731
+        base = {}
+        for n in g.nodes:
+            if n.op in ("flatten", "identity"):
+                base[n.output] = base.get(n.inputs[0], n.inputs[0])
+        root = lambda v: base.get(v, v)  # noqa: E731
+        out_root = root(g.output)
+        steps = [n for n in g.nodes if n.op not in ("flatten", "identity")]
+        if out_root == g.input:                       # the network is a view of its input
+            out_root = g.output + ":copy"
+            shapes[out_root] = shapes[g.output]
+            steps.append(_copy_node(g.input, out_root))
+        # lifetimes of arena values, in op indices (a concat is one op per branch)
+        iv, ops_io = {}, []
+        k = 0
+        for n in steps:
+            pieces = n.inputs if n.op == "concat" else [None]
+            for _ in pieces:
+                ops_io.append(n)
+                k += 1
+        first, last = {}, {}
+
+        def use(v, i, write=False):
+            v = root(v)
+            if v in (g.input, out_root):
+                return
+            if write:
+                first.setdefault(v, i)
+            last[v] = max(last.get(v, i), i)
+
+        scratch = {}
+        for i, n in enumerate(ops_io):
+            for v in n.inputs if n.op != "concat" else n.inputs[_piece_index(ops_io, i):][:1]:
+                use(v, i)
+            for s in n.attrs.get("epi", ()):
+                if s[0] == "add":
+                    use(s[1], i)
+            use(n.output, i, write=True)
+            if n.op == "conv" and n.attrs.get("pool") is not None:
+                pre = n.attrs["pre"]
+                scratch[pre] = (i, i, size(pre))
+                if n.attrs["pool"].op == "maxpool":
+                    scratch[pre + ":idx"] = (i, i, size(n.output) * 8 // dt.itemsize)
+            elif n.op == "maxpool":
+                scratch[n.output + ":idx"] = (i, i, size(n.output) * 8 // dt.itemsize)
+        for v in first:
+            iv[v] = (first[v], last[v], size(v))
+        iv.update(scratch)
+        offsets, arena = plan_arena(iv, dt.itemsize)
+        self.arena_size = arena
+
+        def ref(v):
+            v = root(v)
+            if v == g.input:
+                return (0, 0)
+            if v == out_root:
+                return (1, 0)
+            return (2, offsets[v])
+
+        ops, names, work = [], [], 0
+        for i, n in enumerate(ops_io):
+            d, w = self._op(n, i, ops_io, ref, offsets)
+            ops.append(d)
+            names.append(_describe(n, d))
+            work += w
+        self.names, self.work = names, work
+        self.ops = ops
+        self.prog = K.PlanProgram(ops, dt.itemsize, size(g.input), size(g.output), arena)
+
+    def _epi(self, n, ref):
+        out = []
+        for s in n.attrs.get("epi", ()):
+            if s[0] == "affine":
+                out.append(("affine", self.plan.cast(s[1]), self.plan.cast(s[2]), None, 0.0, 0.0))
+            elif s[0] == "add":
+                out.append(("add", None, None, ref(s[1]), 0.0, 0.0))
+            else:
+                out.append((s[1], None, None, None, float(s[2]), float(s[3])))
+        return out
+
+    def _op(self, n, i, ops_io, ref, offsets):
+        shapes, dt, cast = self.shapes, self.dtype, self.plan.cast
+        ys = shapes[n.output]
+        if n.op == "conv":
+            pre = n.attrs["pre"] if n.attrs.get("pool") is not None else n.output
+            p = self.geoms[n.attrs["orig"]]
+            algo = self._conv_algo(n, p)
+            d = dict(kind="conv", algo=algo, N=p.N, C=p.K, L=p.P * p.Q,
+                     conv=_conv_tuple(p), x=ref(n.inputs[0]), w=cast(n.attrs["w"]),
+                     b=cast(n.attrs["b"]),
+                     kalign=_kalign(p.K if p.groups == 1 else 0, 2 * _runtime.get_num_threads()),
+                     chunk=max(1, CHUNK_BYTES // (p.K * p.P * p.Q * dt.itemsize)),
+                     epi=self._epi(n, ref))
+            q = n.attrs.get("pool")
+            if q is not None:
+                pp = self.geoms[q.attrs["orig"]]
+                d.update(y=(2, offsets[pre]), y2=ref(n.output), fused_pool=q.op,
+                         pool=_pool_tuple(pp, q.attrs["count_include_pad"]))
+                if q.op == "maxpool":
+                    d["aux"] = (2, offsets[pre + ":idx"])
+            else:
+                d["y"] = ref(n.output)
+            return d, p.N * p.K * (p.C // p.groups) * p.R * p.S * p.P * p.Q
+        if n.op == "linear":
+            N, F = ys
+            fin = shapes[n.inputs[0]][1]
+            algo = self.algos.get(n.output) or ("gemv" if N <= GEMV_MAX_ROWS else "gemm")
+            d = dict(kind="linear", algo=algo, N=N, C=F, L=1, in_features=fin,
+                     x=ref(n.inputs[0]), y=ref(n.output), w=cast(n.attrs["w"]),
+                     b=cast(n.attrs["b"]), epi=self._epi(n, ref))
+            return d, N * F * fin
+        if n.op in ("maxpool", "avgpool"):
+            pp = self.geoms[n.attrs["orig"]]
+            d = dict(kind=n.op, N=pp.N, C=pp.C, L=pp.P * pp.Q, x=ref(n.inputs[0]),
+                     y=ref(n.output), pool=_pool_tuple(pp, n.attrs["count_include_pad"]),
+                     epi=self._epi(n, ref))
+            if n.op == "maxpool":
+                d["aux"] = (2, offsets[n.output + ":idx"])
+            return d, pp.N * pp.C * pp.P * pp.Q * pp.kernel[0] * pp.kernel[1]
+        if n.op == "gap":
+            xs = shapes[n.inputs[0]]
+            d = dict(kind="gap", N=xs[0], C=xs[1], L=1, in_features=xs[2] * xs[3],
+                     x=ref(n.inputs[0]), y=ref(n.output), epi=self._epi(n, ref))
+            return d, int(np.prod(xs))
+        if n.op == "eltwise":
+            C = ys[1] if len(ys) > 1 else 1
+            L = int(np.prod(ys[2:], dtype=np.int64)) if len(ys) > 2 else 1
+            d = dict(kind="epi", N=ys[0], C=C, L=L, x=ref(n.inputs[0]), y=ref(n.output),
+                     epi=self._epi(n, ref))
+            return d, int(np.prod(ys))
+        if n.op == "concat":
+            j = _piece_index(ops_io, i)
+            ax = self.geoms[n.attrs["orig"]]
+            outer = int(np.prod(ys[:ax], dtype=np.int64))
+            inner = int(np.prod(ys[ax + 1:], dtype=np.int64))
+            off = sum(shapes[v][ax] for v in n.inputs[:j])
+            src = shapes[n.inputs[j]]
+            slot, o = ref(n.output)
+            d = dict(kind="copy", N=outer, C=1, L=1, in_features=src[ax] * inner,
+                     ld=ys[ax] * inner, x=ref(n.inputs[j]), y=(slot, o + off * inner))
+            return d, outer * src[ax] * inner
+        raise ValueError(f"cannot schedule {n.op}")  # pragma: no cover
+
+    def _conv_algo(self, n, p):
+        algo = self.algos.get(n.output)
+        if algo is None:
+            algo = _auto_conv_algo(p, self.dtype)
+            if algo == "im2col":            # no SIMD GEMM on this CPU: the plan has no NumPy path
+                algo = "gemm"
+            nth = _runtime.get_num_threads()
+            if algo == "winograd" and p.N % nth and p.groups == 1:
+                # the executor splits an image's output channels over the threads here, and
+                # each share repeats Winograd's input transform, which at batch 1 costs about
+                # as much as the products (measured: half the channels took 80-100% of the time)
+                algo = "direct"
+        if algo == "winograd" and (not _winograd_ok(p) or not _finite(n.attrs["w"])):
+            algo = "gemm"
+        return algo
+
+    # ---- running -------------------------------------------------------------
+
+    def run(self, x, op_seconds=None):
+        x = np.ascontiguousarray(x)
+        y = np.empty(self.y_shape, self.dtype)
+        if not self.N:
+            return y
+        try:
+            arena = self._free.pop()
+        except IndexError:
+            arena = np.empty(max(self.arena_size, 1), self.dtype)
+        try:
+            K.plan_run(self.prog, x.reshape(-1), y.reshape(-1), arena,
+                       _runtime.kernel_threads(self.work), op_seconds)
+        finally:
+            self._free.append(arena)
+        return y
+
+    def profile(self, x, repeat=20):
+        if not self.N:
+            return []
+        t = np.empty((max(1, repeat), len(self.ops)))
+        for r in range(len(t)):
+            self.run(x, t[r])
+        return list(zip(self.names, np.median(t, axis=0).tolist()))
+
+    def tuned(self, x, repeat=10):
+        """A copy whose conv / linear algorithms are the fastest measured on ``x``."""
+        g = self.plan.fused
+        cands = {}
+        for n in g.nodes:
+            if n.op == "conv":
+                p = self.geoms[n.attrs["orig"]]
+                cands[n.output] = ["direct", "gemm"] + (["winograd"] if _winograd_ok(p) else [])
+            elif n.op == "linear":
+                cands[n.output] = ["gemv", "gemm"]
+        best = {}
+        for r in range(3):
+            forced = {v: c[r] for v, c in cands.items() if r < len(c)}
+            if not forced:
+                break
+            trial = _Compiled(self.plan, self.shapes, self.geoms, forced)
+            trial.run(x)
+            for name, sec in zip(trial._owners(), [s for _, s in trial.profile(x, repeat)]):
+                if name in forced and (name not in best or sec < best[name][1]):
+                    best[name] = (forced[name], sec)
+        return _Compiled(self.plan, self.shapes, self.geoms, {v: a for v, (a, _) in best.items()})
+
+    def _owners(self):
+        out = []
+        for n in self.plan.fused.nodes:
+            if n.op in ("flatten", "identity"):
+                continue
+            out += [n.output] * (len(n.inputs) if n.op == "concat" else 1)
+        return out
+
+
+def _finite(a):
+    return bool(np.isfinite(a).all())
+
+
+def _piece_index(ops_io, i):
+    """Which branch of a concat op i copies (ops of one concat are consecutive)."""
+    j = 0
+    while i - j - 1 >= 0 and ops_io[i - j - 1] is ops_io[i]:
+        j += 1
+    return j
+
+
+def _copy_node(src, dst):
+    return Node("eltwise", [src], dst, {"epi": []})
+
+
+def _kalign(K, parts):
+    """Channels per block when an image's K output channels are split in ``parts`` units
+    (the executor's units of a batch-1 conv): the largest of 16, 8, 4, 2, 1 that shares K
+    out within 10% of evenly (K = 0: grouped, split by groups)."""
+    if K <= 0:
+        return 1
+    for a in (16, 8, 4, 2, 1):
+        blocks = -(-K // a)
+        if -(-blocks // parts) * a <= 1.1 * K / parts or a == 1:
+            return a
+    return 1
+
+
+def _conv_tuple(p):
+    return (p.N, p.C, p.H, p.W, p.K, p.R, p.S, p.groups, p.stride[0], p.stride[1],
+            p.pad_top, p.pad_bottom, p.pad_left, p.pad_right, p.dilation[0], p.dilation[1])
+
+
+def _pool_tuple(p, count_include_pad):
+    return (p.N, p.C, p.H, p.W, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
+            p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], p.ceil_mode,
+            bool(count_include_pad))
+
+
+def _describe(n, d):
+    s = d["kind"]
+    if d["kind"] in ("conv", "linear"):
+        s += f"[{d['algo']}] {n.attrs.get('name', '')}"
+    if d.get("fused_pool"):
+        s += f" +{d['fused_pool']}"
+    steps = [e[0] for e in d.get("epi", ())]
+    if steps:
+        s += " +" + "+".join(steps)
+    return s
