@@ -302,6 +302,7 @@ class Trainer:
         else:
             start = 0
             history = History()
+            self.replanned = None
         if checkpoint is not None:
             callbacks.insert(0, ModelCheckpoint(checkpoint, every=checkpoint_every))
         self._task_seen = task
@@ -361,7 +362,6 @@ class Trainer:
     def _replan(self, epochs):
         """Re-plan a schedule that spans the run over ``epochs`` (see :meth:`fit`)."""
         sched = self.scheduler
-        self.replanned = None
         user, self._user_T_max = self._user_T_max, None
         if sched is None or not hasattr(sched, "T_max"):
             return

@@ -106,6 +106,11 @@ def test_another_batch_size_warns(data, two_epochs):
 
 
 def test_load_checkpoint_then_fit_resume_true_replans(data, two_epochs):
+    trainer = _trainer(T_max=4)
+    assert trainer.load_checkpoint(two_epochs, epochs=4) == 2
+    assert trainer.replanned == (2, 4) and trainer.optimizer.lr == pytest.approx(_cosine(0.05, 2, 4))
+    trainer.fit(data, epochs=4, batch_size=16, resume=True)
+    assert trainer.replanned == (2, 4) and trainer.history.lr[2] == pytest.approx(_cosine(0.05, 2, 4))
     trainer = _trainer(T_max=5)
     assert trainer.load_checkpoint(two_epochs) == 2  # the new total is not known yet
     h = trainer.fit(data, epochs=5, batch_size=16, resume=True)

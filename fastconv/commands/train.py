@@ -260,8 +260,8 @@ def run(args):
 
     t_start = time.perf_counter()
     data_args = argparse.Namespace(dataset=s["dataset"], seed=s["seed"], train_size=s["train_size"],
-                              test_size=args.test_size, data_dir=args.data_dir,
-                              no_download=args.no_download)
+                                   test_size=args.test_size, data_dir=args.data_dir,
+                                   no_download=args.no_download)
     (X, y), (Xt, yt), n_classes = load_data(data_args)
     if dtype != X.dtype:
         X, Xt = X.astype(dtype), Xt.astype(dtype)
