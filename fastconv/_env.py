@@ -6,16 +6,22 @@
                             ``avx512`` (read by the C runtime when the extension
                             loads; checked here so a typo is not ignored)
 ``FASTCONV_TUNE_FILE``      the tuning table (``fastconv tune``); empty: none
+``FASTCONV_DATA``           the dataset cache folder (:mod:`fastconv.data`)
 ==========================  ==================================================
 
 A bad value raises :class:`EnvironmentVariableError` (a ``ValueError``) naming
-the variable, the value and what is expected, at the first kernel call (and at
-the start of every ``fastconv`` command), never a silent fallback.
+the variable, the value and what is expected, at the first kernel call (the
+values) and at the start of every ``fastconv`` command (the values and the
+paths: ``check(paths=True)``), never a silent fallback. The library itself does
+not check the paths: a tuning file that cannot be read only means "no tuning"
+(:mod:`fastconv.tune`), and a data folder that cannot be used is reported by
+the loader that needs it.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 ISA_NAMES = ("generic", "avx2", "avx512")
 
@@ -55,8 +61,45 @@ def isa_cap():
     return value
 
 
-def check():
+def _nearest_existing(path):
+    while not os.path.lexists(path) and path.parent != path:
+        path = path.parent
+    return path
+
+
+def tune_file():
+    """``FASTCONV_TUNE_FILE`` as a Path, or None when unset or empty (the cache is off).
+    It must name a file, not a folder, and not sit under an existing file."""
+    value = os.environ.get("FASTCONV_TUNE_FILE")
+    if value is None or not value.strip():
+        return None
+    path = Path(value)
+    if path.is_dir():
+        raise _bad("FASTCONV_TUNE_FILE", value, "the path of a file, not a folder "
+                   "(e.g. ~/.cache/fastconv/tune.json), or empty to turn the tuning cache off")
+    if not _nearest_existing(path.parent).is_dir():
+        raise _bad("FASTCONV_TUNE_FILE", value, "a file in a folder (a part of the path is a file)")
+    return path
+
+
+def data_dir():
+    """``FASTCONV_DATA`` as a Path, or None when unset or empty. It must be a folder or
+    not exist yet (then its nearest existing ancestor must be a folder)."""
+    value = os.environ.get("FASTCONV_DATA")
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not _nearest_existing(path).is_dir():
+        raise _bad("FASTCONV_DATA", value, "a folder (or a folder to create), not a file")
+    return path
+
+
+def check(paths=False):
     """Check every variable above; raise :class:`EnvironmentVariableError` on the first
-    bad one."""
+    bad one. ``paths``: also the variables that name files and folders (what the
+    ``fastconv`` command does at its start)."""
     num_threads()
     isa_cap()
+    if paths:
+        tune_file()
+        data_dir()

@@ -15,7 +15,10 @@ else is one JSON document (UTF-8 bytes, a uint8 array) under ``__meta__``:
 * a model file: ``metadata`` (the caller's dict, e.g. the CLI's builder name);
 * a checkpoint: ``epoch``, ``seed``, ``history`` (a dict of lists),
   ``optimizer`` and ``scheduler`` (their state dicts, arrays replaced by
-  ``{"__array__": key}``, tuples and dicts tagged so they round-trip exactly).
+  ``{"__array__": key}``, tuples and dicts tagged so they round-trip exactly),
+  ``plan`` (``{"epochs": total planned, "batch_size": ...}`` of the run that
+  wrote it; absent in older files) and ``metadata`` (the trainer's dict, e.g.
+  the CLI's options).
 
 Nothing is ever pickled. Loading checks the stored architecture against the
 model first and changes nothing unless everything fits.
@@ -39,8 +42,11 @@ __all__ = [
     "save_model",
     "load_model",
     "read_checkpoint",
+    "read_metadata",
     "save_training_checkpoint",
     "load_training_checkpoint",
+    "training_settings",
+    "resume_conflicts",
 ]
 
 #: Version of the file format written (and the only one read).
@@ -229,22 +235,35 @@ def read_checkpoint(path):
     return meta
 
 
+def read_metadata(path):
+    """The ``metadata`` dict stored in a model file (:func:`save_model`) or a checkpoint
+    (the trainer's ``metadata``), decoded; {} when there is none."""
+    meta, _ = _read(path)
+    info = _from_json(meta.get("metadata") or {}, {})
+    return info if isinstance(info, dict) else {}
+
+
 # ---------------------------------------------------------------- training checkpoints
 
 
-def save_training_checkpoint(path, model, optimizer, scheduler=None, *, epoch, seed, history):
+def save_training_checkpoint(path, model, optimizer, scheduler=None, *, epoch, seed, history,
+                             plan=None, metadata=None):
     """Write a resumable checkpoint to ``path`` (.npz, atomically): ``model``'s weights and
     buffers, ``optimizer``'s and ``scheduler``'s state (each a ``state_dict()``; a scheduler
     without one is not stored), the completed ``epoch``, the run's ``seed`` and ``history``
-    (a dict of JSON-able values). Returns the path."""
+    (a dict of JSON-able values), its ``plan`` (``{"epochs": total, "batch_size": n}``) and
+    ``metadata`` (a JSON-able dict, or None). Returns the path."""
     _check_module(model)
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
     arrays = _model_arrays(model)
     opt_state = _to_json(optimizer.state_dict(), _OPT_PREFIX, arrays)
     sched_state = None
     if scheduler is not None and hasattr(scheduler, "state_dict"):
         sched_state = _to_json(scheduler.state_dict(), _SCHED_PREFIX, arrays)
     meta = _header("checkpoint", model)
-    meta.update(epoch=epoch, seed=seed, optimizer=opt_state, scheduler=sched_state, history=history)
+    meta.update(epoch=epoch, seed=seed, optimizer=opt_state, scheduler=sched_state, history=history,
+                plan=_to_json(plan, "unused/", {}), metadata=_to_json(metadata or {}, "unused/", {}))
     arrays[_META_KEY] = _meta_array(meta)
     return _atomic_savez(path, arrays)
 
@@ -252,7 +271,7 @@ def save_training_checkpoint(path, model, optimizer, scheduler=None, *, epoch, s
 def load_training_checkpoint(path, model, optimizer, scheduler=None):
     """Restore a checkpoint written by :func:`save_training_checkpoint` into ``model``,
     ``optimizer`` and ``scheduler``; returns ``{"epoch": int, "seed": int or None,
-    "history": dict}``.
+    "history": dict, "plan": dict or None, "metadata": dict}``.
 
     Everything is checked before anything is changed: a checkpoint of another
     architecture or optimiser is a :class:`CheckpointError` and leaves all three as
@@ -274,4 +293,81 @@ def load_training_checkpoint(path, model, optimizer, scheduler=None):
     except (TypeError, ValueError, KeyError) as exc:
         model.load_state_dict(before)
         raise CheckpointError(f"{path}: cannot restore the optimiser or scheduler state: {exc}") from None
-    return {"epoch": int(meta["epoch"]), "seed": meta.get("seed"), "history": meta.get("history", {})}
+    return {"epoch": int(meta["epoch"]), "seed": meta.get("seed"), "history": meta.get("history", {}),
+            "plan": _from_json(meta.get("plan"), {}), "metadata": _from_json(meta.get("metadata") or {}, {})}
+
+
+# ---------------------------------------------------------------- resuming: the run's settings
+
+
+class _NoArrays(dict):
+    """Decoding without the arrays: each array reads as None."""
+
+    def __missing__(self, key):
+        return None
+
+
+def training_settings(path):
+    """What a checkpoint says about the run that wrote it, read without changing anything:
+    ``{"epoch": completed epochs, "seed", "plan": {"epochs", "batch_size"} or None,
+    "metadata": dict, "optimizer": {"type", "hyper", "initial_lr"} (its state_dict without
+    the per-parameter state), "scheduler": its state_dict or None}``."""
+    meta, _ = _read(path)
+    if meta.get("kind") != "checkpoint":
+        raise CheckpointError(
+            f"{path} holds only model weights (saved by save_model), not a training checkpoint: "
+            "use load_model(path, model) to load it"
+        )
+    opt = _from_json(meta.get("optimizer"), _NoArrays())
+    opt = {k: opt.get(k) for k in ("type", "hyper", "initial_lr")} if isinstance(opt, dict) else {}
+    return {
+        "epoch": int(meta["epoch"]),
+        "seed": meta.get("seed"),
+        "plan": _from_json(meta.get("plan"), {}),
+        "metadata": _from_json(meta.get("metadata") or {}, {}),
+        "optimizer": opt,
+        "scheduler": _from_json(meta.get("scheduler"), _NoArrays()),
+    }
+
+
+def _same(a, b):
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def resume_conflicts(settings, optimizer, scheduler):
+    """How ``optimizer`` and ``scheduler`` (meant to continue the run of ``settings``,
+    :func:`training_settings`) differ from that run's: a list of lines "what: yours, the
+    checkpoint's run used theirs"; empty when they agree. Compared: the optimiser's type,
+    initial learning rate and other settings; the scheduler's presence, type and settings,
+    except its position (``last_epoch``) and its length ``T_max`` (see
+    :meth:`fastconv.train.Trainer.fit` for how a schedule is re-planned)."""
+    out = []
+    theirs = settings.get("optimizer") or {}
+    mine = optimizer.state_dict() if hasattr(optimizer, "state_dict") else {}
+    if theirs.get("type") and mine.get("type") and theirs["type"] != mine["type"]:
+        out.append(f"optimizer: yours is {mine['type']}, the checkpoint's run used {theirs['type']}")
+    else:
+        if "initial_lr" in mine and theirs.get("initial_lr") is not None \
+                and not _same(mine["initial_lr"], theirs["initial_lr"]):
+            out.append(f"lr: yours is {mine['initial_lr']:g}, the checkpoint's run used {theirs['initial_lr']:g}")
+        for k, v in (mine.get("hyper") or {}).items():
+            t = (theirs.get("hyper") or {}).get(k)
+            if k != "lr" and t is not None and not _same(v, t):
+                out.append(f"{k}: yours is {v!r}, the checkpoint's run used {t!r}")
+    sched = settings.get("scheduler")
+    if scheduler is None and sched is not None:
+        out.append(f"scheduler: you pass none, the checkpoint's run used {sched.get('type')}")
+    elif scheduler is not None and sched is None and hasattr(scheduler, "state_dict"):
+        out.append(f"scheduler: yours is {type(scheduler).__name__}, the checkpoint's run used none")
+    elif scheduler is not None and sched is not None and hasattr(scheduler, "state_dict"):
+        ms = scheduler.state_dict()
+        if ms.get("type") != sched.get("type"):
+            out.append(f"scheduler: yours is {ms.get('type')}, the checkpoint's run used {sched.get('type')}")
+        else:
+            for k, v in ms.items():
+                if k not in ("type", "last_epoch", "T_max", "base_lr") and k in sched \
+                        and not _same(v, sched[k]):
+                    out.append(f"scheduler {k}: yours is {v!r}, the checkpoint's run used {sched[k]!r}")
+    return out

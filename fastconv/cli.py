@@ -4,6 +4,7 @@ Subcommands (one module each in :mod:`fastconv.commands`)::
 
     fastconv train   train a CNN (default: LeNet-5 on the built-in shapes set) and save it
     fastconv info    version, build, OpenMP, threads and CPU features
+    fastconv evaluate  accuracy and loss of a saved model on a dataset
     fastconv check   self-test: native kernels against the NumPy reference
     fastconv tune    time the convolution algorithms on your layers for algo="auto"
     fastconv bench   benchmarks (fastconv.bench.main, which parses its own options)
@@ -11,7 +12,9 @@ Subcommands (one module each in :mod:`fastconv.commands`)::
 Each module has ``add_parser(subparsers)`` and ``run(args) -> exit code``; add
 a subcommand by writing one and listing it in :data:`COMMANDS`. Exit codes: 0
 success, 1 a failed check, 2 a usage, data or dependency error (reported as
-one line on stderr, never a traceback), 130 interrupted.
+one line on stderr, never a traceback), 130 interrupted. Every command first
+checks fastconv's environment variables (:func:`fastconv._env.check`): a bad
+one is such a one-line error too.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import argparse
 import os
 import sys
 
+from . import _env
 from ._version import __version__
 from .commands import bench as bench_cmd
 from .commands import check as check_cmd
+from .commands import evaluate as evaluate_cmd
 from .commands import info as info_cmd
 from .commands import train as train_cmd
 from .commands import tune as tune_cmd
@@ -33,6 +38,7 @@ __all__ = ["main", "build_parser", "COMMANDS", "CLIError"]
 #: name -> subcommand module (``add_parser``, ``run``), in the order ``fastconv --help`` lists them.
 COMMANDS = {
     "train": train_cmd,
+    "evaluate": evaluate_cmd,
     "info": info_cmd,
     "check": check_cmd,
     "tune": tune_cmd,
@@ -54,10 +60,12 @@ def build_parser():
 
 
 def _run(fn, arg):
-    """``fn(arg)``'s exit code, with the errors meant for the user turned into exit codes."""
+    """``fn(arg)``'s exit code, with the errors meant for the user turned into exit codes;
+    the environment variables are checked first."""
     try:
+        _env.check(paths=True)
         return int(fn(arg) or 0)
-    except CLIError as exc:
+    except (CLIError, _env.EnvironmentVariableError) as exc:
         print(f"fastconv: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -71,37 +71,38 @@ def _get(history, key):
     return list(getattr(history, key, []) or [])
 
 
+def _curves(ax, train, val, name, scale=1.0):
+    """Training (and validation) values per epoch on ``ax``, titled ``name``."""
+    ax.plot(np.arange(1, len(train) + 1), scale * np.asarray(train), "o-", label="train")
+    if val:
+        ax.plot(np.arange(1, len(val) + 1), scale * np.asarray(val), "s-", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(name + (" (%)" if scale == 100 else ""))
+    ax.set_title(name)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    ax.xaxis.get_major_locator().set_params(integer=True)
+
+
 def plot_history(history, path, title=None):
     """Loss (left) and accuracy (right) per epoch, training and validation, to ``path``.
 
     ``history``: a :class:`fastconv.train.History` or a dict with the lists
-    ``loss``, ``accuracy`` and optionally ``val_loss``, ``val_accuracy``.
+    ``loss``, ``accuracy`` and optionally ``val_loss``, ``val_accuracy``. Without
+    accuracies (a regression run) only the loss is drawn.
     """
     loss, acc = _get(history, "loss"), _get(history, "accuracy")
     if not loss:
         raise ValueError("history has no epochs to plot (its loss list is empty)")
     val_loss, val_acc = _get(history, "val_loss"), _get(history, "val_accuracy")
-    fig = _figure(10, 4)
-    ax1, ax2 = fig.subplots(1, 2)
-    ep = np.arange(1, len(loss) + 1)
-    ax1.plot(ep, loss, "o-", label="train")
-    if val_loss:
-        ax1.plot(np.arange(1, len(val_loss) + 1), val_loss, "s-", label="validation")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("loss")
-    ax1.set_title("loss")
-    ax1.grid(True, alpha=0.3)
-    ax1.legend()
-    ax2.plot(ep, 100 * np.asarray(acc), "o-", label="train")
-    if val_acc:
-        ax2.plot(np.arange(1, len(val_acc) + 1), 100 * np.asarray(val_acc), "s-", label="validation")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("accuracy (%)")
-    ax2.set_title("accuracy")
-    ax2.grid(True, alpha=0.3)
-    ax2.legend()
-    for ax in (ax1, ax2):
-        ax.xaxis.get_major_locator().set_params(integer=True)
+    if acc:
+        fig = _figure(10, 4)
+        ax1, ax2 = fig.subplots(1, 2)
+        _curves(ax2, acc, val_acc, "accuracy", 100)
+    else:
+        fig = _figure(5, 4)
+        ax1 = fig.subplots(1, 1)
+    _curves(ax1, loss, val_loss, "loss")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

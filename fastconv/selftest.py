@@ -7,7 +7,8 @@
     failed = [r.op for r in results if not r.ok]
 
 Each op (convolution forward and backward for each algorithm, max and average
-pooling forward and backward, im2col, col2im, ReLU forward and backward) runs
+pooling forward and backward, im2col, col2im, ReLU forward and backward, the
+fully connected layer forward and backward, on fastconv's own GEMM) runs
 on ``cases`` random valid geometries per dtype (float32 and float64) and is
 compared with the reference; the result is the worst error per op and dtype,
 relative to the reference's largest magnitude (:func:`rel_err`). A kernel that
@@ -202,6 +203,17 @@ def _check_dtype(rec, dtype, seed, cases, algos):
         dyr = rand(xr.shape)
         run("relu", dt, lambda: rel_err(F.relu(xr), R.relu(xr)))
         run("relu_backward", dt, lambda: rel_err(F.relu_backward(dyr, xr), R.relu_backward(dyr, xr)))
+
+        # fully connected: fastconv's own GEMM; every fourth case larger than its blocks
+        hi = (160, 320, 160) if case % 4 == 3 else (20, 40, 20)
+        n, fin, fout = (int(rng.integers(1, h + 1)) for h in hi)
+        xl, wl, bl, dyl = rand((n, fin)), rand((fout, fin)), rand(fout), rand((n, fout))
+        need_dx, need_db = bool(rng.integers(0, 4)), bool(rng.integers(0, 4))
+        run("linear", dt, lambda: rel_err(F.linear(xl, wl, bl), R.linear(xl, wl, bl)))
+        want_l = R.linear_backward(dyl, xl, wl, need_dx=need_dx, need_db=need_db)
+        run("linear_backward", dt,
+            lambda: max(rel_err(g, r) for g, r in
+                        zip(F.linear_backward(dyl, xl, wl, need_dx=need_dx, need_db=need_db), want_l)))
 
 
 def run_checks(seed=0, cases=50, tolerance=None):

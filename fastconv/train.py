@@ -1,6 +1,6 @@
 """Training loop: :class:`Trainer` (fit / evaluate / predict) and its :class:`History`.
 
-A classification trainer for :mod:`fastconv.nn` models::
+A trainer for :mod:`fastconv.nn` models, classifiers and regressors::
 
     from fastconv import data, models, nn, optim
     from fastconv.train import Trainer, EarlyStopping
@@ -15,7 +15,13 @@ A classification trainer for :mod:`fastconv.nn` models::
     probs = trainer.predict(Xt)          # (1000, 10), rows sum to 1
 
 Data are ``(X, y)`` pairs: X a 4-d float array (N, C, H, W) of the model's
-dtype, y a 1-d integer array of N class labels in ``[0, num_outputs)``.
+dtype. Classification (SoftmaxCrossEntropy, or integer y): y a 1-d integer
+array of N class labels in ``[0, num_outputs)``; accuracy is measured.
+Regression (MSELoss, or float y): y a float array of the model's dtype, one
+target per image, each of the shape of the model's output for one image
+(``(N, k)`` for an output of k values); no accuracy, and :meth:`predict`
+returns the outputs. Every value of X (and of a regression y) must be
+finite: a NaN or an infinity is reported up front, naming the sample.
 
 Determinism: epoch ``e`` (0-based) shuffles with
 ``numpy.random.default_rng([seed, e])`` (through :class:`BatchLoader`), and
@@ -24,9 +30,10 @@ checkpoint sees exactly the batches the uninterrupted run would have seen and
 ends with the same weights (bit for bit, for models without Dropout, whose
 mask generator is not checkpointed).
 
-The callbacks live in :mod:`fastconv.callbacks` and the file format
-(:func:`save_model`, :func:`load_model`, :meth:`Trainer.save_checkpoint`) in
-:mod:`fastconv.checkpoint`; both are re-exported here.
+The callbacks live in :mod:`fastconv.callbacks`, the data checks in
+:mod:`fastconv._trainchecks` and the file format (:func:`save_model`,
+:func:`load_model`, :meth:`Trainer.save_checkpoint`) in
+:mod:`fastconv.checkpoint`; the public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -39,17 +46,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._args import as_int
-from .data.loader import BatchLoader
+from ._args import as_bool, as_int
+from ._trainchecks import TASKS, batched_outputs, check_data, check_X, evaluate, softmax, task_of
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint
 from .checkpoint import (
     CheckpointError,
     load_model,
     load_training_checkpoint,
     read_checkpoint,
+    resume_conflicts,
     save_model,
     save_training_checkpoint,
+    training_settings,
 )
+from .data.loader import BatchLoader
 from .nn.module import Module
 
 __all__ = [
@@ -58,6 +68,7 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "ModelCheckpoint",
+    "evaluate",
     "save_model",
     "load_model",
     "read_checkpoint",
@@ -75,7 +86,8 @@ class History:
     ``loss`` / ``accuracy``: training loss and accuracy over each epoch
     (averaged over its batches, measured while training); ``val_loss`` /
     ``val_accuracy``: on the validation set after each epoch (empty without
-    ``val``); ``lr``: the learning rate used in each epoch;
+    ``val``); the accuracies stay empty for regression; ``lr``: the learning
+    rate used in each epoch;
     ``epoch_seconds``: wall time of each epoch's training steps.
     ``epochs``: number of epochs completed (counting those before a resume);
     ``images_per_second``: training throughput over all of them;
@@ -134,76 +146,45 @@ class History:
         return h
 
 
-# ---------------------------------------------------------------- validation helpers
-
-
-def _check_X(X, name, dtype):
-    if not isinstance(X, np.ndarray):
-        raise TypeError(f"{name}: X must be a numpy.ndarray (N, C, H, W), got {type(X).__name__}")
-    if X.ndim != 4:
-        raise ValueError(f"{name}: X must be a 4-d array (N, C, H, W), got shape {X.shape}")
-    if X.dtype.kind != "f":
-        raise TypeError(f"{name}: X must be a float array, got dtype {X.dtype}")
-    if X.dtype != dtype:
-        raise TypeError(
-            f"{name}: X has dtype {X.dtype} but the model is {dtype}: convert it with "
-            f"X.astype(numpy.{dtype.name}) (fastconv never mixes dtypes silently)"
-        )
-    if X.shape[0] == 0:
-        raise ValueError(f"{name}: X holds no images (shape {X.shape})")
-    return X
-
-
-def _check_pair(data, name, dtype):
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError(f"{name} must be an (X, y) pair of arrays, got {type(data).__name__}")
-    X, y = data
-    X = _check_X(X, name, dtype)
-    if not isinstance(y, np.ndarray):
-        y = np.asarray(y)
-    if y.dtype.kind not in "iu":
-        raise TypeError(f"{name}: y must be an integer array of class labels, got dtype {y.dtype}")
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(
-            f"{name}: y must be a 1-d array of {X.shape[0]} labels (one per image of X), got shape {y.shape}"
-        )
-    return X, y
-
-
-def _check_labels(y, num_outputs, name):
-    lo, hi = int(y.min()), int(y.max())
-    if lo < 0 or hi >= num_outputs:
-        raise ValueError(
-            f"{name}: y holds labels in [{lo}, {hi}] but the model has {num_outputs} outputs; "
-            f"labels must be in [0, {num_outputs})"
-        )
-
-
-def _softmax(logits):
-    z = logits - logits.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return z
-
-
 # ---------------------------------------------------------------- Trainer
 
 
+def _schedule_length(T_max, plan, epochs, done):
+    """The length a resumed schedule of length ``T_max`` gets for a run of ``epochs`` in
+    all, ``done`` of them completed: ``epochs`` when the schedule spans the run it
+    was planned for (``T_max`` equal to that run's planned epochs, taken as
+    ``T_max`` itself when unknown) and epochs remain; else ``T_max``."""
+    planned = (plan or {}).get("epochs") or T_max
+    return epochs if T_max == planned and epochs > done else T_max
+
+
 class Trainer:
-    """Train a classifier ``model`` with ``loss`` and ``optimizer``.
+    """Train ``model`` with ``loss`` and ``optimizer``: a classifier or a regressor.
 
     ``scheduler``: an optional learning-rate schedule (:mod:`fastconv.optim`),
     stepped once after every epoch. ``augment``: an optional callable
     ``augment(X_batch, rng) -> X_batch`` applied to each training batch (e.g.
-    :class:`fastconv.data.Augment`). ``progress``: show a tqdm progress bar
-    with the running loss and images/second on stderr during each epoch, and
-    print a one-line summary per epoch on stdout; False prints nothing.
+    :class:`fastconv.data.Augment`).
+
+    ``progress``: a tqdm progress bar with the running loss and images/second
+    on stderr during each epoch: None (the default) shows it only when stderr
+    is a terminal (never in a log file), True always, False never.
+    ``verbose``: print a one-line summary of each epoch on stdout; None (the
+    default) means ``progress is not False``, so ``progress=False`` alone still
+    prints nothing. ``task``: "classification" or "regression" (see the module
+    docstring); None decides from the loss (SoftmaxCrossEntropy, MSELoss),
+    else from the targets' dtype. ``metadata``: a JSON-able dict stored in
+    every checkpoint (``read_checkpoint(path)["metadata"]``; the ``fastconv``
+    command keeps its options there).
 
     ``trainer.epoch`` counts completed epochs; ``trainer.history`` is the
-    :class:`History` of the last ``fit``.
+    :class:`History` of the last ``fit``; ``trainer.replanned`` is
+    ``(old T_max, new T_max)`` after a resume re-planned the schedule (see
+    :meth:`fit`), else None.
     """
 
-    def __init__(self, model, loss, optimizer, scheduler=None, augment=None, progress=True):
+    def __init__(self, model, loss, optimizer, scheduler=None, augment=None, progress=None,
+                 verbose=None, task=None, metadata=None):
         if not isinstance(model, Module):
             raise TypeError(f"model must be a fastconv.nn.Module, got {type(model).__name__}")
         if not (hasattr(loss, "forward") and hasattr(loss, "backward")):
@@ -217,53 +198,43 @@ class Trainer:
             raise TypeError(f"scheduler must have a step() method, got {type(scheduler).__name__}")
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be callable as augment(X, rng), got {type(augment).__name__}")
+        if task is not None and task not in TASKS:
+            raise ValueError(f"task must be None, 'classification' or 'regression', got {task!r}")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.augment = augment
-        self.progress = bool(progress)
+        self.progress = as_bool(progress, "progress", allow_none=True)
+        verbose = as_bool(verbose, "verbose", allow_none=True)
+        self.verbose = self.progress is not False if verbose is None else verbose
+        self.task = task
+        self.metadata = metadata
         self.epoch = 0
         self.seed = 0
         self.history = History()
         self.stop_training = False
+        self.replanned = None
+        self._plan = None          # {"epochs", "batch_size"} of the run so far (last fit or checkpoint)
+        self._ckpt_seed = None     # the seed of the loaded checkpoint's run
+        self._user_T_max = None    # the scheduler's T_max before a loaded checkpoint replaced it
+        self._task_seen = None
 
-    # -- helpers -----------------------------------------------------------
-
-    def _num_outputs(self, X):
-        """Run one image through the model in eval mode to learn how many classes it scores."""
-        was = self.model.training
-        self.model.eval()
-        try:
-            out = self.model.forward(np.ascontiguousarray(X[:1]))
-        finally:
-            self.model.train(was)
-        if not isinstance(out, np.ndarray) or out.ndim != 2:
-            shape = getattr(out, "shape", None)
-            raise ValueError(
-                f"the model must output class scores of shape (N, num_classes), got shape {shape}"
-            )
-        return out.shape[1]
-
-    def _prepare(self, data, name):
-        X, y = _check_pair(data, name, self.model.dtype)
-        _check_labels(y, self._num_outputs(X), name)
-        return X, y
+    # -- output ------------------------------------------------------------
 
     def _bar(self, total, desc):
-        if not self.progress:
+        if self.progress is False:
             return None
         from tqdm import tqdm
 
         return tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True,
-                    file=sys.stderr, smoothing=0.1)
+                    file=sys.stderr, smoothing=0.1, disable=None if self.progress is None else False)
 
     def _say(self, text):
-        if self.progress:
-            from tqdm import tqdm
-
-            tqdm.write(text, file=sys.stdout)
-            sys.stdout.flush()
+        if self.verbose:
+            print(text, file=sys.stdout, flush=True)
 
     # -- training ----------------------------------------------------------
 
@@ -271,38 +242,42 @@ class Trainer:
             checkpoint=None, checkpoint_every=1, resume=None):
         """Train until epoch ``epochs`` (a total, counted from 1); returns the :class:`History`.
 
-        ``train`` / ``val``: ``(X, y)`` pairs. Each epoch shuffles the
-        training set into mini-batches of ``batch_size`` (the last, smaller
-        batch included), takes one optimiser step per batch, then evaluates
-        ``val`` (if given), steps the scheduler, writes the checkpoint and
-        calls the callbacks; a callback returning True (or setting
-        ``trainer.stop_training``) ends training after that epoch.
+        ``train`` / ``val``: ``(X, y)`` pairs, checked first (types, shapes,
+        finite values). Each epoch shuffles the training set into mini-batches
+        of ``batch_size`` (the last, smaller batch included), takes one
+        optimiser step per batch, then evaluates ``val`` (if given), steps the
+        scheduler, writes the checkpoint and calls the callbacks; a callback
+        returning True (or setting ``trainer.stop_training``) ends training
+        after that epoch. A fresh ``fit`` starts at epoch 0 with an empty
+        history but keeps the model's current weights.
 
         ``checkpoint``: a path to write a resumable checkpoint to every
         ``checkpoint_every`` epochs (atomically). ``resume``: a checkpoint path
-        to continue from (its weights, optimiser and scheduler state, epoch and
-        history are restored first, and training goes on from its epoch to
-        ``epochs``), or True to continue from this trainer's current epoch
-        (after :meth:`load_checkpoint`). A fresh ``fit`` starts at epoch 0 with
-        an empty history but keeps the model's current weights. Pass the same
-        ``seed`` and data as the original run for identical results.
+        to continue from (:meth:`load_checkpoint`), or True to go on from this
+        trainer's state (after :meth:`load_checkpoint` or an earlier ``fit``).
+
+        Resuming restores the run's *state*: weights, optimiser state, the
+        schedule's position, epoch and history. Its *settings* must be yours:
+        a model of another architecture, or an optimiser or scheduler of
+        another type or with other settings (lr, momentum, ...) is a
+        :class:`CheckpointError` listing the differences, raised before
+        anything changes (the checkpoint's settings would otherwise silently
+        replace yours). Another ``seed`` or ``batch_size`` is a warning (the
+        batches then differ from the uninterrupted run's). ``epochs`` may
+        differ from the run's planned total: the run is extended, or shortened
+        (not below the epochs done). A schedule that spans the run (``T_max``
+        equal to the run's planned epochs, as ``CosineLR(opt, T_max=epochs)``)
+        is re-planned over the new total from the current position: the
+        remaining epochs get the learning rates that a run planned for
+        ``epochs`` from the start has at those epochs (the epochs done are not
+        redone), and ``trainer.replanned`` tells. The scheduler you pass may
+        have the run's ``T_max`` or the new total. Other schedules go on as
+        stored. With the same ``seed``, data and ``epochs`` as the original
+        run, the result is that of the uninterrupted run.
         """
         epochs = as_int(epochs, "epochs", 0)
         batch_size = as_int(batch_size, "batch_size", 1)
         seed = as_int(seed, "seed", 0)
-        if resume is not None and resume is not False:
-            if resume is True:
-                start = self.epoch
-            else:
-                start = self.load_checkpoint(resume)
-                if self._ckpt_seed is not None and self._ckpt_seed != seed:
-                    warnings.warn(
-                        f"resuming a run made with seed={self._ckpt_seed} with seed={seed}: the "
-                        "batches will differ from the uninterrupted run", stacklevel=2)
-            history = History.from_dict(self.history.to_dict())
-        else:
-            start = 0
-            history = History()
         callbacks = list(callbacks) if callbacks is not None else []
         for i, cb in enumerate(callbacks):
             if not any(hasattr(cb, h) for h in ("on_train_begin", "on_epoch_end", "on_train_end")):
@@ -310,15 +285,32 @@ class Trainer:
                     f"callbacks[{i}] ({type(cb).__name__}) has none of on_train_begin, "
                     "on_epoch_end, on_train_end"
                 )
+        X, y, task = check_data(train, "train", self.model, self.loss, self.task)
+        if val is not None:
+            Xv, yv, _ = check_data(val, "val", self.model, self.loss, task)
+        if resume is not None and resume is not False:
+            if resume is True:
+                start = self.epoch
+                if epochs < start:
+                    raise ValueError(f"epochs={epochs} is a total counted from 1, and the run has "
+                                     f"completed {start} epochs: pass epochs >= {start}")
+                self._replan(epochs)
+            else:
+                start = self.load_checkpoint(resume, epochs=epochs)
+            self._warn_if_other_batches(seed, batch_size)
+            history = History.from_dict(self.history.to_dict())
+        else:
+            start = 0
+            history = History()
+            self.replanned = None
         if checkpoint is not None:
             callbacks.insert(0, ModelCheckpoint(checkpoint, every=checkpoint_every))
-        X, y = self._prepare(train, "train")
-        if val is not None:
-            Xv, yv = self._prepare(val, "val")
+        self._task_seen = task
         self.seed = seed
         self.epoch = start
         self.history = history
         self.stop_training = False
+        self._plan = {"epochs": epochs, "batch_size": batch_size}
 
         model = self.model
         prev_mode, prev_input_grad = model.training, model.input_grad
@@ -328,12 +320,14 @@ class Trainer:
                 if hasattr(cb, "on_train_begin"):
                     cb.on_train_begin(self)
             for e in range(start, epochs):
-                logs = self._train_epoch(X, y, batch_size, e, epochs)
+                logs = self._train_epoch(X, y, batch_size, e, epochs, task)
                 if val is not None:
-                    v = self.evaluate((Xv, yv), _checked=True)
-                    logs["val_loss"], logs["val_accuracy"] = v["loss"], v["accuracy"]
+                    v = evaluate(model, (Xv, yv), self.loss, task=task, _checked=True)
+                    logs["val_loss"] = v["loss"]
                     history.val_loss.append(v["loss"])
-                    history.val_accuracy.append(v["accuracy"])
+                    if "accuracy" in v:
+                        logs["val_accuracy"] = v["accuracy"]
+                        history.val_accuracy.append(v["accuracy"])
                 if self.scheduler is not None:
                     self.scheduler.step()
                 self.epoch = e + 1
@@ -354,9 +348,37 @@ class Trainer:
             model.input_grad = prev_input_grad
         return history
 
-    def _train_epoch(self, X, y, batch_size, e, epochs):
+    def _warn_if_other_batches(self, seed, batch_size):
+        if self._ckpt_seed is not None and self._ckpt_seed != seed:
+            warnings.warn(
+                f"resuming a run made with seed={self._ckpt_seed} with seed={seed}: the "
+                "batches will differ from the uninterrupted run", stacklevel=3)
+        planned = (self._plan or {}).get("batch_size")
+        if planned is not None and planned != batch_size:
+            warnings.warn(
+                f"resuming a run made with batch_size={planned} with batch_size={batch_size}: the "
+                "batches will differ from the uninterrupted run", stacklevel=3)
+
+    def _replan(self, epochs):
+        """Re-plan a schedule that spans the run over ``epochs`` (see :meth:`fit`)."""
+        sched = self.scheduler
+        user, self._user_T_max = self._user_T_max, None
+        if sched is None or not hasattr(sched, "T_max"):
+            return
+        old = sched.T_max
+        new = _schedule_length(old, self._plan, epochs, self.epoch)
+        if user is not None and user not in (old, new):
+            raise CheckpointError(_t_max_conflict(user, old, new))
+        if new != old:
+            sched.T_max = new
+            if hasattr(sched, "_lr") and hasattr(sched, "optimizer"):
+                sched.optimizer.lr = sched._lr()  # the new schedule's rate at the current position
+            self.replanned = (old, new)
+
+    def _train_epoch(self, X, y, batch_size, e, epochs, task):
         model, loss_fn, opt = self.model, self.loss, self.optimizer
         N = X.shape[0]
+        classify = task == "classification"
         rng = np.random.default_rng([self.seed, e])
         batches = BatchLoader(X, y, batch_size, shuffle=True, rng=rng)
         lr = float(getattr(opt, "lr", float("nan")))
@@ -376,8 +398,8 @@ class Trainer:
                             "augment must return an array of the batch's dtype and length, got "
                             f"{type(xb).__name__} {getattr(xb, 'dtype', '')} {getattr(xb, 'shape', '')}"
                         )
-                logits = model.forward(xb)
-                value = loss_fn.forward(logits, yb)
+                out = model.forward(xb)
+                value = loss_fn.forward(out, yb)
                 if not math.isfinite(value):
                     raise FloatingPointError(
                         f"the training loss became {value} in epoch {e + 1} (batch starting at "
@@ -387,7 +409,8 @@ class Trainer:
                 model.backward(loss_fn.backward())
                 opt.step()
                 total_loss += value * n
-                correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+                if classify:
+                    correct += int(np.count_nonzero(out.argmax(axis=1) == yb))
                 seen += n
                 if bar is not None:
                     bar.update(n)
@@ -398,92 +421,123 @@ class Trainer:
         dt = time.perf_counter() - t0
         h = self.history
         h.loss.append(total_loss / N)
-        h.accuracy.append(correct / N)
         h.lr.append(lr)
         h.epoch_seconds.append(dt)
         h.train_images += N
         h.train_seconds += dt
-        return {"loss": total_loss / N, "accuracy": correct / N, "lr": lr,
-                "seconds": dt, "images_per_second": N / dt if dt > 0 else 0.0}
+        logs = {"loss": total_loss / N, "lr": lr, "seconds": dt,
+                "images_per_second": N / dt if dt > 0 else 0.0}
+        if classify:
+            h.accuracy.append(correct / N)
+            logs["accuracy"] = correct / N
+        return logs
 
     @staticmethod
     def _summary(epoch, epochs, logs):
         width = len(str(epochs))
-        parts = [f"epoch {epoch:>{width}}/{epochs}", f"loss {logs['loss']:.4f}",
-                 f"acc {100 * logs['accuracy']:6.2f}%"]
+        parts = [f"epoch {epoch:>{width}}/{epochs}", f"loss {logs['loss']:.4f}"]
+        if "accuracy" in logs:
+            parts.append(f"acc {100 * logs['accuracy']:6.2f}%")
         if "val_loss" in logs:
-            parts += [f"val_loss {logs['val_loss']:.4f}", f"val_acc {100 * logs['val_accuracy']:6.2f}%"]
+            parts.append(f"val_loss {logs['val_loss']:.4f}")
+        if "val_accuracy" in logs:
+            parts.append(f"val_acc {100 * logs['val_accuracy']:6.2f}%")
         parts += [f"{logs['images_per_second']:,.0f} img/s", f"{logs['seconds']:.1f} s"]
         return "  ".join(parts)
 
     # -- inference ---------------------------------------------------------
 
-    def _batched_logits(self, X, y, batch_size):
-        """(logits, labels) of each batch of ``X`` (and ``y``, or None), in eval mode."""
-        model = self.model
-        was = model.training
-        model.eval()
-        try:
-            return [(model.forward(np.ascontiguousarray(xb)), yb)
-                    for xb, yb in BatchLoader(X, y, batch_size)]
-        finally:
-            model.train(was)
-
     def evaluate(self, data, batch_size=256, *, _checked=False):
-        """Loss and accuracy of the model on ``data`` = (X, y), in eval mode.
+        """Loss, and for classification accuracy, of the model on ``data`` = (X, y), in
+        eval mode (:func:`fastconv.train.evaluate`).
 
-        Returns ``{"loss": mean loss, "accuracy": fraction correct, "n": images}``;
-        the model's train/eval mode is restored afterwards.
+        Returns ``{"loss": mean loss, "accuracy": fraction correct, "n": images}``
+        (regression: no "accuracy"); the model's train/eval mode is restored afterwards.
         """
-        batch_size = as_int(batch_size, "batch_size", 1)
-        X, y = data if _checked else self._prepare(data, "data")
-        total = 0.0
-        correct = 0
-        for logits, yb in self._batched_logits(X, y, batch_size):
-            total += self.loss.forward(logits, yb) * len(yb)
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
-        n = X.shape[0]
-        return {"loss": total / n, "accuracy": correct / n, "n": n}
+        if _checked:
+            return evaluate(self.model, data, self.loss, batch_size, self._task_seen, _checked=True)
+        X, y, task = check_data(data, "data", self.model, self.loss, self.task)
+        return evaluate(self.model, (X, y), self.loss, batch_size, task, _checked=True)
 
     def predict(self, X, batch_size=256):
-        """Class probabilities (softmax of the model's outputs), shape (N, num_classes),
-        computed in eval mode in batches; rows sum to 1."""
+        """Classification: class probabilities (softmax of the model's outputs), shape
+        (N, num_classes), rows sum to 1. Regression: the model's outputs. Computed in eval
+        mode in batches."""
         batch_size = as_int(batch_size, "batch_size", 1)
-        X = _check_X(X, "predict", self.model.dtype)
-        outs = [logits for logits, _ in self._batched_logits(X, None, batch_size)]
+        X = check_X(X, "predict", self.model.dtype)
+        outs = [o for o, _ in batched_outputs(self.model, X, None, batch_size)]
+        if (task_of(self.task, self.loss) or self._task_seen) == "regression":
+            return np.concatenate(outs, axis=0)
         if outs[0].ndim != 2:
             raise ValueError(
                 f"predict needs a model that outputs class scores (N, num_classes), got shape {outs[0].shape}"
             )
-        return np.concatenate([_softmax(o) for o in outs], axis=0)
+        return np.concatenate([softmax(o) for o in outs], axis=0)
 
     # -- checkpoints -------------------------------------------------------
 
     def save_checkpoint(self, path):
         """Write a resumable checkpoint to ``path`` (.npz, atomically): model weights
-        and buffers, optimiser and scheduler state, epoch, seed and history
+        and buffers, optimiser and scheduler state, epoch, seed, history, the run's plan
+        (epochs, batch size) and ``metadata``
         (:func:`fastconv.checkpoint.save_training_checkpoint`). Returns the path."""
         return save_training_checkpoint(path, self.model, self.optimizer, self.scheduler,
-                                        epoch=self.epoch, seed=self.seed, history=self.history.to_dict())
+                                        epoch=self.epoch, seed=self.seed, history=self.history.to_dict(),
+                                        plan=self._plan, metadata=self.metadata)
 
-    _ckpt_seed = None
-
-    def load_checkpoint(self, path):
+    def load_checkpoint(self, path, epochs=None):
         """Restore a checkpoint written by :meth:`save_checkpoint`; returns its epoch.
 
         Everything is checked before anything is changed: a checkpoint of another
-        architecture or optimiser is a :class:`CheckpointError`.
+        architecture, or of a run with another optimiser or scheduler (type or
+        settings), is a :class:`CheckpointError` listing the differences (see
+        :meth:`fit`). ``epochs``: the new total of the run (>= the checkpoint's
+        epoch), to re-plan the schedule now rather than in ``fit(resume=True)``.
         """
+        settings = training_settings(path)
+        done = settings["epoch"]
+        problems = resume_conflicts(settings, self.optimizer, self.scheduler)
+        user_T = getattr(self.scheduler, "T_max", None)
+        if epochs is not None:
+            epochs = as_int(epochs, "epochs", 0)
+            if epochs < done:
+                raise ValueError(f"{path} has completed {done} epochs; epochs={epochs} (a total "
+                                 f"counted from 1) must be >= {done}")
+            stored = settings["scheduler"] or {}
+            if user_T is not None and "T_max" in stored:
+                old = stored["T_max"]
+                new = _schedule_length(old, settings["plan"], epochs, done)
+                if user_T not in (old, new):
+                    problems.append(_t_max_conflict(user_T, old, new))
+        if problems:
+            raise CheckpointError(
+                f"{path} was written by a run with other settings than yours: {'; '.join(problems)}. "
+                "Build the optimiser and scheduler as that run did to continue it "
+                "(fastconv.checkpoint.training_settings(path) shows them), or start a new run"
+            )
         state = load_training_checkpoint(path, self.model, self.optimizer, self.scheduler)
         self.epoch = state["epoch"]
         self._ckpt_seed = state["seed"]
+        if state["seed"] is not None:
+            self.seed = state["seed"]
         self.history = History.from_dict(state["history"])
+        self._plan = state["plan"] or {"epochs": None, "batch_size": None}
+        self._user_T_max = user_T
+        self.replanned = None
+        if epochs is not None:
+            self._replan(epochs)
         return self.epoch
 
-    def resume(self, path):
+    def resume(self, path, epochs=None):
         """Alias of :meth:`load_checkpoint`; then ``fit(..., resume=True)`` continues the run."""
-        return self.load_checkpoint(path)
+        return self.load_checkpoint(path, epochs)
 
     def __repr__(self):
         return (f"Trainer(model={type(self.model).__name__}, loss={self.loss!r}, "
                 f"optimizer={self.optimizer!r}, epoch={self.epoch})")
+
+
+def _t_max_conflict(user, old, new):
+    again = f" (re-planned to the new total {new})" if new != old else ""
+    return (f"scheduler T_max: yours is {user}, the checkpoint's schedule has T_max={old}{again}; "
+            "pass " + (f"T_max={old} or {new}" if new != old else f"T_max={old}"))

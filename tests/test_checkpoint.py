@@ -197,7 +197,7 @@ def test_training_checkpoint_functions_round_trip(tmp_path):
     opt2 = optim.Adam(other.parameters(), lr=0.5)
     sched2 = optim.StepLR(opt2, step_size=1, gamma=0.5)
     state = load_training_checkpoint(path, other, opt2, sched2)
-    assert state == {"epoch": 3, "seed": 11, "history": history}
+    assert state == {"epoch": 3, "seed": 11, "history": history, "plan": None, "metadata": {}}
     assert states_equal(other, model)
     assert opt2.lr == opt.lr and sched2.state_dict() == sched.state_dict()
     s1, s2 = opt.state_dict(), opt2.state_dict()

@@ -1,10 +1,13 @@
 """The fastconv command: train, info, check, bench (tune: test_tune.py), in-process and as a subprocess."""
 
 import ast
+import os
 import platform
 import shutil
+import struct
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -88,7 +91,7 @@ def test_train_checkpoint_and_resume(tmp_path, capsys):
     assert rc == 2 and "cannot resume" in err and len(err.strip().splitlines()) == 1
 
 
-def test_train_subprocess_python_m_shows_progress(tmp_path):
+def test_train_subprocess_python_m_draws_no_bar_into_a_log(tmp_path):
     path = tmp_path / "m.npz"
     proc = subprocess.run(
         [sys.executable, "-m", "fastconv", "train", "--epochs", "1", "--train-size", "200",
@@ -96,10 +99,43 @@ def test_train_subprocess_python_m_shows_progress(tmp_path):
         capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "test accuracy" in proc.stdout and "epoch 1/1" in proc.stdout
-    assert "epoch 1/1" in proc.stderr  # the tqdm bar
-    assert "Traceback" not in proc.stderr
+    assert "test accuracy" in proc.stdout and "epoch 1/1" in proc.stdout  # the per-epoch line
+    assert proc.stderr == ""  # stderr is not a terminal: no progress bar, no \r frames
     assert path.is_file()
+
+
+def test_train_draws_the_progress_bar_on_a_terminal(tmp_path):
+    """The bar is drawn when stderr is a terminal (here a pseudo-terminal)."""
+    fcntl, termios = pytest.importorskip("fcntl"), pytest.importorskip("termios")
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    got = []
+
+    def read():
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not chunk:
+                return
+            got.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "fastconv", "train", "--epochs", "1", "--train-size", "200",
+             "--test-size", "50", "--no-save"],
+            stdout=subprocess.PIPE, stderr=slave, text=True, env=_env(), cwd=tmp_path, timeout=300)
+    finally:
+        os.close(slave)
+        reader.join(timeout=30)
+        os.close(master)
+    err = b"".join(got).decode(errors="replace")
+    assert proc.returncode == 0, err
+    assert "epoch 1/1" in err and "img" in err  # the tqdm bar
+    assert "epoch 1/1" in proc.stdout and "test accuracy" in proc.stdout
 
 
 def test_console_script_if_installed():
@@ -206,7 +242,7 @@ def test_check_passes(capsys):
     ops = {ln.split("  ")[0].strip() for ln in lines}
     for op in ("conv2d [im2col]", "conv2d [direct]", "conv2d_backward [im2col]", "conv2d_backward [direct]",
                "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "im2col",
-               "col2im", "relu", "relu_backward"):
+               "col2im", "relu", "relu_backward", "linear", "linear_backward"):
         assert op in ops, op
     assert all(ln.endswith("OK") for ln in lines)
     assert "all" in out.splitlines()[-1] and "match" in out
@@ -227,6 +263,25 @@ def test_check_fails_on_a_wrong_kernel(capsys, monkeypatch):
     assert status["relu"] == "FAIL"
     assert status["relu_backward"] == "OK" and status["conv2d [im2col]"] == "OK"
     assert "FAILED" in out and "relu" in out.splitlines()[-1]
+
+
+def test_check_covers_fastconvs_own_gemm(capsys, monkeypatch):
+    """linear and linear_backward run on fastconv's GEMM: a wrong GEMM fails both."""
+    if _kernels.isa() == "generic":
+        pytest.skip("without a SIMD kernel, linear runs on NumPy's matmul")
+    original = _kernels.gemm
+
+    def wrong_gemm(*args):
+        original(*args)
+        args[10][:1] += 1  # c: one wrong element
+
+    monkeypatch.setattr(_kernels, "gemm", wrong_gemm)
+    rc, out, _ = run_main(["check", "--cases", "2"], capsys)
+    assert rc == 1
+    status = {ln.split("  ")[0].strip(): ln.split()[-1] for ln in out.splitlines()
+              if ln.endswith(("OK", "FAIL"))}
+    assert status["linear"] == "FAIL" and status["linear_backward"] == "FAIL"
+    assert status["relu"] == "OK"
 
 
 def test_check_fails_on_a_crashing_kernel(capsys, monkeypatch):
@@ -262,13 +317,15 @@ def test_selftest_run_checks_returns_one_result_per_op():
     ops = [r.op for r in results]
     assert len(ops) == len(set(ops))
     assert ops[:2] == ["conv2d [im2col]", "conv2d_backward [im2col]"]
-    assert ops[-2:] == ["relu", "relu_backward"]
+    assert ops[-4:] == ["relu", "relu_backward", "linear", "linear_backward"]
     for r in results:
         assert r.ok and r.crash is None, r
         assert set(r.errors) <= set(selftest.TOLERANCE)
         assert all(0.0 <= e <= selftest.TOLERANCE[dt] for dt, e in r.errors.items())
     # the relu kernels are exact
-    assert results[-1].errors == {"float32": 0.0, "float64": 0.0}
+    by_op = {r.op: r for r in results}
+    assert by_op["relu_backward"].errors == {"float32": 0.0, "float64": 0.0}
+    assert set(by_op["linear"].errors) == {"float32", "float64"}
     strict = selftest.run_checks(seed=1, cases=2, tolerance={"float32": -1.0})
     assert not any(r.ok for r in strict)
     with pytest.raises(ValueError, match="cases"):
@@ -341,7 +398,7 @@ def test_train_keeps_freed_memory_unless_the_user_chose(monkeypatch):
 # ---------------------------------------------------------------- structure
 
 
-_CLI_MODULES = ["cli.py", "selftest.py", "train.py", "checkpoint.py", "callbacks.py", "data/loader.py",
+_CLI_MODULES = ["cli.py", "selftest.py", "train.py", "_trainchecks.py", "checkpoint.py", "callbacks.py", "data/loader.py",
                 "plotting.py"] + [f"commands/{p.name}" for p in
                                   (Path(fastconv.__file__).parent / "commands").glob("*.py")]
 

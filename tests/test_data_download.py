@@ -61,7 +61,7 @@ def test_offline_download_error(tmp_path, offline):
     # both standard mirrors were tried, the S3 mirror first
     assert offline[0] == "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz"
     assert offline[1] == "http://yann.lecun.com/exdb/mnist/t10k-images-idx3-ubyte.gz"
-    assert list(root.iterdir()) == []  # no partial files left behind
+    assert not (tmp_path / "cache").exists()  # no partial files, nor the folders the call made
 
 
 def test_offline_download_error_fashion_and_cifar(tmp_path, offline):
@@ -72,7 +72,7 @@ def test_offline_download_error_fashion_and_cifar(tmp_path, offline):
         data.cifar10(tmp_path / "c", split="test")
     assert str(tmp_path / "c") in str(exc.value) and "cifar-10-python.tar.gz" in str(exc.value)
     assert offline[-1] == "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-    assert list((tmp_path / "c").iterdir()) == []
+    assert not (tmp_path / "c").exists()
 
 
 def test_download_verifies_and_falls_back(tmp_path, monkeypatch):
@@ -111,7 +111,7 @@ def test_download_all_mirrors_bad(tmp_path, monkeypatch):
                for base in data.MIRRORS["mnist"])
     assert str(root / "t10k-images-idx3-ubyte.gz") in msg  # a bad copy is named by its destination
     assert sha256(b"garbage") in msg
-    assert list(root.iterdir()) == []
+    assert not root.exists()
 
 
 class _CutConnection(io.BytesIO):
@@ -128,4 +128,38 @@ def test_interrupted_download_leaves_nothing(tmp_path, monkeypatch):
     root = tmp_path / "m"
     with pytest.raises(data.DownloadError, match="connection reset by peer"):
         data.fashion_mnist(root, split="test")
-    assert list(root.iterdir()) == []  # the temporary file of the partial download is gone
+    assert not root.exists()  # the temporary file of the partial download is gone, and the folder
+
+
+# ---------------------------------------------------------------------------
+# the errors' structured advice, and the folders a failed call leaves
+# ---------------------------------------------------------------------------
+
+
+def test_errors_carry_their_problem_and_remedies(tmp_path, offline):
+    with pytest.raises(data.DatasetNotFoundError) as exc:
+        data.mnist(tmp_path, split="test", download=False)
+    e = exc.value
+    assert isinstance(e, FileNotFoundError)
+    assert e.problem.startswith("MNIST test split not found") and "root=" not in e.problem
+    assert [key for key, _ in e.remedies] == ["put_files", "root", "download"]
+    assert str(e) == f"{e.problem} {data.advice(e.remedies)}"
+    # another front end words the same remedies its own way
+    words = {"root": "use --data-dir", "download": "drop --no-download"}
+    assert data.advice(e.remedies, words).endswith("use --data-dir, or drop --no-download.")
+    with pytest.raises(data.DownloadError) as exc:
+        data.fashion_mnist(tmp_path / "f", split="test")
+    assert [key for key, _ in exc.value.remedies] == ["fetch_elsewhere", "root"]
+
+
+def test_failed_download_removes_only_the_folders_it_created(tmp_path, offline):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(data.DownloadError):
+        data.mnist(tmp_path / "empty", split="test")
+    assert (tmp_path / "empty").is_dir()  # it was there before
+    with pytest.raises(data.DownloadError):
+        data.mnist(tmp_path / "a" / "b" / "c", split="test")
+    assert list(tmp_path.iterdir()) == [tmp_path / "empty"]  # a/b/c, all made by the call, are gone
+    with pytest.raises(data.DownloadError):
+        data.cifar10(tmp_path / "x" / "y", split="test")
+    assert not (tmp_path / "x").exists()

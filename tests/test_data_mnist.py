@@ -87,7 +87,7 @@ def test_real_mnist_tampered_copy_is_rejected(tmp_path):
     assert str(bad) in msg and "checksum mismatch" in msg
     assert "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2" in msg  # expected
     assert sha256(bytes(raw)) in msg  # actual
-    assert "delete" in msg and "download=True" in msg
+    assert "Delete" in msg and "download=True" in msg
 
 
 @have_mnist
@@ -193,7 +193,7 @@ def test_truncated_gzip_unknown_digest(tmp_path, monkeypatch):
     path.write_bytes(path.read_bytes()[:-30])
     with pytest.raises(ValueError, match="checksum mismatch.*does not decompress") as exc:
         data.mnist(tmp_path, split="test", download=False)
-    assert str(path) in str(exc.value) and "delete" in str(exc.value)
+    assert str(path) in str(exc.value) and "Delete" in str(exc.value)
 
 
 def test_corrupt_gzip_stream(tmp_path, monkeypatch):

@@ -44,7 +44,7 @@ LAYERS = [
     ("api", ["fastconv._backend", "fastconv._config"]),
     ("layers", ["fastconv.nn"]),
     ("models", ["fastconv.models", "fastconv.optim"]),
-    ("apps", ["fastconv.train", "fastconv.data", "fastconv.plotting", "fastconv.checkpoint",
+    ("apps", ["fastconv.train", "fastconv._trainchecks", "fastconv.data", "fastconv.plotting", "fastconv.checkpoint",
               "fastconv.callbacks", "fastconv.inference", "fastconv.compile", "fastconv.onnx",
               "fastconv.quantize", "fastconv.prune", "fastconv.distributed"]),
     ("tools", ["fastconv.tune", "fastconv.bench", "fastconv.selftest"]),

@@ -4,7 +4,9 @@ Callbacks are tested in test_callbacks.py, checkpoints and save / load in
 test_checkpoint.py, the batch loader in test_loader.py.
 """
 
+import io
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -258,6 +260,44 @@ def test_progress_true_shows_bar_and_epoch_lines(shapes_small, capfd):
     assert len(lines) == 2
     assert lines[0].startswith("epoch 1/2") and "val_acc" in lines[0] and "img/s" in lines[0]
     assert "epoch 1/2" in err and "img" in err  # the tqdm bar on stderr (cleared at the end)
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+def test_default_progress_draws_the_bar_only_on_a_terminal(shapes_small, capfd, monkeypatch):
+    (X, y), _ = shapes_small
+    model = tiny_net()
+    trainer = Trainer(model, nn.SoftmaxCrossEntropy(), optim.SGD(model.parameters(), lr=0.01))
+    assert trainer.progress is None and trainer.verbose is True  # the defaults: automatic bar, lines
+    trainer.fit((X[:64], y[:64]), epochs=1, batch_size=32)
+    out, err = capfd.readouterr()
+    assert err == ""  # stderr is not a terminal: no bar, no \r frames in a log
+    assert out.startswith("epoch 1/1")  # the per-epoch line stays
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    trainer.fit((X[:64], y[:64]), epochs=1, batch_size=32)
+    assert "epoch 1/1" in term.getvalue() and "img" in term.getvalue()
+
+
+def test_verbose_and_progress_are_separate(shapes_small, capfd, monkeypatch):
+    (X, y), _ = shapes_small
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    trainer = make_trainer(tiny_net(), progress=False, verbose=True)  # lines, no bar
+    trainer.fit((X[:64], y[:64]), epochs=2, batch_size=32)
+    assert sys.stderr.getvalue() == ""
+    assert capfd.readouterr().out.splitlines()[1].startswith("epoch 2/2")
+    trainer = make_trainer(tiny_net(), progress=True, verbose=False)  # bar, no lines
+    trainer.fit((X[:64], y[:64]), epochs=1, batch_size=32)
+    assert capfd.readouterr().out == "" and "epoch 1/1" in sys.stderr.getvalue()
+    with pytest.raises(TypeError, match="progress must be True, False or None"):
+        make_trainer(tiny_net(), progress="yes")
+    with pytest.raises(TypeError, match="verbose"):
+        make_trainer(tiny_net(), verbose=1)
 
 
 # ---------------------------------------------------------------- real data (slow)

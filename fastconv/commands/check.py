@@ -17,7 +17,8 @@ def add_parser(sub):
     p = sub.add_parser(
         "check", help="self-test: native kernels against the NumPy reference",
         description=("Run every native kernel (convolution forward and backward for each algorithm, "
-                     "max and average pooling forward and backward, im2col, col2im, ReLU) on random "
+                     "max and average pooling forward and backward, im2col, col2im, ReLU, the fully "
+                     "connected layer forward and backward) on random "
                      "shapes in float32 and float64, compare with fastconv.reference and print the "
                      "worst error per op. Exits 1 on a mismatch (tolerance: "
                      f"{tol['float32']:g} float32, {tol['float64']:g} float64, relative "

@@ -49,7 +49,17 @@ from __future__ import annotations
 
 from .augment import Augment, add_noise, random_crop, random_flip, random_shift
 from .cifar import CIFAR10_CLASSES, cifar10
-from .download import CHECKSUMS, MIRRORS, DownloadError, _check_split, default_root
+from .download import (
+    CHECKSUMS,
+    MIRRORS,
+    REMEDIES,
+    DataFileError,
+    DatasetNotFoundError,
+    DownloadError,
+    _check_split,
+    advice,
+    default_root,
+)
 from .mnist import FASHION_MNIST_CLASSES, MNIST_CLASSES, fashion_mnist, mnist, read_idx
 from .shapes import SHAPES_CLASSES, shapes, shapes_split
 
@@ -65,7 +75,11 @@ __all__ = [
     "MNIST_CLASSES",
     "SHAPES_CLASSES",
     "Augment",
+    "DataFileError",
+    "DatasetNotFoundError",
     "DownloadError",
+    "REMEDIES",
+    "advice",
     "add_noise",
     "cifar10",
     "default_root",

@@ -22,10 +22,12 @@ import numpy as np
 from .download import (
     CHECKSUMS,
     MIRRORS,
+    DatasetNotFoundError,
+    _bad_file,
     _check_download,
     _check_split,
     _fetch,
-    _fix_hint,
+    _removing_new_folders,
     _resolve_root,
     _unit_float,
     _verify_file_digest,
@@ -184,9 +186,8 @@ def _extract_cifar(archive, root):
                 else:  # pragma: no cover  (Python without extraction filters: names and types checked above)
                     tar.extractall(tmp, members=chosen)
         except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-            raise ValueError(
-                f"{archive}: corrupt or truncated archive ({exc}). {_fix_hint(archive, 'cifar10')}"
-            ) from None
+            raise _bad_file(f"{archive}: corrupt or truncated archive ({exc})", archive,
+                            "cifar10") from None
         target.mkdir(exist_ok=True)
         for m in chosen:
             os.replace(tmp / m.name, target / Path(m.name).name)
@@ -214,20 +215,21 @@ def cifar10(root=None, split="train", download=True):
         archive = root / _CIFAR_ARCHIVE
         if not archive.is_file():
             if not download:
-                raise FileNotFoundError(
+                raise DatasetNotFoundError(
                     f"CIFAR-10 {split} split not found: {root} has neither {_CIFAR_DIR}/ with "
-                    f"{', '.join(names)} nor {_CIFAR_ARCHIVE}. Put the archive (or the extracted "
-                    "folder) there, or pass root= a directory that has it, or call "
-                    "fastconv.data.cifar10(..., download=True) to download it."
+                    f"{', '.join(names)} nor {_CIFAR_ARCHIVE}.",
+                    [("put_files", {"files": "the archive (or the extracted folder)", "folder": str(root)}),
+                     ("root", {}), ("download", {"dataset": "cifar10"})],
                 )
-            _fetch(
-                [base + _CIFAR_ARCHIVE for base in MIRRORS["cifar10"]],
-                archive,
-                lambda f: _verify_file(archive, _CIFAR_ARCHIVE, None, src=f),
-                "cifar10",
-                split,
-                [_CIFAR_ARCHIVE],
-            )
+            with _removing_new_folders(root):
+                _fetch(
+                    [base + _CIFAR_ARCHIVE for base in MIRRORS["cifar10"]],
+                    archive,
+                    lambda f: _verify_file(archive, _CIFAR_ARCHIVE, None, src=f),
+                    "cifar10",
+                    split,
+                    [_CIFAR_ARCHIVE],
+                )
         batch_dir = _extract_cifar(archive, root)
         absent = [n for n in names if not (batch_dir / n).is_file()]
         if absent:

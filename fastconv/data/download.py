@@ -22,8 +22,59 @@ import numpy as np
 
 from .._fileio import atomic_write
 
-class DownloadError(ConnectionError):
+# ---------------------------------------------------------------------------
+# Errors: what went wrong, and what to do about it, kept apart
+# ---------------------------------------------------------------------------
+#
+# A data error's message is its ``problem`` followed by its ``remedies`` worded for
+# the Python API (:data:`REMEDIES`). Each remedy is a (key, facts) pair, so a front
+# end with other words for the same fixes (the ``fastconv`` command names its
+# options) rewrites the advice from ``exc.problem`` and ``exc.remedies``.
+
+#: remedy key -> how the Python API words it (``str.format`` with the remedy's facts).
+REMEDIES = {
+    "put_files": "put {files} in {folder}",
+    "root": "pass root= a directory that has them",
+    "download": "call fastconv.data.{dataset}(..., download=True) to download them",
+    "writable_root": "pass root= a writable directory, or set FASTCONV_DATA",
+    "fetch_elsewhere": "without network access, put {files} into {folder} (downloaded "
+                       "elsewhere from {mirrors})",
+    "replace_file": "delete {path} and call fastconv.data.{dataset}(..., download=True) to "
+                    "fetch a good copy, or replace it with a copy of the official file",
+}
+
+
+def advice(remedies, wording=None):
+    """The remedies as one sentence: each worded by ``wording`` (a dict like
+    :data:`REMEDIES`, whose entries win) and joined with "or"."""
+    words = dict(REMEDIES, **(wording or {}))
+    parts = [words[key].format(**facts) for key, facts in remedies]
+    if not parts:
+        return ""
+    text = ", or ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+class _Advised:
+    """Mixin of the data errors: ``problem`` (str) and ``remedies`` (a tuple of
+    (key, facts dict) pairs); the message is the problem and the API's advice."""
+
+    def __init__(self, problem, remedies=()):
+        self.problem = problem
+        self.remedies = tuple((key, dict(facts)) for key, facts in remedies)
+        super().__init__(f"{problem} {advice(self.remedies)}".strip())
+
+
+class DownloadError(_Advised, ConnectionError):
     """A dataset file could not be downloaded (no network, or no mirror served a good copy)."""
+
+
+class DatasetNotFoundError(_Advised, FileNotFoundError):
+    """A dataset's files are not in its folder and downloading was not allowed."""
+
+
+class DataFileError(_Advised, ValueError):
+    """A dataset file is truncated, corrupt or not the official one."""
 
 
 # ---------------------------------------------------------------------------
@@ -214,13 +265,15 @@ def _fmt(digests):
     return ", ".join(digests) if digests else "(none published)"
 
 
-def _fix_hint(path, loader):
-    if loader is None:  # a fresh download: the caller reports it
-        return ""
-    return (
-        f"The file is truncated, corrupt or not the official one: delete {path} and call "
-        f"fastconv.data.{loader}(..., download=True) to fetch a good copy, or replace it "
-        "with a copy of the official file."
+def _bad_file(problem, path, loader):
+    """The error for a bad dataset file at ``path``: a :class:`DataFileError` advising to
+    replace it, or for a fresh download (``loader`` None, the caller reports it) a plain
+    ValueError."""
+    if loader is None:
+        return ValueError(problem)
+    return DataFileError(
+        f"{problem}. The file is truncated, corrupt or not the official one.",
+        [("replace_file", {"path": str(path), "dataset": loader})],
     )
 
 
@@ -230,10 +283,34 @@ def _verify_file_digest(src, path, expected, loader):
     ``loader``: the loader whose name the fix hint gives (None: a fresh download)."""
     got = _file_hashes(src)
     if not _matches(got, expected):
-        raise ValueError(
+        raise _bad_file(
             f"{path}: checksum mismatch: expected one of {_fmt(expected)}, got md5 {got['md5']} "
-            f"/ sha256 {got['sha256']}. {_fix_hint(path, loader)}".rstrip()
-        )
+            f"/ sha256 {got['sha256']}", path, loader)
+
+
+class _removing_new_folders:  # noqa: N801  (used as a function: ``with _removing_new_folders(root):``)
+    """On an error in the ``with`` block, remove the folders up to ``folder`` that did not
+    exist when the block started and are empty (the block's own, deepest first); the error
+    goes on. A folder that existed before, or holds a file, is kept."""
+
+    def __init__(self, folder):
+        self.created = []
+        p = Path(folder)
+        while not os.path.lexists(p) and p.parent != p:
+            self.created.append(p)
+            p = p.parent
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None:
+            for d in self.created:
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+        return False
 
 
 def _unit_float(pixels, shape):
@@ -264,8 +341,8 @@ def _fetch(urls, dest, verify, dataset, split, expected_files):
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(
-            f"cannot create the {_DISPLAY[dataset]} directory {folder} ({exc}); pass root= a "
-            "writable directory, or set FASTCONV_DATA"
+            f"cannot create the {_DISPLAY[dataset]} directory {folder} ({exc}).",
+            [("writable_root", {})],
         ) from None
     errors = []
     for url in urls:
@@ -285,8 +362,8 @@ def _fetch(urls, dest, verify, dataset, split, expected_files):
             errors.append(f"{url}: {exc}")
     raise DownloadError(
         f"could not download {_DISPLAY[dataset]} ({split} split) into {folder}: "
-        + "; ".join(errors)
-        + f". Without network access, put {' and '.join(expected_files)} into {folder} "
-        f"(downloaded elsewhere from {' or '.join(MIRRORS[dataset])}), or pass root= a "
-        "directory that has them."
+        + "; ".join(errors) + ".",
+        [("fetch_elsewhere", {"files": " and ".join(expected_files), "folder": str(folder),
+                              "mirrors": " or ".join(MIRRORS[dataset])}),
+         ("root", {})],
     )

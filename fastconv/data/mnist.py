@@ -22,13 +22,15 @@ from .download import (
     _DISPLAY,
     CHECKSUMS,
     MIRRORS,
+    DatasetNotFoundError,
+    _bad_file,
     _check_download,
     _check_split,
     _fetch,
-    _fix_hint,
     _fmt,
     _hashes,
     _matches,
+    _removing_new_folders,
     _resolve_root,
     _unit_float,
 )
@@ -170,30 +172,27 @@ def _verified_idx_bytes(path, entry, loader, data=None):
             return _gunzip(data, path)
         content, reason = _try_gunzip(data)
         if content is None:
-            raise ValueError(
+            raise _bad_file(
                 f"{path}: checksum mismatch: expected one of {_fmt(gz_expected)} for the gzip "
                 f"file, got md5 {gz_hashes['md5']} / sha256 {gz_hashes['sha256']}; and it does "
-                f"not decompress (corrupt or truncated gzip stream: {reason}). {_fix_hint(path, loader)}".rstrip()
-            )
+                f"not decompress (corrupt or truncated gzip stream: {reason})", path, loader)
         raw_hashes = _hashes(content)
         if _matches(raw_hashes, raw_expected):
             return content
-        raise ValueError(
+        raise _bad_file(
             f"{path}: checksum mismatch: expected one of {_fmt(gz_expected)} for the gzip file "
             f"or one of {_fmt(raw_expected)} for its decompressed content, got md5 "
             f"{gz_hashes['md5']} / sha256 {gz_hashes['sha256']} (decompressed: sha256 "
-            f"{raw_hashes['sha256']}). {_fix_hint(path, loader)}".rstrip()
-        )
+            f"{raw_hashes['sha256']})", path, loader)
     raw_hashes = _hashes(data)
     if _matches(raw_hashes, raw_expected):
         return data
     extra = ""
     if not raw_expected:
-        extra = f" No digest of the uncompressed file is published: use {path.name}.gz instead."
-    raise ValueError(
+        extra = f". No digest of the uncompressed file is published: use {path.name}.gz instead"
+    raise _bad_file(
         f"{path}: checksum mismatch: expected one of {_fmt(raw_expected)}, got sha256 "
-        f"{raw_hashes['sha256']} (md5 {raw_hashes['md5']}).{extra} {_fix_hint(path, loader)}".rstrip()
-    )
+        f"{raw_hashes['sha256']} (md5 {raw_hashes['md5']}){extra}", path, loader)
 
 
 def _verify_idx_download(f, dest, entry):
@@ -212,22 +211,23 @@ def _load_idx_dataset(dataset, root, split, download):
     if missing:
         gz = [name + ".gz" for name in missing]
         if not download:
-            raise FileNotFoundError(
+            raise DatasetNotFoundError(
                 f"{_DISPLAY[dataset]} {split} split not found: {root} has no "
-                f"{' or '.join(gz)} (nor the uncompressed {' or '.join(missing)}). Put the files "
-                f"in that directory (or pass root= a directory that has them), or call "
-                f"fastconv.data.{dataset}(..., download=True) to download them."
+                f"{' or '.join(gz)} (nor the uncompressed {' or '.join(missing)}).",
+                [("put_files", {"files": "the files", "folder": str(root)}), ("root", {}),
+                 ("download", {"dataset": dataset})],
             )
-        for name in missing:
-            dest = root / (name + ".gz")
-            found[name] = _fetch(
-                [base + name + ".gz" for base in MIRRORS[dataset]],
-                dest,
-                lambda f, dest=dest, entry=table[name]: _verify_idx_download(f, dest, entry),
-                dataset,
-                split,
-                gz,
-            )
+        with _removing_new_folders(root):
+            for name in missing:
+                dest = root / (name + ".gz")
+                found[name] = _fetch(
+                    [base + name + ".gz" for base in MIRRORS[dataset]],
+                    dest,
+                    lambda f, dest=dest, entry=table[name]: _verify_idx_download(f, dest, entry),
+                    dataset,
+                    split,
+                    gz,
+                )
     img_path, lbl_path = found[names[0]], found[names[1]]
     images = _parse_idx(_verified_idx_bytes(img_path, table[names[0]], dataset), img_path)
     labels = _parse_idx(_verified_idx_bytes(lbl_path, table[names[1]], dataset), lbl_path)
