@@ -17,7 +17,10 @@ Example::
     net.backward(loss_fn.backward())     # gradients are now in p.grad
 """
 
+from .activations import Clip, HardSigmoid, HardSwish, Identity, LogSoftmax, ReLU6, Softmax
 from .containers import Concat, Residual, Sequential
+from .elementwise import Add, Cat, Div, MatMul, Mul, Sub
+from .graph import Graph
 from .layers import (
     INITS,
     AvgPool2D,
@@ -35,6 +38,7 @@ from .layers import (
 )
 from .losses import Loss, MSELoss, SoftmaxCrossEntropy
 from .module import Module, Parameter
+from .shape import Mean, Pad2D, Reshape, Slice, Split, Transpose
 
 __all__ = [
     "Module",
@@ -54,6 +58,26 @@ __all__ = [
     "Sequential",
     "Residual",
     "Concat",
+    "Graph",
+    "Identity",
+    "Clip",
+    "ReLU6",
+    "HardSigmoid",
+    "HardSwish",
+    "Softmax",
+    "LogSoftmax",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "MatMul",
+    "Cat",
+    "Reshape",
+    "Transpose",
+    "Slice",
+    "Split",
+    "Pad2D",
+    "Mean",
     "Loss",
     "SoftmaxCrossEntropy",
     "MSELoss",
