@@ -184,3 +184,13 @@ def test_errors_leave_existing_file(tmp_path):
     with pytest.raises(TypeError, match="fastconv.nn.Module"):
         fonnx.save("model", path, (3,))
     assert path.read_bytes() == b"old"
+
+
+def test_graph_outputs_repeated_passthrough_and_read_inside(tmp_path):
+    g = nn.Graph(inputs="x", outputs=["h", "y", "h", "x"], nodes=[
+        ("tanh", nn.Tanh(), ["x"], ["h"]),
+        ("mul", nn.Mul(), ["h", "x"], ["y"]),
+    ])
+    check_roundtrip(g, (4,), tmp_path)
+    names = [o.name for o in onnx.load(str(tmp_path / "m.onnx")).graph.output]
+    assert len(set(names)) == 4 and names[:2] == ["h", "y"]

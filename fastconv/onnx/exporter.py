@@ -270,14 +270,20 @@ def to_model(model, input_shape, opset=DEFAULT_OPSET):
     finally:
         for m, mode in modes:
             m.__dict__["training"] = mode
-    out_names = list(model.outputs) if isinstance(model, nn.Graph) and len(outs) > 1 else (
-        ["output"] if len(outs) == 1 else [f"output_{k}" for k in range(len(outs))])
-    out_infos = []
+    out_names = list(model.outputs) if isinstance(model, nn.Graph) else ["output"]
+    out_infos, renamed = [], {}
     for want, (have, arr) in zip(out_names, outs):
-        want = want if want not in ex.names or want == have else ex.fresh(want)
-        if want != have:
-            ex.nodes.append(onnx.helper.make_node("Identity", [have], [want], name=ex.fresh(f"{want}/Identity")))
-        out_infos.append(onnx.helper.make_tensor_value_info(want, elem, ["N"] + list(arr.shape[1:])))
+        final = ex.fresh(want)
+        producer = [n for n in ex.nodes if have in n.output]
+        read = any(have in n.input for n in ex.nodes)
+        if producer and not read and have not in renamed:       # name the producing node's output
+            outputs = producer[0].output
+            outputs[list(outputs).index(have)] = final
+            renamed[have] = final
+        else:            # an input passed straight through, or a value also read inside, or given twice
+            ex.nodes.append(onnx.helper.make_node("Identity", [renamed.get(have, have)], [final],
+                                                  name=ex.fresh(f"{final}/Identity")))
+        out_infos.append(onnx.helper.make_tensor_value_info(final, elem, ["N"] + list(arr.shape[1:])))
     in_infos = [onnx.helper.make_tensor_value_info(n, elem, ["N"] + list(s)) for n, s in zip(names, shapes)]
     graph = onnx.helper.make_graph(ex.nodes, "fastconv", in_infos, out_infos, ex.inits)
     opsets = [onnx.helper.make_opsetid("", opset)]

@@ -92,7 +92,9 @@ def _shape(ctx, inputs):
 def _gather(ctx, inputs):
     data, idx = inputs
     axis = normalize_axis(ctx, ctx.attr("axis", 0), data.ndim)
-    return [np.take(data, np.asarray(idx, np.int64), axis=axis, mode="wrap")]
+    idx = np.asarray(idx, np.int64)
+    idx = np.where(idx < 0, idx + data.shape[axis], idx)
+    return [np.take(data, idx, axis=axis)]
 
 
 def _unsqueeze(ctx, inputs):

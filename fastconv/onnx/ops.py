@@ -102,6 +102,7 @@ def _pool(ctx, kind):
         raise ctx.unsupported("Indices", "the indices output of MaxPool")
     if len(ctx.shape(0)) != 4:
         raise ctx.unsupported("kernel_shape", "only 2-d (NCHW) pooling")
+    ctx.attr("kernel_shape")                     # required
     kernel = _spatial(ctx, "kernel_shape", None)
     strides, dil = _spatial(ctx, "strides", 1), _spatial(ctx, "dilations", 1)
     ceil = bool(ctx.attr("ceil_mode", 0))
@@ -217,8 +218,6 @@ def _binary_layer(cls, ctx, swap_ok):
     else:
         c, x, reverse = ctx.value(1), ctx.dyn(0), False
     arr = ctx.const(0 if a_const else 1, "B")
-    if arr.size == 1 and np.ndim(arr) > len(ctx.value_shape(x)):
-        raise ctx.unsupported("B", "a constant of higher rank than the data")
     return ctx.emit(cls(arr, reverse=reverse, trainable=c.trainable, dtype=ctx.dtype), [x], [ctx.out(0)])
 
 
