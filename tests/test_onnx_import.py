@@ -477,3 +477,17 @@ def test_finetune_imported_model():
     model.eval()
     assert all(not np.array_equal(a, p.data) for a, p in zip(w0, model.parameters()))
     assert loss.forward(model.forward(X), y) < before
+
+
+@pytest.mark.parametrize("opset", sorted({11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, onnx.defs.onnx_opset_version()}))
+def test_small_cnn_every_opset(opset):
+    """Conv, Relu, MaxPool, Pad(-inf), Flatten, Gemm, Softmax at every opset from 11 to the newest."""
+    pads = np.array([0, 0, 0, 1, 0, 0, 1, 0])
+    nodes = [node("Conv", ["x", "W", "b"], ["c"], pads=[1, 1, 1, 1]), node("Relu", ["c"], ["r"]),
+             node("Pad", ["r", "p", "v"], ["q"]), node("MaxPool", ["q"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+             node("Flatten", ["m"], ["f"]), node("Gemm", ["f", "B", "C"], ["g"], transB=1),
+             node("Softmax", ["g"], axis=1)]
+    inits = {"W": R(3, 2, 3, 3), "b": R(3, seed=1), "p": pads, "v": np.float32(-np.inf),
+             "B": R(4, 27, seed=2), "C": R(4, seed=3)}
+    compare(model_bytes(nodes, {"x": (2, 2, 5, 5)}, inits=inits, opset=opset), {"x": R(2, 2, 5, 5)},
+            expect=nn.Sequential)

@@ -189,12 +189,18 @@ class MatMul(_Binary):
 
     symbol = "@"
 
+    def _kernel_case(self, a, b):
+        return self.fixed and not self.reverse and a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0]
+
     def _fwd(self, a, b):
-        if self.fixed and not self.reverse and a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0]:
+        if self._kernel_case(a, b):
             return ops().linear(a, np.ascontiguousarray(b.T))
         return np.matmul(a, b)
 
     def _grads(self, dy, a, b, y, need_a, need_b):
+        if self._kernel_case(a, b):
+            ga, gw, _ = ops().linear_backward(dy, a, np.ascontiguousarray(b.T), need_dx=need_a, need_db=False)
+            return ga, (gw.T if need_b else None)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g = dy

@@ -382,6 +382,8 @@ def pad(ctx):
         pads = ctx.const(1, "pads").reshape(-1)
         value = float(ctx.const(2, "constant_value").reshape(())) if ctx.has(2) else 0.0
     pads = [int(p) for p in pads]
+    if np.isinf(value):          # e.g. -inf before a max: the dtype's extreme acts the same
+        value = float(np.finfo(ctx.dtype).max) * (1 if value > 0 else -1)
     axes = list(range(nd))
     if ctx.has(3):
         axes = [normalize_axis(ctx, a, nd, "axes") for a in ctx.const(3, "axes").reshape(-1)]
