@@ -150,7 +150,10 @@ class _Importer:
         if len(g.sparse_initializer):
             raise ONNXError("sparse initializers are not supported")
         for t in g.initializer:
-            arr = onnx.numpy_helper.to_array(t)
+            try:
+                arr = onnx.numpy_helper.to_array(t)
+            except Exception as e:      # an unknown element type, data not matching the dims ...
+                raise ONNXError(f"initializer {t.name!r} cannot be read ({type(e).__name__}: {e})") from e
             self.env[t.name] = _Value(const=np.array(arr), trainable=arr.dtype.kind == "f")
         self.inputs = [i for i in g.input if i.name not in self.env]
         if not self.inputs:
@@ -335,4 +338,7 @@ def load(source, input_shape=None):
         onnx.checker.check_model(model)
     except Exception as e:
         raise ONNXError(f"the ONNX model is invalid: {e}") from e
-    return _Importer(onnx, model, input_shape).run()
+    try:
+        return _Importer(onnx, model, input_shape).run()
+    except (KeyError, IndexError, AttributeError) as e:   # a structure the checker let through
+        raise ONNXError(f"the ONNX model is inconsistent ({type(e).__name__}: {e})") from e
