@@ -491,3 +491,20 @@ def test_small_cnn_every_opset(opset):
              "B": R(4, 27, seed=2), "C": R(4, seed=3)}
     compare(model_bytes(nodes, {"x": (2, 2, 5, 5)}, inits=inits, opset=opset), {"x": R(2, 2, 5, 5)},
             expect=nn.Sequential)
+
+
+def test_random_byte_flips_raise_value_errors_only():
+    """Corrupted files (a few bytes changed) load or raise a ValueError, never anything else."""
+    nodes = [node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]), node("Relu", ["c"], ["r"]),
+             node("MaxPool", ["r"], ["m"], kernel_shape=[2, 2]), node("Flatten", ["m"], ["f"]),
+             node("Gemm", ["f", "B"], transB=1)]
+    data = model_bytes(nodes, {"x": (1, 2, 6, 6)}, inits={"W": R(3, 2, 3, 3), "B": R(4, 27)})
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        b = bytearray(data)
+        for _ in range(rng.integers(1, 4)):
+            b[rng.integers(len(b))] = rng.integers(256)
+        try:
+            fonnx.load(bytes(b))
+        except ValueError:
+            pass
