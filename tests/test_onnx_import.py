@@ -508,3 +508,11 @@ def test_random_byte_flips_raise_value_errors_only():
             fonnx.load(bytes(b))
         except ValueError:
             pass
+
+
+def test_constant_only_operator_on_data_is_unsupported():
+    data = model_bytes([node("Pow", ["x", "e"])], {"x": (1, 3)}, inits={"e": np.float32(2)})
+    with pytest.raises(fonnx.UnsupportedOperator, match="only on constants") as e:
+        fonnx.load(data)
+    assert e.value.op == "Pow" and e.value.node == "my_pow"
+    assert "Pow" in fonnx.CONSTANT_OPS and "Pow" not in fonnx.SUPPORTED_OPS and "Conv" in fonnx.SUPPORTED_OPS

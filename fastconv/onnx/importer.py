@@ -26,10 +26,12 @@ from .errors import ONNXError, UnsupportedOperator, require_onnx
 from .fold import FOLD
 from .ops import CONVERT
 
-__all__ = ["load", "SUPPORTED_OPS"]
+__all__ = ["load", "SUPPORTED_OPS", "CONSTANT_OPS"]
 
-#: The operators :func:`load` reads (on the data path or folded as constants).
-SUPPORTED_OPS = tuple(sorted(set(CONVERT) | set(FOLD) | {"Constant"}))
+#: The operators :func:`load` reads on the network's data (Shape and Size of data fold to constants).
+SUPPORTED_OPS = tuple(sorted(set(CONVERT) | {"Constant", "Shape", "Size"}))
+#: The operators evaluated at load time when all their inputs are constants (shape arithmetic).
+CONSTANT_OPS = tuple(sorted(set(FOLD) | {"Constant"}))
 
 _FOLD_ATTRS = {
     "Shape": {"start", "end"}, "Gather": {"axis"}, "ConstantOfShape": {"value"},
@@ -223,6 +225,9 @@ class _Importer:
         if op in ("Shape", "Size") and present and present[0] is not None:
             foldable = True
         try:
+            if not foldable and op not in CONVERT:
+                raise ctx.unsupported(None, "fastconv evaluates it only on constants (shape arithmetic), "
+                                            "not on data that depends on the network input")
             if foldable:
                 args = [None if v is None else (v.const if v.const is not None else v.dummy) for v in present]
                 outs = FOLD[op](ctx, args)
