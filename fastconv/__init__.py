@@ -93,7 +93,7 @@ __all__ = [
 #: Submodules loaded on first use of ``fastconv.<name>`` (they pull in more of the
 #: standard library and optional packages than the function API needs).
 _LAZY_SUBMODULES = ("train", "data", "checkpoint", "callbacks", "plotting", "tune", "bench",
-                    "selftest", "cli")
+                    "selftest", "cli", "onnx")
 
 
 def __getattr__(name):

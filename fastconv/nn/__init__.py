@@ -28,7 +28,10 @@ PyTorch's spellings name the same classes: ``Conv2d`` is :class:`Conv2D`,
 ``Dropout``, ``Sequential`` and ``MSELoss`` are spelled alike.
 """
 
+from .activations import Clip, HardSigmoid, HardSwish, Identity, LogSoftmax, ReLU6, Softmax
 from .containers import Concat, Residual, Sequential
+from .elementwise import Add, Cat, Div, MatMul, Mul, Sub
+from .graph import Graph
 from .layers import (
     INITS,
     AvgPool2D,
@@ -46,6 +49,7 @@ from .layers import (
 )
 from .losses import Loss, MSELoss, SoftmaxCrossEntropy
 from .module import Module, Parameter
+from .shape import Mean, Pad2D, Reshape, Slice, Split, Transpose
 
 # PyTorch's spellings of the same classes (aliases, not subclasses).
 Conv2d = Conv2D
@@ -72,6 +76,26 @@ __all__ = [
     "Sequential",
     "Residual",
     "Concat",
+    "Graph",
+    "Identity",
+    "Clip",
+    "ReLU6",
+    "HardSigmoid",
+    "HardSwish",
+    "Softmax",
+    "LogSoftmax",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "MatMul",
+    "Cat",
+    "Reshape",
+    "Transpose",
+    "Slice",
+    "Split",
+    "Pad2D",
+    "Mean",
     "Loss",
     "SoftmaxCrossEntropy",
     "MSELoss",
