@@ -21,7 +21,9 @@
 #
 # Environment: PYTHON (default python3), FASTCONV_WHEEL_CHECK_KEEP=1 keeps the
 # scratch folder (its path is printed), FASTCONV_WHEEL_CHECK_PYTEST_ARGS adds
-# arguments to pytest (e.g. "-x").
+# arguments to pytest (e.g. "-x"), FASTCONV_WHEEL_CHECK_EXTRA names more packages
+# for the test venv (e.g. "torch==2.13.0": the tests that use PyTorch as an
+# oracle skip without it).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -126,8 +128,13 @@ done
 say "no gcc, cc, clang, c++ or g++ on the install PATH ($NOCC_PATH); CC=CXX=/bin/false"
 nocc() { env PATH="$NOCC_PATH" CC=/bin/false CXX=/bin/false PIP_ONLY_BINARY=:all: \
              PIP_DISABLE_PIP_VERSION_CHECK=1 "$@"; }
-nocc "$VBIN/python" -m pip install --quiet --only-binary :all: "$WHEEL" pytest hypothesis \
-    > "$WORK/install.log" 2>&1 || { cat "$WORK/install.log"; die "pip install of the wheel"; }
+# The wheel with its [test] extra (pytest, hypothesis, threadpoolctl, matplotlib),
+# and any packages named in FASTCONV_WHEEL_CHECK_EXTRA (e.g. torch, the oracle
+# of some tests, which skip without it).
+# shellcheck disable=SC2086
+nocc "$VBIN/python" -m pip install --quiet --only-binary :all: "${WHEEL}[test]" \
+    ${FASTCONV_WHEEL_CHECK_EXTRA:-} > "$WORK/install.log" 2>&1 \
+    || { cat "$WORK/install.log"; die "pip install of the wheel"; }
 INSTALLED="$(cd "$WORK" && nocc "$VBIN/python" -c 'import fastconv, os; print(os.path.dirname(fastconv.__file__))')"
 case "$INSTALLED" in
     "$WORK/venv/"*) ;;
@@ -151,6 +158,11 @@ cp "$ROOT"/benchmarks/*.py "$WORK/t/benchmarks/" 2>/dev/null || true
 # The project's pytest settings (markers, options), without the package beside them.
 cp "$ROOT/pyproject.toml" "$WORK/t/"
 rm -rf "$WORK/t/tests/__pycache__"
+# The real-data tests look for MNIST beside the checkout (../shared/data/mnist).
+if [ -z "${FASTCONV_MNIST_DIR:-}" ] && [ -d "$ROOT/../shared/data/mnist" ]; then
+    FASTCONV_MNIST_DIR="$(cd "$ROOT/../shared/data/mnist" && pwd)"
+    export FASTCONV_MNIST_DIR
+fi
 # shellcheck disable=SC2086
 (cd "$WORK/t" && nocc "$VBIN/python" -m pytest tests -q -p no:cacheprovider -m "not slow" \
     ${FASTCONV_WHEEL_CHECK_PYTEST_ARGS:-}) || die "test suite against the installed wheel"
