@@ -11,6 +11,7 @@ Environment knobs:
 """
 
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -42,6 +43,11 @@ def _openmp_flags(compiler):
         candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
     else:
         candidates = [(["-fopenmp"], ["-fopenmp"])]
+    # The test program links with the compiler alone (setuptools adds LDFLAGS only
+    # to shared-library links), so pass LDFLAGS here: macOS finds libomp that way.
+    env_ldflags = []
+    if compiler.compiler_type != "msvc":
+        env_ldflags = shlex.split(os.environ.get("LDFLAGS", ""))
     for cflags, lflags in candidates:
         with tempfile.TemporaryDirectory() as tmp:
             src = os.path.join(tmp, "omp_test.c")
@@ -49,7 +55,8 @@ def _openmp_flags(compiler):
                 f.write(OPENMP_TEST)
             try:
                 objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
-                compiler.link_executable(objs, "omp_test", output_dir=tmp, extra_postargs=lflags)
+                compiler.link_executable(objs, "omp_test", output_dir=tmp,
+                                         extra_postargs=env_ldflags + lflags)
             except Exception:
                 continue
         return cflags, lflags
@@ -60,7 +67,7 @@ class BuildExt(build_ext):
     def build_extensions(self):
         cflags, lflags = _openmp_flags(self.compiler)
         if self.compiler.compiler_type == "msvc":
-            base = ["/O2"]
+            base = ["/O2", "/std:c11"]  # C11 mode: MSVC's C89 mode knows no restrict, no _Pragma
         else:
             base = ["-O3", "-std=c99", "-fno-strict-aliasing", "-Wno-unused-function"]
             if os.environ.get("FASTCONV_SANITIZE"):
