@@ -263,6 +263,7 @@ def conv2d_bwd_weight(int algo, ConvGeom geom, const real[::1] dy, const real[::
             st = fc_conv2d_bwd_weight_f64(&geom.g, algo, dyp, xp, &dw[0], dbp, nthreads)
     _check_conv(st, "backward-weight", algo)
 
+
 # ---- Winograd tile size ----------------------------------------------------
 
 def winograd_tile(m=None):
