@@ -3,8 +3,9 @@
  * double: forward, backward-data and backward-weight (+ bias gradient).
  * The bodies live in conv_direct.inc, included below once per (type, SIMD
  * instance) for the vector kernels and once per type for the portable loops
- * and the entry points; this file holds the type-independent helpers
- * (geometry check, interval solver, slab layout, vector positions).
+ * and the entry points; this file holds the type-independent helpers (slab
+ * layout, vector positions). The geometry check is fc_conv_geom_check
+ * (geom.c), the interval solver fc_interval (fc_internal.h).
  *
  * SIMD: the vector kernels are written with GCC / clang vector extensions
  * and register-blocked (a block of output channels x several vectors of
@@ -28,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fc_internal.h"
-#include "gemm.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FC_DIR_INLINE static inline __attribute__((always_inline))
@@ -42,8 +42,8 @@
  * per multiply-add and the baseline twice, and the vector widths sum in
  * different orders: each variant rounds differently, but every variant gives
  * the same result for every thread count. The variant is the best the CPU
- * runs, capped at run time by fastconv's ISA setting (FASTCONV_ISA or
- * fc_gemm_set_isa, read through fc_gemm_isa(), as the GEMM does) and at build
+ * runs, capped at run time by fastconv's ISA level (runtime.c: FASTCONV_ISA
+ * or fc_set_isa, read through fc_isa_level(), as the GEMM does) and at build
  * time by -DFC_DIRECT_MAX_ISA=0 (baseline only), 1 (up to AVX2) or 2. */
 #ifndef FC_DIRECT_MAX_ISA
 #define FC_DIRECT_MAX_ISA 2
@@ -63,13 +63,13 @@
 #define FC_DIR_X86 0
 #endif
 
-/* The SIMD level the direct kernels may use now: 0 baseline, 1 AVX2 + FMA,
- * 2 AVX-512 (fc_gemm_isa is already capped by the CPU's features). */
+/* The SIMD level the direct kernels may use now: FC_ISA_GENERIC (baseline),
+ * FC_ISA_AVX2 (+ FMA) or FC_ISA_AVX512 (fc_isa_level is already capped by the
+ * CPU's features), capped by FC_DIRECT_MAX_ISA. */
 #if FC_DIR_X86
 static int direct_isa_cap(void)
 {
-    const char *s = fc_gemm_isa();
-    int lv = strcmp(s, "avx512") == 0 ? 2 : strcmp(s, "avx2") == 0 ? 1 : 0;
+    const int lv = fc_isa_level();
     return lv < FC_DIRECT_MAX_ISA ? lv : FC_DIRECT_MAX_ISA;
 }
 #endif
@@ -84,35 +84,6 @@ static int direct_isa_cap(void)
 #ifndef FC_DIR_BWD_WEIGHT_BUDGET
 #define FC_DIR_BWD_WEIGHT_BUDGET ((int64_t)32 << 20)
 #endif
-
-/* Sanity of a geometry as these kernels use it. fc_conv_geom_init already
- * checked all of it (including that every index fits in int64); this only
- * guards against a hand-filled struct. */
-static fc_status direct_check_geom(const fc_conv_geom *g)
-{
-    if (g == NULL) return FC_EINVAL;
-    if (g->N < 0 || g->C < 1 || g->H < 1 || g->W < 1) return FC_EINVAL;
-    if (g->K < 1 || g->R < 1 || g->S < 1 || g->groups < 1) return FC_EINVAL;
-    if (g->stride_h < 1 || g->stride_w < 1 || g->dil_h < 1 || g->dil_w < 1) return FC_EINVAL;
-    if (g->pad_h < 0 || g->pad_w < 0 || g->P < 1 || g->Q < 1) return FC_EINVAL;
-    if (g->C % g->groups != 0 || g->K % g->groups != 0) return FC_EINVAL;
-    return FC_OK;
-}
-
-/* The j in [0, count) with 0 <= off + j*step < extent form one interval
- * [*lo, *hi) (empty when lo == hi), found with one ceil and one floor
- * division rather than a bounds test per element. step >= 1. */
-static inline void direct_range(int64_t off, int64_t step, int64_t extent, int64_t count,
-                                int64_t *lo, int64_t *hi)
-{
-    int64_t l = 0, h = count;
-    if (off < 0) l = (-off + step - 1) / step;               /* ceil(-off / step) */
-    if (off >= extent) h = 0;
-    else if ((extent - 1 - off) / step + 1 < count) h = (extent - 1 - off) / step + 1;
-    if (l > h) l = h;
-    *lo = l;
-    *hi = h;
-}
 
 /* Split ntaps taps into passes of at most maxt, as even as possible (with
  * maxt = 9: 9 -> 9, 10 -> 5 + 5, 576 -> 64 x 9): returns the pass length. */
@@ -225,10 +196,10 @@ static fc_status direct_layout(const fc_conv_geom *g, dir_layout *L, int which, 
             for (int64_t sig = 0; sig < sw; sig++) {
                 int64_t *f = L->phase + 5 * (rho * sw + sig);
                 int64_t lo, hi;
-                direct_range(rho - ph, sh, g->H, L->Hd, &lo, &hi);   /* rows inside dx */
+                fc_interval(rho - ph, sh, g->H, L->Hd, &lo, &hi);   /* rows inside dx */
                 f[0] = lo;
                 f[1] = hi;
-                direct_range(sig - pw, sw, g->W, L->Wd, &lo, &hi);
+                fc_interval(sig - pw, sw, g->W, L->Wd, &lo, &hi);
                 f[2] = lo;
                 f[3] = hi;
                 f[4] = nt;

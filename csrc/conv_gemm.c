@@ -25,6 +25,9 @@
  * thread summing over all images in order. Every output element is one GEMM
  * chain computed by one thread in an order that does not depend on the
  * thread count, so results are bitwise identical for any nthreads.
+ *
+ * The geometry check is fc_conv_geom_check (geom.c), once per entry point;
+ * the interval solver fc_interval (fc_internal.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -133,34 +136,6 @@ static fc_status cg_slab_plan(const cg_prob *pb, int64_t nch, cg_slab *L)
     return FC_OK;
 }
 
-/* The j in [0, count) with 0 <= off + j*step < extent form one interval
- * [*lo, *hi) (empty when lo == hi): one ceil and one floor division instead
- * of a bounds test per element. step >= 1. */
-static inline void cg_range(int64_t off, int64_t step, int64_t extent, int64_t count,
-                            int64_t *lo, int64_t *hi)
-{
-    int64_t l = 0, h = count;
-    if (off < 0) l = (-off + step - 1) / step;
-    if (off >= extent) h = 0;
-    else if ((extent - 1 - off) / step + 1 < count) h = (extent - 1 - off) / step + 1;
-    if (l > h) l = h;
-    *lo = l;
-    *hi = h;
-}
-
-/* Sanity of a geometry as these kernels use it (fc_conv_geom_init already
- * checked all of it; this guards against a hand-filled struct). */
-static fc_status cg_check_geom(const fc_conv_geom *g)
-{
-    if (g == NULL) return FC_EINVAL;
-    if (g->N < 0 || g->C < 1 || g->H < 1 || g->W < 1) return FC_EINVAL;
-    if (g->K < 1 || g->R < 1 || g->S < 1 || g->groups < 1) return FC_EINVAL;
-    if (g->stride_h < 1 || g->stride_w < 1 || g->dil_h < 1 || g->dil_w < 1) return FC_EINVAL;
-    if (g->pad_h < 0 || g->pad_w < 0 || g->P < 1 || g->Q < 1) return FC_EINVAL;
-    if (g->C % g->groups != 0 || g->K % g->groups != 0) return FC_EINVAL;
-    return FC_OK;
-}
-
 static cg_prob cg_from_geom(const fc_conv_geom *g)
 {
     cg_prob p;
@@ -216,7 +191,7 @@ static int cg_bwd_data_flipped(const fc_conv_geom *g)
 static int cg_wide(const cg_prob *pb, const cg_slab *L, int64_t Kg, const fc_gemm_kernel *kn)
 {
     /* the portable kernel reads B in place much slower than it packs it */
-    if (L->direct || pb->C / pb->G < 16 || fc_gemm_kernel_isa(kn) == 0) return 0;
+    if (L->direct || pb->C / pb->G < 16 || fc_gemm_kernel_isa(kn) == FC_ISA_GENERIC) return 0;
     /* 10 / M > (Ws - Q) / Q + 1 / 10 */
     return 100 * pb->Q > Kg * (10 * (L->Ws - pb->Q) + pb->Q);
 }

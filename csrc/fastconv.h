@@ -2,10 +2,11 @@
  * fastconv.h: the one public C header of fastconv.
  *
  * Layout is NCHW everywhere; convolution weights are (K, C/groups, R, S).
- * Every entry point takes its geometry first (validated once by the matching
- * *_geom_init), then inputs as const T *restrict, then outputs as
- * T *restrict, then workspace, then the thread count. Every size and index is
- * int64_t. Every entry point returns an fc_status; none allocates memory that
+ * Every entry point takes its geometry first (filled and validated by the
+ * matching *_geom_init; each kernel checks it once more, before its loops,
+ * against a struct filled by hand), then inputs as const T *restrict, then
+ * outputs as T *restrict, then workspace, then the thread count. Every size
+ * and index is int64_t. Every entry point returns an fc_status; none allocates memory that
  * Python sees, calls back into Python, or aborts.
  *
  * Kernels are written once per op in an .inc file and instantiated for float
@@ -79,6 +80,20 @@ int fc_num_procs(void);           /* omp_get_num_procs(), or 1 */
 int fc_cpu_has_avx2(void);        /* AVX2 + FMA usable (incl. OS support) */
 int fc_cpu_has_avx512(void);      /* AVX-512 F usable (incl. OS support) */
 
+/* ---- ISA level (runtime.c) ----------------------------------------------- */
+/* The SIMD level every kernel uses: the GEMM micro-kernels, the direct
+ * convolution, the Winograd transforms and the pooling rows. Starts as the
+ * best level the CPU runs, capped by the environment variable FASTCONV_ISA
+ * (generic | avx2 | avx512; read once, at the first query; any other value
+ * is ignored). fc_set_isa sets it for later calls, clamped to
+ * [FC_ISA_GENERIC, what the CPU runs], and returns the level now in use.
+ * Process-wide, for tests and benchmarks: not to be changed during a call.
+ * fc_isa_name: "generic", "avx2", "avx512" ("unknown" for other values). */
+typedef enum { FC_ISA_GENERIC = 0, FC_ISA_AVX2 = 1, FC_ISA_AVX512 = 2 } fc_isa;
+int fc_isa_level(void);
+int fc_set_isa(int level);
+const char *fc_isa_name(int level);
+
 /* ---- Winograd tile size ------------------------------------------------ */
 /* Output tile m of later Winograd calls: 4 (F(4x4,3x3), the default) or 2
  * (F(2x2,3x3), fewer savings, smaller float32 error); 0 restores the default.
@@ -97,6 +112,11 @@ int fc_winograd_get_tile(void);
 size_t fc_workspace_cached(void);
 size_t fc_workspace_release(void);
 
+/* ---- convolution algorithms ----------------------------------------------- */
+/* The algo argument of fc_conv2d_{fwd,bwd_data,bwd_weight}_*: which kernel
+ * family computes the pass (any other value: FC_EINVAL). */
+typedef enum { FC_ALGO_DIRECT = 0, FC_ALGO_GEMM = 1, FC_ALGO_WINOGRAD = 2 } fc_conv_algo;
+
 #define FC_DECLARE_ALL(T, SFX)                                                        \
 /* im2col: x (N, C, H, W) -> cols (N, C*R*S, P*Q); row c*R*S + r*S + s,            \
  * column p*Q + q, as torch.nn.functional.unfold. Uses g->C,H,W,R,S,stride,       \
@@ -107,6 +127,21 @@ fc_status fc_im2col_##SFX(const fc_conv_geom *g, const T *restrict x,           
  * x is overwritten (zeroed first). */                                            \
 fc_status fc_col2im_##SFX(const fc_conv_geom *g, const T *restrict cols,          \
                           T *restrict x, int nthreads);                            \
+/* Convolution, one entry point per pass, the algorithm (fc_conv_algo) as an      \
+ * argument: runs the per-algorithm kernel below (which checks g once) and        \
+ * returns its status; FC_EINVAL for an unknown algo. Forward: y (N, K, P, Q)     \
+ * = conv(x, w) + b (b may be NULL); backward-data: dx (N, C, H, W) overwritten;  \
+ * backward-weight: dw (K, C/g, R, S) and db (K, may be NULL) overwritten. When   \
+ * N == 0 the batch buffers (x, y, dy, dx) may be NULL. */                        \
+fc_status fc_conv2d_fwd_##SFX(const fc_conv_geom *g, int algo, const T *restrict x, \
+                          const T *restrict w, const T *restrict b,                \
+                          T *restrict y, int nthreads);                            \
+fc_status fc_conv2d_bwd_data_##SFX(const fc_conv_geom *g, int algo,               \
+                          const T *restrict dy, const T *restrict w,               \
+                          T *restrict dx, int nthreads);                           \
+fc_status fc_conv2d_bwd_weight_##SFX(const fc_conv_geom *g, int algo,             \
+                          const T *restrict dy, const T *restrict x,               \
+                          T *restrict dw, T *restrict db, int nthreads);           \
 /* Direct convolution forward: y = conv(x, w) + b (b may be NULL). */              \
 fc_status fc_conv2d_fwd_direct_##SFX(const fc_conv_geom *g, const T *restrict x,  \
                           const T *restrict w, const T *restrict b,                \

@@ -21,8 +21,9 @@
  *
  * Micro-kernels: AVX-512 (float 14x32, double 14x16), AVX2+FMA (float 6x16,
  * double 6x8), portable C (4x8). The SIMD ones are compiled with function
- * target attributes (no -march flags), and picked once at run time from the
- * CPU features, capped by FASTCONV_ISA, overridable by fc_gemm_set_isa.
+ * target attributes (no -march flags), and picked per call at fastconv's
+ * ISA level (fc_isa_level, runtime.c: the CPU features, capped by
+ * FASTCONV_ISA, overridable by fc_set_isa).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,7 @@
 #include "gemm.h"
 
 /* Define FC_GEMM_NO_SIMD to build the portable kernel only (as on a
- * non-x86 CPU). */
+ * non-x86 CPU; the other kernels still follow the ISA level). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(FC_GEMM_NO_SIMD)
 #define FC_GEMM_X86 1
 #include <immintrin.h>
@@ -45,8 +46,6 @@
 #else
 #define FC_NOINLINE
 #endif
-
-enum { FC_ISA_GENERIC = 0, FC_ISA_AVX2 = 1, FC_ISA_AVX512 = 2 };
 
 /* Micro-kernel: c[i*ldc + j] (i < mr <= MR, j < nr <= NR) = (load ? c : 0)
  * + sum_k a[k*MR + i] * b[k*NR + j], k increasing, then + bias[i] when bias is
@@ -709,67 +708,13 @@ static const fc_gemm_kernel kern_avx512_f64 = {
     ukr_avx512_f64, ukr_avx512_f64_lines, pack_avx512_f64_copy, pack_avx512_f64_trans};
 #endif
 
-/* ---- ISA choice ----------------------------------------------------------- */
+/* ---- the kernel for the current ISA level (fc_isa_level, runtime.c) --------- */
 
-static volatile int g_isa = -1;       /* FC_ISA_* once chosen */
-
-static int isa_supported(void)
-{
-    if (fc_cpu_has_avx512()) return FC_ISA_AVX512;
-    if (fc_cpu_has_avx2()) return FC_ISA_AVX2;
-    return FC_ISA_GENERIC;
-}
-
-static int isa_from_env(int cap)
-{
-    const char *e = getenv("FASTCONV_ISA");
-    int want = cap;
-    if (e != NULL) {
-        if (strcmp(e, "generic") == 0) want = FC_ISA_GENERIC;
-        else if (strcmp(e, "avx2") == 0) want = FC_ISA_AVX2;
-        else if (strcmp(e, "avx512") == 0) want = FC_ISA_AVX512;
-    }
-    return want < cap ? want : cap;
-}
-
-static int current_isa(void)
-{
-    int isa = g_isa;
-    if (isa < 0) {
-        isa = isa_from_env(isa_supported());
-        g_isa = isa;
-    }
-#if !FC_GEMM_X86
-    isa = FC_ISA_GENERIC;
-#endif
-    return isa;
-}
-
-const char *fc_gemm_isa(void)
-{
-    switch (current_isa()) {
-    case FC_ISA_AVX512: return "avx512";
-    case FC_ISA_AVX2: return "avx2";
-    default: return "generic";
-    }
-}
-
-int fc_gemm_set_isa(int level)
-{
-    int cap = isa_supported();
-    if (level < FC_ISA_GENERIC) level = FC_ISA_GENERIC;
-    if (level > cap) level = cap;
-#if !FC_GEMM_X86
-    level = FC_ISA_GENERIC;
-#endif
-    g_isa = level;
-    return level;
-}
-
+/* The float micro-kernel (with its blocking) of the ISA level now. */
 const fc_gemm_kernel *fc_gemm_kernel_f32(void)
 {
 #if FC_GEMM_X86
-    switch (current_isa()) {
+    switch (fc_isa_level()) {
     case FC_ISA_AVX512: return &kern_avx512_f32;
     case FC_ISA_AVX2: return &kern_avx2_f32;
     default: break;
@@ -778,10 +723,11 @@ const fc_gemm_kernel *fc_gemm_kernel_f32(void)
     return &kern_generic_f32;
 }
 
+/* The double micro-kernel (with its blocking) of the ISA level now. */
 const fc_gemm_kernel *fc_gemm_kernel_f64(void)
 {
 #if FC_GEMM_X86
-    switch (current_isa()) {
+    switch (fc_isa_level()) {
     case FC_ISA_AVX512: return &kern_avx512_f64;
     case FC_ISA_AVX2: return &kern_avx2_f64;
     default: break;

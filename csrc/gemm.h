@@ -29,12 +29,8 @@ fc_status fc_gemm_f64(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                       const double *A, int64_t lda, const double *B, int64_t ldb,
                       double beta, double *C, int64_t ldc, int nthreads);
 
-/* Which micro-kernel fc_gemm uses: "avx512", "avx2" or "generic". Chosen once
- * from the CPU features, capped by the FASTCONV_ISA environment variable
- * (generic | avx2 | avx512) when set; fc_gemm_set_isa overrides at run time
- * (0 = generic, 1 = avx2, 2 = avx512; capped by what the CPU supports). */
-const char *fc_gemm_isa(void);
-int fc_gemm_set_isa(int level);
+/* The micro-kernel fc_gemm uses is that of fastconv's ISA level
+ * (fc_isa_level / fc_set_isa in fastconv.h, runtime.c), read at each call. */
 
 /* ---- the driver behind fc_gemm, with pluggable operands ----------------
  *
@@ -67,14 +63,14 @@ typedef struct {
 
 /* One micro-kernel with its tile and cache blocking, for one element type.
  * Take it once per operation (fc_gemm_kernel_f32 reads the current ISA
- * setting) and pass the same one to every call below, so packed buffers and
+ * level) and pass the same one to every call below, so packed buffers and
  * runs always agree on the tile. */
 typedef struct fc_gemm_kernel fc_gemm_kernel;
 const fc_gemm_kernel *fc_gemm_kernel_f32(void);
 const fc_gemm_kernel *fc_gemm_kernel_f64(void);
 int fc_gemm_kernel_mr(const fc_gemm_kernel *kn);
 int fc_gemm_kernel_nr(const fc_gemm_kernel *kn);
-int fc_gemm_kernel_isa(const fc_gemm_kernel *kn);   /* 0 generic, 1 avx2, 2 avx512 */
+int fc_gemm_kernel_isa(const fc_gemm_kernel *kn);   /* FC_ISA_GENERIC, _AVX2 or _AVX512 */
 
 /* Bytes of workspace fc_gemm_run needs (64-byte aligned is best). */
 size_t fc_gemm_work_bytes(const fc_gemm_kernel *kn);

@@ -9,8 +9,8 @@
  * on x86 with GCC or clang, AVX2 and AVX-512 instances through function
  * target attributes (no -march flags: one build runs on every x86-64). The
  * instance is picked per call by pool_isa(): the best the CPU runs, capped
- * by the same setting as fastconv's GEMM (FASTCONV_ISA=generic|avx2|avx512,
- * or fc_gemm_set_isa), so tests can force each variant. Pooling only
+ * by fastconv's ISA level (runtime.c: FASTCONV_ISA=generic|avx2|avx512, or
+ * fc_set_isa), so tests can force each variant. Pooling only
  * compares, adds and divides (no fused multiply-add), so every variant gives
  * bitwise identical results, also for every thread count.
  *
@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fc_internal.h"
-#include "gemm.h"
 
 #if (defined(__GNUC__) || defined(__clang__))
 #define FC_POOL_INLINE static inline __attribute__((always_inline))
@@ -37,19 +36,14 @@
 #define FC_POOL_X86 0
 #endif
 
-/* SIMD level for this call: 0 portable, 1 AVX2, 2 AVX-512 (fc_gemm_isa is
- * already capped by the CPU's features and by FASTCONV_ISA). */
+/* SIMD level for this call: the ISA level (runtime.c, already capped by the
+ * CPU's features and by FASTCONV_ISA). */
 #if FC_POOL_X86
-static int pool_isa(void)
-{
-    const char *s = fc_gemm_isa();
-    if (strcmp(s, "avx512") == 0) return 2;
-    if (strcmp(s, "avx2") == 0) return 1;
-    return 0;
-}
+static int pool_isa(void) { return fc_isa_level(); }
 #endif
 
-/* 1 when the product of the n non-negative d[i] fits in int64. */
+/* 1 when the product of the n non-negative d[i] fits in int64 (workspace
+ * sizes; the geometry itself is checked by fc_pool_geom_check). */
 static int pool_prod_fits(const int64_t *d, int n)
 {
     int64_t acc = 1;
@@ -58,55 +52,6 @@ static int pool_prod_fits(const int64_t *d, int n)
         acc *= d[i];
     }
     return 1;
-}
-
-/* Sanity of a pooling geometry as these kernels use it (fc_pool_geom_init
- * already checked it; this guards against a hand-filled struct). */
-static fc_status pool_check_geom(const fc_pool_geom *g)
-{
-    if (g == NULL) return FC_EINVAL;
-    if (g->N < 0 || g->C < 1 || g->H < 1 || g->W < 1 || g->kh < 1 || g->kw < 1) return FC_EINVAL;
-    if (g->stride_h < 1 || g->stride_w < 1 || g->dil_h < 1 || g->dil_w < 1) return FC_EINVAL;
-    if (g->pad_h < 0 || g->pad_w < 0 || g->P < 1 || g->Q < 1) return FC_EINVAL;
-    const int64_t xs[4] = {g->N, g->C, g->H, g->W};
-    const int64_t ys[4] = {g->N, g->C, g->P, g->Q};
-    if (!pool_prod_fits(xs, 4) || !pool_prod_fits(ys, 4)) return FC_EOVERFLOW;
-    return FC_OK;
-}
-
-/* The taps j in [0, count) with 0 <= off + j*step < extent form one interval
- * [*lo, *hi) (empty when *lo == *hi). Divisions happen only for windows that
- * cross the border; interior windows take the two cheap compares. */
-static inline void pool_range(int64_t off, int64_t step, int64_t extent, int64_t count,
-                              int64_t *lo, int64_t *hi)
-{
-    int64_t l = 0, h = count;
-    if (off < 0) l = (-off + step - 1) / step;            /* ceil(-off / step) */
-    if (off + (count - 1) * step >= extent)
-        h = off >= extent ? 0 : (extent - 1 - off) / step + 1;
-    if (l > count) l = count;
-    if (h < l) h = l;
-    *lo = l;
-    *hi = h;
-}
-
-/* FC_OK when every pooling window holds at least one real input element,
- * FC_EINVAL otherwise. With dilation a window can fall entirely into the
- * padding or between input elements (e.g. H=2, kernel 2, dilation 3,
- * padding 1: taps at -1 and 2); such a window has no maximum, no index and a
- * zero element count, so it is rejected. O(P + Q). */
-static fc_status pool_check_windows(const fc_pool_geom *g)
-{
-    int64_t lo, hi;
-    for (int64_t p = 0; p < g->P; p++) {
-        pool_range(p * g->stride_h - g->pad_h, g->dil_h, g->H, g->kh, &lo, &hi);
-        if (lo == hi) return FC_EINVAL;
-    }
-    for (int64_t q = 0; q < g->Q; q++) {
-        pool_range(q * g->stride_w - g->pad_w, g->dil_w, g->W, g->kw, &lo, &hi);
-        if (lo == hi) return FC_EINVAL;
-    }
-    return FC_OK;
 }
 
 /* Columns q in [*qa, *qb) whose whole window lies inside [0, W):

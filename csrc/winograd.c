@@ -55,9 +55,10 @@
  *
  * SIMD: the transforms and transposes are plain C loops over channels,
  * compiled three times (baseline, AVX2+FMA, AVX-512 via function target
- * attributes, as conv_direct.c) and picked at run time at the level fc_gemm
- * uses (so FASTCONV_ISA selects both); the products go through fc_gemm_run
- * (gemm.h) with workspace owned here.
+ * attributes, as conv_direct.c) and picked at run time at the ISA level
+ * (fc_isa_level, runtime.c), the one fc_gemm uses too; the products go
+ * through fc_gemm_run (gemm.h) with workspace owned here. The geometry check
+ * is fc_conv_geom_check (geom.c), once per entry point.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -317,28 +318,16 @@ static fc_status wg_make_plan(wg_plan *pl, int m, size_t esize)
     return FC_OK;
 }
 
-/* SIMD level of the transforms: that of fc_gemm (so FASTCONV_ISA and
- * fc_gemm_set_isa select both), capped by the CPU. 0 portable, 1 AVX2,
- * 2 AVX-512. */
-static int wg_isa(void)
-{
-    const char *s = fc_gemm_isa();
-    if (strcmp(s, "avx512") == 0) return 2;
-    if (strcmp(s, "avx2") == 0) return 1;
-    return 0;
-}
+/* SIMD level of the transforms: the ISA level (runtime.c, as fc_gemm's, so
+ * FASTCONV_ISA and fc_set_isa select both), capped by the CPU. */
+static int wg_isa(void) { return fc_isa_level(); }
 
-/* The geometry Winograd handles: 3x3, stride 1, dilation 1 (any padding). */
-static fc_status wg_check_geom(const fc_conv_geom *g)
+/* The geometry Winograd handles, on a checked one: 3x3, stride 1, dilation 1
+ * (any padding, any groups). */
+static int wg_supported(const fc_conv_geom *g)
 {
-    if (g == NULL) return FC_EINVAL;
-    if (g->N < 0 || g->C < 1 || g->H < 1 || g->W < 1 || g->K < 1) return FC_EINVAL;
-    if (g->groups < 1 || g->C % g->groups != 0 || g->K % g->groups != 0) return FC_EINVAL;
-    if (g->R != 3 || g->S != 3) return FC_EINVAL;
-    if (g->stride_h != 1 || g->stride_w != 1 || g->dil_h != 1 || g->dil_w != 1)
-        return FC_EINVAL;
-    if (g->pad_h < 0 || g->pad_w < 0 || g->P < 1 || g->Q < 1) return FC_EINVAL;
-    return FC_OK;
+    return g->R == 3 && g->S == 3 && g->stride_h == 1 && g->stride_w == 1 && g->dil_h == 1
+           && g->dil_w == 1;
 }
 
 /* Workspace of n elements of size esize, 64-byte aligned, from the

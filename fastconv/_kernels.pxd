@@ -45,52 +45,36 @@ cdef extern from "fastconv.h" nogil:
     int fc_cpu_has_avx2()
     int fc_cpu_has_avx512()
 
+    ctypedef enum fc_isa:
+        FC_ISA_GENERIC
+        FC_ISA_AVX2
+        FC_ISA_AVX512
+    int fc_isa_level()
+    int fc_set_isa(int level)
+    const char *fc_isa_name(int level)
+
     fc_status fc_im2col_f32(const fc_conv_geom *g, const float *x, float *cols, int nthreads)
     fc_status fc_im2col_f64(const fc_conv_geom *g, const double *x, double *cols, int nthreads)
     fc_status fc_col2im_f32(const fc_conv_geom *g, const float *cols, float *x, int nthreads)
     fc_status fc_col2im_f64(const fc_conv_geom *g, const double *cols, double *x, int nthreads)
 
-    fc_status fc_conv2d_fwd_direct_f32(const fc_conv_geom *g, const float *x, const float *w,
-                                       const float *b, float *y, int nthreads)
-    fc_status fc_conv2d_fwd_direct_f64(const fc_conv_geom *g, const double *x, const double *w,
-                                       const double *b, double *y, int nthreads)
-    fc_status fc_conv2d_bwd_data_direct_f32(const fc_conv_geom *g, const float *dy,
-                                            const float *w, float *dx, int nthreads)
-    fc_status fc_conv2d_bwd_data_direct_f64(const fc_conv_geom *g, const double *dy,
-                                            const double *w, double *dx, int nthreads)
-    fc_status fc_conv2d_bwd_weight_direct_f32(const fc_conv_geom *g, const float *dy,
-                                              const float *x, float *dw, float *db, int nthreads)
-    fc_status fc_conv2d_bwd_weight_direct_f64(const fc_conv_geom *g, const double *dy,
-                                              const double *x, double *dw, double *db, int nthreads)
+    ctypedef enum fc_conv_algo:
+        FC_ALGO_DIRECT
+        FC_ALGO_GEMM
+        FC_ALGO_WINOGRAD
 
-    fc_status fc_conv2d_fwd_gemm_f32(const fc_conv_geom *g, const float *x, const float *w,
-                                     const float *b, float *y, int nthreads)
-    fc_status fc_conv2d_fwd_gemm_f64(const fc_conv_geom *g, const double *x, const double *w,
-                                     const double *b, double *y, int nthreads)
-    fc_status fc_conv2d_bwd_data_gemm_f32(const fc_conv_geom *g, const float *dy,
-                                          const float *w, float *dx, int nthreads)
-    fc_status fc_conv2d_bwd_data_gemm_f64(const fc_conv_geom *g, const double *dy,
-                                          const double *w, double *dx, int nthreads)
-    fc_status fc_conv2d_bwd_weight_gemm_f32(const fc_conv_geom *g, const float *dy,
-                                            const float *x, float *dw, float *db, int nthreads)
-    fc_status fc_conv2d_bwd_weight_gemm_f64(const fc_conv_geom *g, const double *dy,
-                                            const double *x, double *dw, double *db, int nthreads)
-
-    fc_status fc_conv2d_fwd_winograd_f32(const fc_conv_geom *g, const float *x, const float *w,
-                                         const float *b, float *y, int nthreads)
-    fc_status fc_conv2d_fwd_winograd_f64(const fc_conv_geom *g, const double *x,
-                                         const double *w, const double *b, double *y,
-                                         int nthreads)
-    fc_status fc_conv2d_bwd_data_winograd_f32(const fc_conv_geom *g, const float *dy,
-                                              const float *w, float *dx, int nthreads)
-    fc_status fc_conv2d_bwd_data_winograd_f64(const fc_conv_geom *g, const double *dy,
-                                              const double *w, double *dx, int nthreads)
-    fc_status fc_conv2d_bwd_weight_winograd_f32(const fc_conv_geom *g, const float *dy,
-                                                const float *x, float *dw, float *db,
-                                                int nthreads)
-    fc_status fc_conv2d_bwd_weight_winograd_f64(const fc_conv_geom *g, const double *dy,
-                                                const double *x, double *dw, double *db,
-                                                int nthreads)
+    fc_status fc_conv2d_fwd_f32(const fc_conv_geom *g, int algo, const float *x, const float *w,
+                                const float *b, float *y, int nthreads)
+    fc_status fc_conv2d_fwd_f64(const fc_conv_geom *g, int algo, const double *x,
+                                const double *w, const double *b, double *y, int nthreads)
+    fc_status fc_conv2d_bwd_data_f32(const fc_conv_geom *g, int algo, const float *dy,
+                                     const float *w, float *dx, int nthreads)
+    fc_status fc_conv2d_bwd_data_f64(const fc_conv_geom *g, int algo, const double *dy,
+                                     const double *w, double *dx, int nthreads)
+    fc_status fc_conv2d_bwd_weight_f32(const fc_conv_geom *g, int algo, const float *dy,
+                                       const float *x, float *dw, float *db, int nthreads)
+    fc_status fc_conv2d_bwd_weight_f64(const fc_conv_geom *g, int algo, const double *dy,
+                                       const double *x, double *dw, double *db, int nthreads)
     int fc_winograd_set_tile(int m)
     int fc_winograd_get_tile()
 
@@ -118,7 +102,7 @@ cdef extern from "fastconv.h" nogil:
 
 
 # fastconv's own GEMM (csrc/gemm.h, private to the package: bound for the tests
-# and for the ISA switch).
+# and for functional.linear).
 cdef extern from "gemm.h" nogil:
     fc_status fc_gemm_f32(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                           const float *A, int64_t lda, const float *B, int64_t ldb,
@@ -126,8 +110,6 @@ cdef extern from "gemm.h" nogil:
     fc_status fc_gemm_f64(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                           const double *A, int64_t lda, const double *B, int64_t ldb,
                           double beta, double *C, int64_t ldc, int nthreads)
-    const char *fc_gemm_isa()
-    int fc_gemm_set_isa(int level)
 
 
 # The compiled inference plan's executor and the GEMV (csrc/plan.h, private).

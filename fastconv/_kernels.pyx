@@ -1,12 +1,14 @@
 # cython: language_level=3
 """Thin Cython bindings over the C kernels in csrc/.
 
-One wrapper per C entry point. Each takes a geometry object and flat
-C-contiguous buffers (``arr.reshape(-1)`` of a C-contiguous array), checks
-that every buffer has exactly the length the geometry implies (so the C code
-can never index outside what Python handed it), calls C with the GIL
-released, and turns the returned fc_status into a Python exception.
-Argument checking that users see lives in fastconv/functional.py.
+One wrapper per C entry point (convolution: one per pass, the algorithm as an
+int, ALGO_ID). Each takes a geometry object and flat C-contiguous buffers
+(``arr.reshape(-1)`` of a C-contiguous array), checks that every buffer has
+exactly the length the geometry implies (so the C code can never index
+outside what Python handed it), calls C with the GIL released, and turns the
+returned fc_status into a Python exception. Argument checking that users see
+lives in fastconv/_args.py and fastconv/functional.py; the C entry points
+check the geometry (and the algorithm) once more, defensively.
 """
 
 from libc.stdint cimport int64_t
@@ -133,6 +135,26 @@ def cpu_features():
     return {"avx2": bool(fc_cpu_has_avx2()), "avx512": bool(fc_cpu_has_avx512())}
 
 
+# ---- ISA level (csrc/runtime.c) --------------------------------------------
+
+_ISA_LEVELS = {"generic": FC_ISA_GENERIC, "avx2": FC_ISA_AVX2, "avx512": FC_ISA_AVX512}
+
+
+def isa():
+    """The SIMD level every kernel uses now (the GEMM, direct, Winograd and pooling
+    kernels alike): "avx512", "avx2" or "generic"."""
+    return fc_isa_name(fc_isa_level()).decode()
+
+
+def set_isa(name):
+    """Use the SIMD level ``name`` (capped by what this CPU supports); returns the
+    level now in use. For tests and benchmarks (FASTCONV_ISA sets the start value)."""
+    if name not in _ISA_LEVELS:
+        raise ValueError(f"isa must be one of {tuple(_ISA_LEVELS)}, got {name!r}")
+    fc_set_isa(_ISA_LEVELS[name])
+    return isa()
+
+
 # ---- im2col / col2im -------------------------------------------------------
 
 def im2col(ConvGeom geom, const real[::1] x, real[::1] cols, int nthreads):
@@ -163,186 +185,86 @@ def col2im(ConvGeom geom, const real[::1] cols, real[::1] x, int nthreads):
     _check(st, "col2im")
 
 
-# ---- direct convolution ----------------------------------------------------
+# ---- convolution: one wrapper per pass, the algorithm as an int -------------
 
-def conv2d_fwd_direct(ConvGeom geom, const real[::1] x, const real[::1] w, const real[::1] b,
-                      real[::1] y, int nthreads):
-    """b may be an empty buffer, meaning no bias."""
+ALGO_DIRECT = FC_ALGO_DIRECT
+ALGO_GEMM = FC_ALGO_GEMM
+ALGO_WINOGRAD = FC_ALGO_WINOGRAD
+#: The algorithms with C kernels for all three passes, by the name functional.py uses.
+ALGO_ID = {"direct": ALGO_DIRECT, "gemm": ALGO_GEMM, "winograd": ALGO_WINOGRAD}
+_ALGO_NAME = {v: k for k, v in ALGO_ID.items()}
+
+
+cdef int _check_conv(fc_status st, str pass_name, int algo) except -1:
+    """_check for a convolution pass, naming the algorithm (only formatted on error)."""
+    if st != FC_OK:
+        _check(st, f"conv2d {pass_name} ({_ALGO_NAME.get(algo, f'algo {algo}')})")
+    return 0
+
+
+def conv2d_fwd(int algo, ConvGeom geom, const real[::1] x, const real[::1] w,
+               const real[::1] b, real[::1] y, int nthreads):
+    """y = conv(x, w) + b by algorithm ``algo`` (ALGO_DIRECT, ALGO_GEMM, ALGO_WINOGRAD).
+    b may be an empty buffer, meaning no bias; x and y are empty when the batch is.
+    The C entry point checks the geometry and the algorithm (ValueError for an unknown
+    algo, and for Winograd off 3x3 / stride 1 / dilation 1: functional.py checks
+    that with a clear message first)."""
     _need(x.shape[0], geom.x_size(), "x")
     _need(w.shape[0], geom.w_size(), "w")
     _need(y.shape[0], geom.y_size(), "y")
     if b.shape[0] != 0:
         _need(b.shape[0], geom.g.K, "b")
-    if geom.g.N == 0:
-        return
+    cdef const real *xp = &x[0] if x.shape[0] else NULL
     cdef const real *bp = &b[0] if b.shape[0] else NULL
+    cdef real *yp = &y[0] if y.shape[0] else NULL
     cdef fc_status st
     with nogil:
         if real is float:
-            st = fc_conv2d_fwd_direct_f32(&geom.g, &x[0], &w[0], bp, &y[0], nthreads)
+            st = fc_conv2d_fwd_f32(&geom.g, algo, xp, &w[0], bp, yp, nthreads)
         else:
-            st = fc_conv2d_fwd_direct_f64(&geom.g, &x[0], &w[0], bp, &y[0], nthreads)
-    _check(st, "conv2d forward (direct)")
+            st = fc_conv2d_fwd_f64(&geom.g, algo, xp, &w[0], bp, yp, nthreads)
+    _check_conv(st, "forward", algo)
 
 
-def conv2d_bwd_data_direct(ConvGeom geom, const real[::1] dy, const real[::1] w, real[::1] dx,
-                           int nthreads):
+def conv2d_bwd_data(int algo, ConvGeom geom, const real[::1] dy, const real[::1] w,
+                    real[::1] dx, int nthreads):
+    """dx = conv_transpose(dy, w) by algorithm ``algo``; dx is overwritten."""
     _need(dx.shape[0], geom.x_size(), "dx")
     _need(w.shape[0], geom.w_size(), "w")
     _need(dy.shape[0], geom.y_size(), "dy")
-    if geom.g.N == 0:
-        return
+    cdef const real *dyp = &dy[0] if dy.shape[0] else NULL
+    cdef real *dxp = &dx[0] if dx.shape[0] else NULL
     cdef fc_status st
     with nogil:
         if real is float:
-            st = fc_conv2d_bwd_data_direct_f32(&geom.g, &dy[0], &w[0], &dx[0], nthreads)
+            st = fc_conv2d_bwd_data_f32(&geom.g, algo, dyp, &w[0], dxp, nthreads)
         else:
-            st = fc_conv2d_bwd_data_direct_f64(&geom.g, &dy[0], &w[0], &dx[0], nthreads)
-    _check(st, "conv2d backward-data (direct)")
+            st = fc_conv2d_bwd_data_f64(&geom.g, algo, dyp, &w[0], dxp, nthreads)
+    _check_conv(st, "backward-data", algo)
 
 
-def conv2d_bwd_weight_direct(ConvGeom geom, const real[::1] dy, const real[::1] x,
-                             real[::1] dw, real[::1] db, int nthreads):
-    """db may be an empty buffer, meaning no bias gradient. dw, db are overwritten."""
+def conv2d_bwd_weight(int algo, ConvGeom geom, const real[::1] dy, const real[::1] x,
+                      real[::1] dw, real[::1] db, int nthreads):
+    """dw (and db) by algorithm ``algo``, both overwritten. db may be an empty buffer,
+    meaning no bias gradient."""
     _need(x.shape[0], geom.x_size(), "x")
     _need(dw.shape[0], geom.w_size(), "dw")
     _need(dy.shape[0], geom.y_size(), "dy")
     if db.shape[0] != 0:
         _need(db.shape[0], geom.g.K, "db")
+    cdef const real *dyp = &dy[0] if dy.shape[0] else NULL
+    cdef const real *xp = &x[0] if x.shape[0] else NULL
     cdef real *dbp = &db[0] if db.shape[0] else NULL
     cdef fc_status st
     with nogil:
         if real is float:
-            st = fc_conv2d_bwd_weight_direct_f32(&geom.g, &dy[0] if geom.g.N else NULL,
-                                                 &x[0] if geom.g.N else NULL, &dw[0], dbp,
-                                                 nthreads)
+            st = fc_conv2d_bwd_weight_f32(&geom.g, algo, dyp, xp, &dw[0], dbp, nthreads)
         else:
-            st = fc_conv2d_bwd_weight_direct_f64(&geom.g, &dy[0] if geom.g.N else NULL,
-                                                 &x[0] if geom.g.N else NULL, &dw[0], dbp,
-                                                 nthreads)
-    _check(st, "conv2d backward-weight (direct)")
+            st = fc_conv2d_bwd_weight_f64(&geom.g, algo, dyp, xp, &dw[0], dbp, nthreads)
+    _check_conv(st, "backward-weight", algo)
 
 
-# ---- GEMM convolution ------------------------------------------------------
-
-def conv2d_fwd_gemm(ConvGeom geom, const real[::1] x, const real[::1] w, const real[::1] b,
-                    real[::1] y, int nthreads):
-    """b may be an empty buffer, meaning no bias."""
-    _need(x.shape[0], geom.x_size(), "x")
-    _need(w.shape[0], geom.w_size(), "w")
-    _need(y.shape[0], geom.y_size(), "y")
-    if b.shape[0] != 0:
-        _need(b.shape[0], geom.g.K, "b")
-    if geom.g.N == 0:
-        return
-    cdef const real *bp = &b[0] if b.shape[0] else NULL
-    cdef fc_status st
-    with nogil:
-        if real is float:
-            st = fc_conv2d_fwd_gemm_f32(&geom.g, &x[0], &w[0], bp, &y[0], nthreads)
-        else:
-            st = fc_conv2d_fwd_gemm_f64(&geom.g, &x[0], &w[0], bp, &y[0], nthreads)
-    _check(st, "conv2d forward (gemm)")
-
-
-def conv2d_bwd_data_gemm(ConvGeom geom, const real[::1] dy, const real[::1] w, real[::1] dx,
-                         int nthreads):
-    _need(dx.shape[0], geom.x_size(), "dx")
-    _need(w.shape[0], geom.w_size(), "w")
-    _need(dy.shape[0], geom.y_size(), "dy")
-    if geom.g.N == 0:
-        return
-    cdef fc_status st
-    with nogil:
-        if real is float:
-            st = fc_conv2d_bwd_data_gemm_f32(&geom.g, &dy[0], &w[0], &dx[0], nthreads)
-        else:
-            st = fc_conv2d_bwd_data_gemm_f64(&geom.g, &dy[0], &w[0], &dx[0], nthreads)
-    _check(st, "conv2d backward-data (gemm)")
-
-
-def conv2d_bwd_weight_gemm(ConvGeom geom, const real[::1] dy, const real[::1] x,
-                           real[::1] dw, real[::1] db, int nthreads):
-    """db may be an empty buffer, meaning no bias gradient. dw, db are overwritten."""
-    _need(x.shape[0], geom.x_size(), "x")
-    _need(dw.shape[0], geom.w_size(), "dw")
-    _need(dy.shape[0], geom.y_size(), "dy")
-    if db.shape[0] != 0:
-        _need(db.shape[0], geom.g.K, "db")
-    cdef real *dbp = &db[0] if db.shape[0] else NULL
-    cdef fc_status st
-    with nogil:
-        if real is float:
-            st = fc_conv2d_bwd_weight_gemm_f32(&geom.g, &dy[0] if geom.g.N else NULL,
-                                               &x[0] if geom.g.N else NULL, &dw[0], dbp,
-                                               nthreads)
-        else:
-            st = fc_conv2d_bwd_weight_gemm_f64(&geom.g, &dy[0] if geom.g.N else NULL,
-                                               &x[0] if geom.g.N else NULL, &dw[0], dbp,
-                                               nthreads)
-    _check(st, "conv2d backward-weight (gemm)")
-
-
-# ---- Winograd convolution (3x3, stride 1, dilation 1) ----------------------
-
-def conv2d_fwd_winograd(ConvGeom geom, const real[::1] x, const real[::1] w,
-                        const real[::1] b, real[::1] y, int nthreads):
-    """b may be an empty buffer, meaning no bias. The geometry must be 3x3, stride 1,
-    dilation 1 (functional.py checks that with a clear message first)."""
-    _need(x.shape[0], geom.x_size(), "x")
-    _need(w.shape[0], geom.w_size(), "w")
-    _need(y.shape[0], geom.y_size(), "y")
-    if b.shape[0] != 0:
-        _need(b.shape[0], geom.g.K, "b")
-    if geom.g.N == 0:
-        return
-    cdef const real *bp = &b[0] if b.shape[0] else NULL
-    cdef fc_status st
-    with nogil:
-        if real is float:
-            st = fc_conv2d_fwd_winograd_f32(&geom.g, &x[0], &w[0], bp, &y[0], nthreads)
-        else:
-            st = fc_conv2d_fwd_winograd_f64(&geom.g, &x[0], &w[0], bp, &y[0], nthreads)
-    _check(st, "conv2d forward (winograd)")
-
-
-def conv2d_bwd_data_winograd(ConvGeom geom, const real[::1] dy, const real[::1] w,
-                             real[::1] dx, int nthreads):
-    _need(dx.shape[0], geom.x_size(), "dx")
-    _need(w.shape[0], geom.w_size(), "w")
-    _need(dy.shape[0], geom.y_size(), "dy")
-    if geom.g.N == 0:
-        return
-    cdef fc_status st
-    with nogil:
-        if real is float:
-            st = fc_conv2d_bwd_data_winograd_f32(&geom.g, &dy[0], &w[0], &dx[0], nthreads)
-        else:
-            st = fc_conv2d_bwd_data_winograd_f64(&geom.g, &dy[0], &w[0], &dx[0], nthreads)
-    _check(st, "conv2d backward-data (winograd)")
-
-
-def conv2d_bwd_weight_winograd(ConvGeom geom, const real[::1] dy, const real[::1] x,
-                               real[::1] dw, real[::1] db, int nthreads):
-    """db may be an empty buffer, meaning no bias gradient. dw, db are overwritten."""
-    _need(x.shape[0], geom.x_size(), "x")
-    _need(dw.shape[0], geom.w_size(), "dw")
-    _need(dy.shape[0], geom.y_size(), "dy")
-    if db.shape[0] != 0:
-        _need(db.shape[0], geom.g.K, "db")
-    cdef real *dbp = &db[0] if db.shape[0] else NULL
-    cdef fc_status st
-    with nogil:
-        if real is float:
-            st = fc_conv2d_bwd_weight_winograd_f32(&geom.g, &dy[0] if geom.g.N else NULL,
-                                                   &x[0] if geom.g.N else NULL, &dw[0], dbp,
-                                                   nthreads)
-        else:
-            st = fc_conv2d_bwd_weight_winograd_f64(&geom.g, &dy[0] if geom.g.N else NULL,
-                                                   &x[0] if geom.g.N else NULL, &dw[0], dbp,
-                                                   nthreads)
-    _check(st, "conv2d backward-weight (winograd)")
-
+# ---- Winograd tile size ----------------------------------------------------
 
 def winograd_tile(m=None):
     """The Winograd output tile size (4: F(4x4,3x3), 2: F(2x2,3x3)). With ``m``,
@@ -355,24 +277,7 @@ def winograd_tile(m=None):
     return fc_winograd_set_tile(m)
 
 
-# ---- GEMM (tests and ISA control) ------------------------------------------
-
-_ISA_LEVELS = {"generic": 0, "avx2": 1, "avx512": 2}
-
-
-def isa():
-    """The SIMD variant fastconv's GEMM uses now: "avx512", "avx2" or "generic"."""
-    return fc_gemm_isa().decode()
-
-
-def set_isa(name):
-    """Use the GEMM variant ``name`` (capped by what this CPU supports); returns the
-    variant now in use. For tests and benchmarks (FASTCONV_ISA sets the start value)."""
-    if name not in _ISA_LEVELS:
-        raise ValueError(f"isa must be one of {tuple(_ISA_LEVELS)}, got {name!r}")
-    fc_gemm_set_isa(_ISA_LEVELS[name])
-    return isa()
-
+# ---- GEMM (tests and functional.linear) ------------------------------------
 
 def gemm(bint trans_a, bint trans_b, int64_t M, int64_t N, int64_t K, const real[::1] a,
          int64_t lda, const real[::1] b, int64_t ldb, real beta, real[::1] c, int64_t ldc,

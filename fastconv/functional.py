@@ -133,7 +133,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
     chosen, = _finite_safe((_choose_algo(algo, p, False, dtype),), algo, x, w)
     if chosen in _NATIVE_CONV:
         bb = b if b is not None else np.empty(0, dtype)
-        getattr(K, "conv2d_fwd_" + chosen)(_geom(p), _flat(x), _flat(w), bb, _flat(y), nt)
+        K.conv2d_fwd(K.ALGO_ID[chosen], _geom(p), _flat(x), _flat(w), bb, _flat(y), nt)
         return y
     _conv_fwd_im2col(p, x, w, y, nt)
     if b is not None:
@@ -142,7 +142,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
 
 
 #: The algorithms whose three passes are whole C kernels, each bound as
-#: _kernels.conv2d_{fwd,bwd_data,bwd_weight}_<algo>. "im2col" is assembled in
+#: _kernels.conv2d_{fwd,bwd_data,bwd_weight}(ALGO_ID[algo], ...). "im2col" is assembled in
 #: Python from im2col + matmul + col2im.
 _NATIVE_CONV = ("direct", "gemm", "winograd")
 
@@ -191,9 +191,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1,
     if chosen_w in _NATIVE_CONV and (dx is None or chosen_d in _NATIVE_CONV):
         geom = _geom(p)
         dbb = db if db is not None else np.empty(0, dtype)
-        getattr(K, "conv2d_bwd_weight_" + chosen_w)(geom, _flat(dy), _flat(x), _flat(dw), dbb, nt)
+        K.conv2d_bwd_weight(K.ALGO_ID[chosen_w], geom, _flat(dy), _flat(x), _flat(dw), dbb, nt)
         if dx is not None:
-            getattr(K, "conv2d_bwd_data_" + chosen_d)(geom, _flat(dy), _flat(w), _flat(dx), nt)
+            K.conv2d_bwd_data(K.ALGO_ID[chosen_d], geom, _flat(dy), _flat(w), _flat(dx), nt)
         return dx, dw, db
     if db is not None:
         K.bias_grad(p.N, p.K, p.P * p.Q, _flat(dy), db, nt)

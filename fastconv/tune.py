@@ -70,14 +70,12 @@ def _pass_fns(p, algo, dtype, nthreads, rng):
     b = np.zeros(p.K, dtype)
     y, dx, dw, db = np.empty(p.y_shape, dtype), np.empty_like(x), np.empty_like(w), np.empty_like(b)
     g = conv_geom(p)
-    fwd = getattr(K, "conv2d_fwd_" + algo)
-    bwd_w = getattr(K, "conv2d_bwd_weight_" + algo)
-    bwd_d = getattr(K, "conv2d_bwd_data_" + algo)
+    aid = K.ALGO_ID[algo]
     flat = (lambda a: a.reshape(-1))
     return {
-        "forward": lambda: fwd(g, flat(x), flat(w), b, flat(y), nthreads),
-        "weight": lambda: bwd_w(g, flat(dy), flat(x), flat(dw), db, nthreads),
-        "data": lambda: bwd_d(g, flat(dy), flat(w), flat(dx), nthreads),
+        "forward": lambda: K.conv2d_fwd(aid, g, flat(x), flat(w), b, flat(y), nthreads),
+        "weight": lambda: K.conv2d_bwd_weight(aid, g, flat(dy), flat(x), flat(dw), db, nthreads),
+        "data": lambda: K.conv2d_bwd_data(aid, g, flat(dy), flat(w), flat(dx), nthreads),
     }
 
 

@@ -285,10 +285,14 @@ def test_check_covers_fastconvs_own_gemm(capsys, monkeypatch):
 
 
 def test_check_fails_on_a_crashing_kernel(capsys, monkeypatch):
-    def broken(*args):
-        raise MemoryError("boom")
+    original = _kernels.conv2d_fwd
 
-    monkeypatch.setattr(_kernels, "conv2d_fwd_direct", broken)
+    def broken(algo, *args):
+        if algo == _kernels.ALGO_DIRECT:
+            raise MemoryError("boom")
+        return original(algo, *args)
+
+    monkeypatch.setattr(_kernels, "conv2d_fwd", broken)
     rc, out, _ = run_main(["check", "--cases", "2"], capsys)
     assert rc == 1
     line = next(ln for ln in out.splitlines() if ln.startswith("conv2d [direct]"))

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Build the extension with AddressSanitizer + UndefinedBehaviorSanitizer and run
-# the kernel tests under it; then check that repeated calls do not leak.
-# Fails (non-zero exit) on any sanitizer report or test failure.
+# First the stand-alone C tests (tools/ctests.sh: with and without OpenMP, then
+# under ASan + UBSan). Then build the extension with AddressSanitizer +
+# UndefinedBehaviorSanitizer and run the kernel tests under it; then check that
+# repeated calls do not leak. Fails (non-zero exit) on any sanitizer report or
+# test failure.
 #
 #   bash tools/sanitize.sh            # from the project root, in an env with the test extras
 #
 # The build happens in a temporary copy of the source tree, so the normal
-# build and install are untouched.
+# build and install are untouched. CC (default gcc) is used for both parts.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CC="${CC:-gcc}"
+export CC
+
+echo "sanitize: C kernel tests (tools/ctests.sh)"
+bash "$ROOT/tools/ctests.sh"
+
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-CC="${CC:-gcc}"
 LIBASAN="$($CC -print-file-name=libasan.so)"
 LIBUBSAN="$($CC -print-file-name=libubsan.so)"
 if [ ! -e "$LIBASAN" ] || [ ! -e "$LIBUBSAN" ]; then

@@ -8,12 +8,14 @@
  * N=8, C=64, 56x56, K=64, 3x3, pad 1 (float32; add "1" for one thread only).
  *
  * Every case runs under each SIMD variant the CPU has (baseline, AVX2,
- * AVX-512, forced through fc_gemm_set_isa, which the direct kernels follow).
+ * AVX-512, forced through fc_set_isa, the ISA level the direct kernels read).
  * Also: inf / NaN in x elements no output window reads must not reach dw.
  *
- * Build and run (from csrc/; gemm.c provides the ISA setting):
- *   gcc -std=c99 -O2 -Wall -Wextra -fopenmp -I. tests/test_conv_direct_c.c \
- *       conv_direct.c geom.c runtime.c gemm.c -lm -o /tmp/tcd && /tmp/tcd [iterations]
+ * Built and run by tools/ctests.sh (with and without OpenMP, then under
+ * ASan + UBSan). By hand, from the repository root (every csrc .c file: the
+ * kernels need the runtime, the geometry check and the workspace cache):
+ *   gcc -std=c99 -O2 -Wall -Wextra -fopenmp -Icsrc csrc/tests/test_conv_direct_c.c \
+ *       csrc/[a-z]*.c -lm -o /tmp/tcd && /tmp/tcd [iterations]
  * Variants worth running: -DFC_DIRECT_MAX_ISA=0 (baseline instances only),
  * -DFC_DIR_BWD_WEIGHT_BUDGET=1 (backward-weight one sample per chunk /
  * group), -fsanitize=address,undefined, and without -fopenmp.
@@ -25,7 +27,6 @@
 #include <string.h>
 #include <time.h>
 #include "fastconv.h"
-#include "gemm.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static uint64_t rng_next(void)
@@ -352,15 +353,15 @@ int main(int argc, char **argv)
     }
     error_cases();
     int iters = argc > 1 ? atoi(argv[1]) : 400;
-    const char *prev = fc_gemm_isa();
+    const int prev = fc_isa_level();
     int levels = 0;
-    for (int lv = 0; lv <= 2; lv++) {
-        if (fc_gemm_set_isa(lv) != lv) continue;     /* not on this CPU */
+    for (int lv = FC_ISA_GENERIC; lv <= FC_ISA_AVX512; lv++) {
+        if (fc_set_isa(lv) != lv) continue;     /* not on this CPU */
         levels++;
         for (int i = 0; i < iters; i++) random_case(i);
         unread_cases();
     }
-    fc_gemm_set_isa(strcmp(prev, "avx512") == 0 ? 2 : strcmp(prev, "avx2") == 0 ? 1 : 0);
+    fc_set_isa(prev);
     if (failures) { printf("%d failures\n", failures); return 1; }
     printf("all %d random cases OK under %d SIMD variant(s)\n", iters, levels);
     return 0;

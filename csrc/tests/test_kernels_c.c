@@ -2,21 +2,21 @@
  * test_kernels_c.c: stand-alone C check of im2col / col2im, pooling, ReLU and
  * bias kernels against naive loops (per-element bounds tests, no tricks).
  *
- * Build and run from the repository root (gemm.c provides the ISA setting):
+ * Built and run by tools/ctests.sh (with and without OpenMP, then under
+ * ASan + UBSan). By hand, from the repository root (every csrc .c file: the
+ * kernels need the runtime, the geometry check and the workspace cache):
  *   gcc -std=c99 -O1 -g -Wall -Wextra -fopenmp -Icsrc csrc/tests/test_kernels_c.c \
- *       csrc/im2col.c csrc/pool.c csrc/eltwise.c csrc/geom.c csrc/runtime.c \
- *       csrc/gemm.c -o /tmp/tkc -lm && /tmp/tkc
+ *       csrc/[a-z]*.c -o /tmp/tkc -lm && /tmp/tkc
  * (add -fsanitize=address,undefined to check memory too). Inputs are small
  * integers, so float32 sums are exact and every comparison is exact; results
  * are also compared across thread counts (must be bitwise identical). The
- * pooling cases run under every SIMD variant the CPU has (fc_gemm_set_isa).
+ * pooling cases run under every SIMD variant the CPU has (fc_set_isa).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "fastconv.h"
-#include "gemm.h"
 
 static int n_fail = 0, n_check = 0, n_empty = 0;
 #define CHECK(cond, ...)                                                   \
@@ -459,14 +459,14 @@ static void test_eltwise(void)
 int main(void)
 {
     for (int i = 0; i < 400; i++) test_im2col_case();
-    const char *prev = fc_gemm_isa();
-    for (int lv = 0; lv <= 2; lv++) {
-        if (fc_gemm_set_isa(lv) != lv) continue;     /* not on this CPU */
+    const int prev = fc_isa_level();
+    for (int lv = FC_ISA_GENERIC; lv <= FC_ISA_AVX512; lv++) {
+        if (fc_set_isa(lv) != lv) continue;     /* not on this CPU */
         for (int i = 0; i < 400; i++) test_pool_case(0);
         for (int i = 0; i < 400; i++) test_pool_case(1);
         test_pool_special();
     }
-    fc_gemm_set_isa(strcmp(prev, "avx512") == 0 ? 2 : strcmp(prev, "avx2") == 0 ? 1 : 0);
+    fc_set_isa(prev);
     test_eltwise();
     printf("%d checks, %d failures (%d geometries with an empty window rejected)\n",
            n_check, n_fail, n_empty);
