@@ -28,7 +28,7 @@ PyTorch's spellings name the same classes: ``Conv2d`` is :class:`Conv2D`,
 ``Dropout``, ``Sequential`` and ``MSELoss`` are spelled alike.
 """
 
-from .activations import Clip, HardSigmoid, HardSwish, Identity, LogSoftmax, ReLU6, Softmax
+from .activation import Clip, HardSigmoid, HardSwish, Identity, LogSoftmax, ReLU6, Softmax
 from .containers import Concat, Residual, Sequential
 from .elementwise import Add, Cat, Div, MatMul, Mul, Sub
 from .graph import Graph
