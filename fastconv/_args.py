@@ -511,6 +511,16 @@ def _check_folder_usable(folder, name, path):
         raise ValueError(f"{name} {path}: cannot create the folder {folder} (no write permission in {base})")
 
 
+def _as_path(path, name):
+    """``path`` (a non-empty str or os.PathLike) as (its text, its Path with ``~`` expanded)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(path).__name__}")
+    text = os.fspath(path)
+    if not text:
+        raise ValueError(f"{name} must not be empty")
+    return text, Path(text).expanduser()
+
+
 def output_file(path, name, default_name=None):
     """Check, before any work is done, that a file can be written at ``path`` (a str or
     os.PathLike); returns it as a Path.
@@ -519,12 +529,7 @@ def output_file(path, name, default_name=None):
     ``default_name`` inside that folder (a ValueError when ``default_name`` is None). The
     folder must exist or be creatable (its nearest existing ancestor a writable folder),
     and an existing file there is replaced. ``name`` (e.g. "--save") heads the error."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(path).__name__}")
-    text = os.fspath(path)
-    if not text:
-        raise ValueError(f"{name} must not be empty")
-    p = Path(text).expanduser()
+    text, p = _as_path(path, name)
     if p.is_dir() or text.endswith((os.sep, "/")):
         if default_name is None:
             raise ValueError(f"{name} {text}: is a folder; give a file name")
@@ -539,12 +544,7 @@ def output_dir(path, name):
     """Check, before any work is done, that ``path`` is a folder or can be created as one;
     returns it as a Path (a ValueError headed by ``name`` when it is an existing file or
     sits under one, or cannot be created)."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(path).__name__}")
-    text = os.fspath(path)
-    if not text:
-        raise ValueError(f"{name} must not be empty")
-    p = Path(text).expanduser()
+    text, p = _as_path(path, name)
     if p.exists() and not p.is_dir():
         raise ValueError(f"{name} {text}: is a file, not a folder")
     if not p.exists():
