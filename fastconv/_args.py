@@ -449,3 +449,76 @@ def torch_keywords(func):
         f"\n\n    PyTorch's keyword names are accepted too: {spelled}.\n")
     return wrapper
 
+
+
+# ---- transposed convolution (issue 14) -------------------------------------
+
+
+class ConvTransposeParams(NamedTuple):
+    """A transposed convolution as the adjoint of a convolution: ``conv`` is the conv2d
+    whose input is our output (cropped to ``conv.H`` x ``conv.W`` rows and columns) and
+    whose output is our input; ``conv`` is None when no input element reaches the output
+    (then the result is the bias alone)."""
+    conv: object
+    y_shape: tuple
+    output_padding: tuple
+
+
+def conv_transpose_params(x_shape, w_shape, stride=1, padding=0, output_padding=0, groups=1,
+                          dilation=1):
+    """Validate ``conv_transpose2d``'s arguments (PyTorch's rules): x (N, Cin, H, W),
+    w (Cin, Cout/groups, kh, kw); output H_out = (H-1)*s - 2p + d*(kh-1) + output_padding
+    + 1, with output_padding < max(stride, dilation)."""
+    if len(x_shape) != 4:
+        raise ValueError(f"x must be a 4-d array (N, C_in, H, W), got shape {tuple(x_shape)}")
+    if len(w_shape) != 4:
+        raise ValueError(f"w must be a 4-d array (C_in, C_out/groups, kh, kw), got shape "
+                         f"{tuple(w_shape)}")
+    N, C, H, W = (int(v) for v in x_shape)
+    Cw, Kg, R, S = (int(v) for v in w_shape)
+    groups = as_int(groups, "groups")
+    stride, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    if isinstance(padding, str):
+        raise ValueError(f"conv_transpose2d takes an int or a pair as padding, got {padding!r}")
+    pad = pair(padding, "padding", minimum=0)
+    opad = pair(output_padding, "output_padding", minimum=0)
+    if C == 0 or H == 0 or W == 0:
+        raise ValueError(f"x must have C, H and W >= 1, got shape {tuple(x_shape)}")
+    if Kg == 0 or R == 0 or S == 0:
+        raise ValueError(f"w must have C_out/groups, kh and kw >= 1, got shape {tuple(w_shape)}")
+    if Cw != C:
+        raise ValueError(f"w has shape {tuple(w_shape)}: expected w.shape[0] == C_in = {C} "
+                         "(weights are (C_in, C_out/groups, kh, kw) as torch's)")
+    if C % groups:
+        raise ValueError(f"x has {C} channels, which is not divisible by groups={groups}")
+    for o, s, d in zip(opad, stride, dilation):
+        if o >= max(s, d):
+            raise ValueError(f"output_padding {opad} must be smaller than either stride "
+                             f"{stride} or dilation {dilation}")
+    K = Kg * groups
+    size, conv_size, conv_pad = [], [], []
+    for n_in, k, s, p, d, o in zip((H, W), (R, S), stride, pad, dilation, opad):
+        out = (n_in - 1) * s - 2 * p + d * (k - 1) + o + 1
+        if out < 1:
+            raise ValueError(f"conv_transpose2d output would be empty (size {out}) for input "
+                             f"{H}x{W}, kernel {R}x{S}, stride {stride}, padding {pad}, "
+                             f"dilation {dilation}, output_padding {opad}")
+        # The conv whose backward-data this is: its output is exactly n_in long when its
+        # end padding is in [p - o, p - o + s - 1]; a negative end padding cannot be given,
+        # so rows past p + s - 1 of output padding (no input reaches them) are cropped off.
+        oc = min(o, p + s - 1)
+        size.append(out)
+        conv_size.append(out - (o - oc))
+        conv_pad.append((p, max(0, p - oc)))
+    _check_overflow("output", N, K, *size)
+    y_shape = (N, K, size[0], size[1])
+    if conv_size[0] < 1 or conv_size[1] < 1:
+        return ConvTransposeParams(None, y_shape, opad)
+    (pt, pb), (pl, pr) = conv_pad
+    P = out_size(conv_size[0], pt + pb, dilation[0], R, stride[0])
+    Q = out_size(conv_size[1], pl + pr, dilation[1], S, stride[1])
+    assert (P, Q) == (H, W), "the end padding is chosen so that the conv gives back H x W"
+    _check_overflow("column buffer", K, R, S, P, Q)
+    p = ConvParams(N, K, conv_size[0], conv_size[1], C, R, S, groups, stride, dilation,
+                   pt, pb, pl, pr, P, Q)
+    return ConvTransposeParams(p, y_shape, opad)
