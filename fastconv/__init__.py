@@ -56,6 +56,7 @@ from .functional import (
     linear,
     linear_backward,
 )
+from .functional import conv_transpose2d, conv_transpose2d_backward
 from . import reference  # noqa: E402  (the oracle is part of the public API)
 from . import models, nn, optim
 from ._config import config, openmp_enabled, release_workspace, show_config
@@ -75,6 +76,8 @@ __all__ = [
     "relu_backward",
     "linear",
     "linear_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
     "set_num_threads",
     "get_num_threads",
     "openmp_enabled",

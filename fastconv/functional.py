@@ -423,3 +423,4 @@ def linear_backward(dy, x, w, need_dx=True, need_db=True):
         _matmul(False, False, dy, w, dx, N, fin, fout)
     db = dy.sum(axis=0, dtype=dtype) if need_db else None
     return dx, dw, db
+from .functional_conv_transpose import conv_transpose2d, conv_transpose2d_backward  # noqa: E402,F401

@@ -45,6 +45,7 @@ from .layers import (
     Tanh,
 )
 from .losses import Loss, MSELoss, SoftmaxCrossEntropy
+from .conv_extra import ConvTranspose2D
 from .module import Module, Parameter
 
 # PyTorch's spellings of the same classes (aliases, not subclasses).
@@ -53,6 +54,7 @@ MaxPool2d = MaxPool2D
 AvgPool2d = AvgPool2D
 BatchNorm2d = BatchNorm2D
 CrossEntropyLoss = SoftmaxCrossEntropy
+ConvTranspose2d = ConvTranspose2D
 
 __all__ = [
     "Module",
@@ -81,4 +83,6 @@ __all__ = [
     "AvgPool2d",
     "BatchNorm2d",
     "CrossEntropyLoss",
+    "ConvTranspose2D",
+    "ConvTranspose2d",
 ]
