@@ -522,3 +522,32 @@ def conv_transpose_params(x_shape, w_shape, stride=1, padding=0, output_padding=
     p = ConvParams(N, K, conv_size[0], conv_size[1], C, R, S, groups, stride, dilation,
                    pt, pb, pl, pr, P, Q)
     return ConvTransposeParams(p, y_shape, opad)
+
+
+# ---- adaptive pooling (issue 14) -------------------------------------------
+
+
+def adaptive_output_size(x_shape, output_size):
+    """``output_size`` (an int, or a pair whose entries are ints or None, None meaning
+    "the input's size") of an adaptive pooling of x (N, C, H, W), as (oh, ow)."""
+    if len(x_shape) != 4:
+        raise ValueError(f"x must be a 4-d array (N, C, H, W), got shape {tuple(x_shape)}")
+    N, C, H, W = (int(v) for v in x_shape)
+    if C == 0 or H == 0 or W == 0:
+        raise ValueError(f"x must have C, H and W >= 1, got shape {tuple(x_shape)}")
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(f"output_size must be an int or a pair, got {output_size!r}")
+        out = tuple(size if v is None else as_int(v, "output_size")
+                    for v, size in zip(output_size, (H, W)))
+    else:
+        out = (as_int(output_size, "output_size"),) * 2
+    _check_overflow("output", N, C, *out)
+    return out
+
+
+def adaptive_windows(size, out):
+    """PyTorch's adaptive windows along one axis: window i is [start[i], end[i]) with
+    start = floor(i*size/out), end = ceil((i+1)*size/out) (int64 arrays)."""
+    i = np.arange(out, dtype=np.int64)
+    return (i * size) // out, -((-(i + 1) * size) // out)
