@@ -56,7 +56,14 @@ from .functional import (
     linear,
     linear_backward,
 )
-from .functional import conv_transpose2d, conv_transpose2d_backward
+from .functional import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
+    conv_transpose2d,
+    conv_transpose2d_backward,
+)
 from . import reference  # noqa: E402  (the oracle is part of the public API)
 from . import models, nn, optim
 from ._config import config, openmp_enabled, release_workspace, show_config
@@ -78,6 +85,10 @@ __all__ = [
     "linear_backward",
     "conv_transpose2d",
     "conv_transpose2d_backward",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
     "set_num_threads",
     "get_num_threads",
     "openmp_enabled",

@@ -424,3 +424,4 @@ def linear_backward(dy, x, w, need_dx=True, need_db=True):
     db = dy.sum(axis=0, dtype=dtype) if need_db else None
     return dx, dw, db
 from .functional_conv_transpose import conv_transpose2d, conv_transpose2d_backward  # noqa: E402,F401
+from .functional_adaptive_pool import adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d, adaptive_max_pool2d_backward  # noqa: E402,F401,E501

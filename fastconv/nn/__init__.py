@@ -46,6 +46,7 @@ from .layers import (
 )
 from .losses import Loss, MSELoss, SoftmaxCrossEntropy
 from .conv_extra import ConvTranspose2D
+from .pooling_extra import AdaptiveAvgPool2D, AdaptiveMaxPool2D
 from .module import Module, Parameter
 
 # PyTorch's spellings of the same classes (aliases, not subclasses).
@@ -55,6 +56,8 @@ AvgPool2d = AvgPool2D
 BatchNorm2d = BatchNorm2D
 CrossEntropyLoss = SoftmaxCrossEntropy
 ConvTranspose2d = ConvTranspose2D
+AdaptiveAvgPool2d = AdaptiveAvgPool2D
+AdaptiveMaxPool2d = AdaptiveMaxPool2D
 
 __all__ = [
     "Module",
@@ -85,4 +88,8 @@ __all__ = [
     "CrossEntropyLoss",
     "ConvTranspose2D",
     "ConvTranspose2d",
+    "AdaptiveAvgPool2D",
+    "AdaptiveMaxPool2D",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
 ]
