@@ -551,3 +551,19 @@ def adaptive_windows(size, out):
     start = floor(i*size/out), end = ceil((i+1)*size/out) (int64 arrays)."""
     i = np.arange(out, dtype=np.int64)
     return (i * size) // out, -((-(i + 1) * size) // out)
+
+
+# ---- Lp pooling (issue 14) ---------------------------------------------------
+
+
+def lp_pool_params(x_shape, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Validate ``lp_pool2d``'s arguments: ``norm_type`` p a real number > 0 (``inf``
+    allowed: max pooling); the windows as ``avg_pool2d``'s with no padding. Returns
+    (p as a float, PoolParams)."""
+    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
+        raise TypeError(f"norm_type must be a real number, got {type(norm_type).__name__} "
+                        f"{norm_type!r}")
+    p = float(norm_type)
+    if not p > 0:
+        raise ValueError(f"norm_type must be > 0 (inf for max pooling), got {norm_type!r}")
+    return p, pool_params(x_shape, kernel_size, stride, 0, 1, ceil_mode)
