@@ -31,20 +31,11 @@ from ._args import (
     conv_transpose_params,
     torch_keywords,
 )
-from ._dispatch import (
-    check_winograd,
-    choose_algo,
-    conv_geom,
-    conv_work,
-    finite_safe,
-)
+from ._dispatch import check_winograd, choose_algo, conv_work, finite_safe
+from .functional_convpass import run_pass
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward"]
 
-#: conv2d's algorithms that are whole C kernels (_kernels.conv2d_<pass>_<algo>).
-_NATIVE = ("direct", "gemm", "winograd")
-#: Column workspace bound of the NumPy-matmul ("im2col") path, bytes per chunk.
-_WORKSPACE_BYTES = 32 * 2**20
 
 
 def _flat(a):
@@ -76,43 +67,6 @@ def _inputs(x, w, b, stride, padding, output_padding, groups, dilation, algo, dy
     if algo == "winograd" and t.conv is not None:
         check_winograd(t.conv)
     return t, dtype
-
-
-def _chunk(p, itemsize):
-    per_image = p.C * p.R * p.S * p.P * p.Q * itemsize
-    return max(1, min(p.N, _WORKSPACE_BYTES // max(per_image, 1)))
-
-
-def _im2col_pass(kind, p, a, w, out, nt, dw=None):
-    """The NumPy-matmul path (taken when fastconv's GEMM has no SIMD kernel on this CPU)
-    of conv ``p``: ``kind`` "data": out (p's x) = col2im(w^T . a) with a = p's dy;
-    "forward": out (p's y) = w . im2col(a) with a = p's x; "weight": dw = dy . im2col(a)^T
-    with ``out`` = p's dy and a = p's x."""
-    G, Kg = p.groups, p.K // p.groups
-    CRSg, PQ = (p.C // G) * p.R * p.S, p.P * p.Q
-    nb = _chunk(p, a.itemsize)
-    cols_buf = _alloc((nb, G, CRSg, PQ), a.dtype, "im2col workspace")
-    wg = w.reshape(G, Kg, CRSg)
-    for n0 in range(0, p.N, nb):
-        n1 = min(p.N, n0 + nb)
-        cols = cols_buf[: n1 - n0]
-        geom = conv_geom(p, n1 - n0)
-        if kind == "data":
-            av = a[n0:n1].reshape(n1 - n0, G, Kg, PQ)
-            for g in range(G):
-                np.matmul(wg[g].T, av[:, g], out=cols[:, g])
-            K.col2im(geom, _flat(cols), _flat(out[n0:n1]), nt)
-            continue
-        K.im2col(geom, _flat(a[n0:n1]), _flat(cols), nt)
-        if kind == "forward":
-            ov = out[n0:n1].reshape(n1 - n0, G, Kg, PQ)
-            for g in range(G):
-                np.matmul(wg[g], cols[:, g], out=ov[:, g])
-        else:
-            dv = out[n0:n1].reshape(n1 - n0, G, Kg, PQ)
-            dwg = dw.reshape(G, Kg, CRSg)
-            for g in range(G):
-                dwg[g] += np.tensordot(dv[:, g], cols[:, g], axes=([0, 2], [0, 2]))
 
 
 def _crop(a, p):
@@ -148,11 +102,7 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
         full = (p.H, p.W) == (Ho, Wo)
         out = y if full else _alloc((N, Cout, p.H, p.W), dtype, "conv_transpose2d workspace")
         chosen, = finite_safe((choose_algo(algo, p, "data", dtype),), algo, x, w)
-        if chosen in _NATIVE:
-            getattr(K, "conv2d_bwd_data_" + chosen)(conv_geom(p), _flat(x), _flat(w),
-                                                     _flat(out), nt)
-        else:
-            _im2col_pass("data", p, x, w, out, nt)
+        run_pass("data", chosen, p, x, w, out, nt)
         if not full:
             y[...] = 0
             y[:, :, : p.H, : p.W] = out
@@ -187,17 +137,8 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, g
     dyc, x, w = _crop(dy, p), contiguous(x), contiguous(w)
     chosen_w, chosen_d = finite_safe((choose_algo(algo, p, "weight", dtype),
                                       choose_algo(algo, p, False, dtype)), algo, dyc, x, w)
-    geom = conv_geom(p)
-    if chosen_w in _NATIVE:
-        # conv2d's weight gradient with its "dy" = our x and its "x" = our dy; no bias
-        getattr(K, "conv2d_bwd_weight_" + chosen_w)(geom, _flat(x), _flat(dyc), _flat(dw),
-                                                     np.empty(0, dtype), nt)
-    else:
-        _im2col_pass("weight", p, dyc, w, x, nt, dw=dw)
+    # conv2d's weight gradient with its "dy" = our x and its "x" = our dy (no bias)
+    run_pass("weight", chosen_w, p, x, dyc, dw, nt)
     if dx is not None:
-        if chosen_d in _NATIVE:
-            getattr(K, "conv2d_fwd_" + chosen_d)(geom, _flat(dyc), _flat(w), np.empty(0, dtype),
-                                                  _flat(dx), nt)
-        else:
-            _im2col_pass("forward", p, dyc, w, dx, nt)
+        run_pass("forward", chosen_d, p, dyc, w, dx, nt)
     return dx, dw, db
