@@ -63,6 +63,8 @@ from .functional import (
     adaptive_max_pool2d_backward,
     conv_transpose2d,
     conv_transpose2d_backward,
+    lp_pool2d,
+    lp_pool2d_backward,
 )
 from . import reference  # noqa: E402  (the oracle is part of the public API)
 from . import models, nn, optim
@@ -89,6 +91,8 @@ __all__ = [
     "adaptive_avg_pool2d_backward",
     "adaptive_max_pool2d",
     "adaptive_max_pool2d_backward",
+    "lp_pool2d",
+    "lp_pool2d_backward",
     "set_num_threads",
     "get_num_threads",
     "openmp_enabled",

@@ -193,3 +193,15 @@ cdef extern from "plan.h" nogil:
     fc_status fc_gemv_f64(int64_t M, int64_t K, const double *W, int64_t ldw, int64_t nv,
                           const double *x, int64_t ldx, const double *bias, double *y,
                           int64_t ldy, int nthreads)
+
+
+# ---- issue 14: Lp pooling, deformable convolution (csrc/ops_extra.h) --------
+cdef extern from "fastconv.h" nogil:
+    fc_status fc_lppool2d_fwd_f32(const fc_pool_geom *g, double p, const float *x, float *y,
+                                  int nthreads)
+    fc_status fc_lppool2d_fwd_f64(const fc_pool_geom *g, double p, const double *x, double *y,
+                                  int nthreads)
+    fc_status fc_lppool2d_bwd_f32(const fc_pool_geom *g, double p, const float *x,
+                                  const float *dy, float *dx, int nthreads)
+    fc_status fc_lppool2d_bwd_f64(const fc_pool_geom *g, double p, const double *x,
+                                  const double *dy, double *dx, int nthreads)

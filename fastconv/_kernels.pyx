@@ -760,3 +760,37 @@ def gemv(const real[:, ::1] w, const real[:, ::1] x, const real[::1] b, real[:, 
         else:
             st = fc_gemv_f64(M, Kd, wp, Kd, nv, xp, Kd, bp, &y[0, 0], M, nthreads)
     _check(st, "gemv")
+
+
+# ---- issue 14: Lp pooling (csrc/lppool.c) ------------------------------------
+
+def lppool2d_fwd(PoolGeom geom, double p, const real[::1] x, real[::1] y, int nthreads):
+    """y = Lp pooling of x (PyTorch's lp_pool2d; padding 0, dilation 1, 0 < p < inf)."""
+    _need(x.shape[0], geom.x_size(), "x")
+    _need(y.shape[0], geom.y_size(), "y")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_lppool2d_fwd_f32(&geom.g, p, &x[0], &y[0], nthreads)
+        else:
+            st = fc_lppool2d_fwd_f64(&geom.g, p, &x[0], &y[0], nthreads)
+    _check(st, "lp_pool2d")
+
+
+def lppool2d_bwd(PoolGeom geom, double p, const real[::1] x, const real[::1] dy, real[::1] dx,
+                 int nthreads):
+    """dx (overwritten) = gradient of Lp pooling given x and dy."""
+    _need(x.shape[0], geom.x_size(), "x")
+    _need(dx.shape[0], geom.x_size(), "dx")
+    _need(dy.shape[0], geom.y_size(), "dy")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_lppool2d_bwd_f32(&geom.g, p, &x[0], &dy[0], &dx[0], nthreads)
+        else:
+            st = fc_lppool2d_bwd_f64(&geom.g, p, &x[0], &dy[0], &dx[0], nthreads)
+    _check(st, "lp_pool2d_backward")

@@ -46,7 +46,7 @@ from .layers import (
 )
 from .losses import Loss, MSELoss, SoftmaxCrossEntropy
 from .conv_extra import ConvTranspose2D
-from .pooling_extra import AdaptiveAvgPool2D, AdaptiveMaxPool2D
+from .pooling_extra import AdaptiveAvgPool2D, AdaptiveMaxPool2D, LPPool2D
 from .module import Module, Parameter
 
 # PyTorch's spellings of the same classes (aliases, not subclasses).
@@ -58,6 +58,7 @@ CrossEntropyLoss = SoftmaxCrossEntropy
 ConvTranspose2d = ConvTranspose2D
 AdaptiveAvgPool2d = AdaptiveAvgPool2D
 AdaptiveMaxPool2d = AdaptiveMaxPool2D
+LPPool2d = LPPool2D
 
 __all__ = [
     "Module",
@@ -92,4 +93,6 @@ __all__ = [
     "AdaptiveMaxPool2D",
     "AdaptiveAvgPool2d",
     "AdaptiveMaxPool2d",
+    "LPPool2D",
+    "LPPool2d",
 ]

@@ -9,7 +9,7 @@ from .. import _args
 from .._backend import ops
 from .module import Module
 
-__all__ = ["AdaptiveAvgPool2D", "AdaptiveMaxPool2D"]
+__all__ = ["AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "LPPool2D"]
 
 
 def _output_size(output_size):
@@ -85,3 +85,46 @@ class AdaptiveMaxPool2D(Module):
     def extra_repr(self):
         return _fmt_size(self.output_size)
 
+
+
+class LPPool2D(Module):
+    """Power-average pooling (as ``torch.nn.LPPool2d``): y = (sum over the window of
+    x^p)^(1/p); ``norm_type`` p > 0, ``inf`` for max pooling; ``stride`` defaults to
+    ``kernel_size``; no padding. An all-zero window passes gradient 0 (PyTorch: NaN)."""
+
+    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False, *,
+                 dtype=np.float32, seed=None):
+        super().__init__(dtype, seed)
+        self.norm_type, _ = _args.lp_pool_params((1, 1, 1, 1), norm_type, 1)
+        self.kernel_size = _args.pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _args.pair(stride, "stride")
+        if not isinstance(ceil_mode, (bool, np.bool_)):
+            raise TypeError(f"ceil_mode must be True or False, got {ceil_mode!r}")
+        self.ceil_mode = bool(ceil_mode)
+        self._x = None
+        self._y_shape = None
+
+    def _kw(self):
+        return dict(stride=self.stride, ceil_mode=self.ceil_mode)
+
+    def forward(self, x):
+        """x (N, C, H, W) -> y (N, C, P, Q); caches x for backward."""
+        self._check_input(x, 4)
+        y = ops().lp_pool2d(x, self.norm_type, self.kernel_size, **self._kw())
+        self._x, self._y_shape = x, y.shape
+        return y
+
+    def backward(self, dy):
+        """dy (N, C, P, Q) -> dx (N, C, H, W)."""
+        if self._x is None:
+            raise self._no_forward()
+        self._check_grad(dy, self._y_shape)
+        if not self.input_grad:
+            return None
+        return ops().lp_pool2d_backward(dy, self._x, self.norm_type, self.kernel_size,
+                                        **self._kw())
+
+    def extra_repr(self):
+        k, s = self.kernel_size, self.stride
+        out = f"norm_type={self.norm_type:g}, kernel_size=({k[0]}, {k[1]}), stride=({s[0]}, {s[1]})"
+        return out + (", ceil_mode=True" if self.ceil_mode else "")
