@@ -567,3 +567,44 @@ def lp_pool_params(x_shape, norm_type, kernel_size, stride=None, ceil_mode=False
     if not p > 0:
         raise ValueError(f"norm_type must be > 0 (inf for max pooling), got {norm_type!r}")
     return p, pool_params(x_shape, kernel_size, stride, 0, 1, ceil_mode)
+
+
+# ---- 1-d convolution (issue 14) --------------------------------------------
+
+
+def single(value, name, *, minimum=1):
+    """An int or a 1-tuple of one (PyTorch's 1-d ``stride``, ``padding``, ...), as an int."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"{name} must be an int or a 1-tuple, got {value!r}")
+        value = value[0]
+    return as_int(value, name, minimum)
+
+
+def conv1d_params(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
+    """Validate a 1-d convolution, x (N, C, L), w (K, C/groups, R), ``padding`` an int,
+    a 1-tuple, "valid" or "same" (stride 1 only); return the geometry of the same
+    convolution in 2-d (an (N, C, 1, L) image, a 1 x R kernel): ``ConvParams`` with H = 1."""
+    if len(x_shape) != 3:
+        raise ValueError(f"x must be a 3-d array (N, C, L), got shape {tuple(x_shape)}")
+    if len(w_shape) != 3:
+        raise ValueError(f"w must be a 3-d array (K, C/groups, R), got shape {tuple(w_shape)}")
+    s, d = single(stride, "stride"), single(dilation, "dilation")
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f'padding must be an int, "valid" or "same", got {padding!r}')
+        if padding == "same" and s != 1:
+            raise ValueError(f'padding="same" needs stride 1, got stride={s}')
+        pad = padding
+    else:
+        pad = (0, single(padding, "padding", minimum=0))
+    N, C, L = (int(v) for v in x_shape)
+    K, Cg, R = (int(v) for v in w_shape)
+    if L and R:
+        lp = L + (2 * pad[1] if not isinstance(pad, str) else 0)
+        if pad != "same" and lp < d * (R - 1) + 1:
+            raise ValueError(f"kernel size {R} (dilation {d}) is larger than the padded input "
+                             f"length {lp}")
+    if C == 0 or L == 0:
+        raise ValueError(f"x must have C and L >= 1, got shape {tuple(x_shape)}")
+    return conv_params((N, C, 1, L), (K, Cg, 1, R), (1, s), pad, (1, d), groups)
