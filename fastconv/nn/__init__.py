@@ -45,7 +45,7 @@ from .layers import (
     Tanh,
 )
 from .losses import Loss, MSELoss, SoftmaxCrossEntropy
-from .conv_extra import ConvTranspose2D
+from .conv_extra import Conv1D, ConvTranspose2D
 from .pooling_extra import AdaptiveAvgPool2D, AdaptiveMaxPool2D, LPPool2D
 from .module import Module, Parameter
 
@@ -59,6 +59,7 @@ ConvTranspose2d = ConvTranspose2D
 AdaptiveAvgPool2d = AdaptiveAvgPool2D
 AdaptiveMaxPool2d = AdaptiveMaxPool2D
 LPPool2d = LPPool2D
+Conv1d = Conv1D
 
 __all__ = [
     "Module",
@@ -95,4 +96,6 @@ __all__ = [
     "AdaptiveMaxPool2d",
     "LPPool2D",
     "LPPool2d",
+    "Conv1D",
+    "Conv1d",
 ]
