@@ -46,6 +46,7 @@ from .layers import (
 )
 from .losses import Loss, MSELoss, SoftmaxCrossEntropy
 from .conv_extra import Conv1D, ConvTranspose2D
+from .identity import Identity
 from .pooling_extra import AdaptiveAvgPool2D, AdaptiveMaxPool2D, LPPool2D
 from .module import Module, Parameter
 
@@ -98,4 +99,5 @@ __all__ = [
     "LPPool2d",
     "Conv1D",
     "Conv1d",
+    "Identity",
 ]
