@@ -65,6 +65,8 @@ from .functional import (
     conv1d_backward,
     conv_transpose2d,
     conv_transpose2d_backward,
+    deform_conv2d,
+    deform_conv2d_backward,
     lp_pool2d,
     lp_pool2d_backward,
 )
@@ -97,6 +99,8 @@ __all__ = [
     "lp_pool2d_backward",
     "conv1d",
     "conv1d_backward",
+    "deform_conv2d",
+    "deform_conv2d_backward",
     "set_num_threads",
     "get_num_threads",
     "openmp_enabled",

@@ -205,3 +205,33 @@ cdef extern from "fastconv.h" nogil:
                                   const float *dy, float *dx, int nthreads)
     fc_status fc_lppool2d_bwd_f64(const fc_pool_geom *g, double p, const double *x,
                                   const double *dy, double *dx, int nthreads)
+
+    ctypedef struct fc_deform_geom:
+        int64_t N, C, H, W
+        int64_t K, R, S
+        int64_t groups, offset_groups
+        int64_t stride_h, stride_w
+        int64_t pad_h, pad_w
+        int64_t dil_h, dil_w
+        int64_t P, Q
+
+    fc_status fc_deform_geom_init(fc_deform_geom *g, int64_t N, int64_t C, int64_t H, int64_t W,
+                                  int64_t K, int64_t R, int64_t S, int64_t groups,
+                                  int64_t offset_groups, int64_t stride_h, int64_t stride_w,
+                                  int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w)
+    fc_status fc_deform_conv2d_fwd_f32(const fc_deform_geom *g, const float *x,
+                                       const float *offset, const float *mask, const float *w,
+                                       const float *b, float *y, int nthreads)
+    fc_status fc_deform_conv2d_fwd_f64(const fc_deform_geom *g, const double *x,
+                                       const double *offset, const double *mask,
+                                       const double *w, const double *b, double *y,
+                                       int nthreads)
+    fc_status fc_deform_conv2d_bwd_f32(const fc_deform_geom *g, const float *x,
+                                       const float *offset, const float *mask, const float *w,
+                                       const float *dy, float *dx, float *doffset, float *dmask,
+                                       float *dw, float *db, int nthreads)
+    fc_status fc_deform_conv2d_bwd_f64(const fc_deform_geom *g, const double *x,
+                                       const double *offset, const double *mask,
+                                       const double *w, const double *dy, double *dx,
+                                       double *doffset, double *dmask, double *dw, double *db,
+                                       int nthreads)

@@ -24,8 +24,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import _kernels as K
 from . import _runtime
 from ._args import (
-    adaptive_output_size,
-    adaptive_windows,
     check_array,
     check_shape,
     contiguous,
@@ -33,6 +31,7 @@ from ._args import (
     shape4,
     torch_keywords,
 )
+from ._args_extra import adaptive_output_size, adaptive_windows
 
 __all__ = ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
            "adaptive_max_pool2d_backward"]

@@ -23,9 +23,9 @@ from ._args import (
     check_shape,
     common_dtype,
     contiguous,
-    conv1d_params,
     torch_keywords,
 )
+from ._args_extra import conv1d_params
 from ._dispatch import check_winograd, choose_algo, conv_work, finite_safe
 from .functional_convpass import run_pass
 

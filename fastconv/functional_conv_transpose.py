@@ -28,9 +28,9 @@ from ._args import (
     check_shape,
     common_dtype,
     contiguous,
-    conv_transpose_params,
     torch_keywords,
 )
+from ._args_extra import conv_transpose_params
 from ._dispatch import check_winograd, choose_algo, conv_work, finite_safe
 from .functional_convpass import run_pass
 

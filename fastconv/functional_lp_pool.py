@@ -22,10 +22,10 @@ from ._args import (
     check_shape,
     common_dtype,
     contiguous,
-    lp_pool_params,
     native_dtype,
     torch_keywords,
 )
+from ._args_extra import lp_pool_params
 
 __all__ = ["lp_pool2d", "lp_pool2d_backward"]
 

@@ -555,3 +555,4 @@ from .reference_conv_transpose import conv_transpose2d, conv_transpose2d_backwar
 from .reference_adaptive_pool import adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d, adaptive_max_pool2d_backward  # noqa: E402,F401,E501
 from .reference_lp_pool import lp_pool2d, lp_pool2d_backward  # noqa: E402,F401
 from .reference_conv1d import conv1d, conv1d_backward  # noqa: E402,F401
+from .reference_deform import deform_conv2d, deform_conv2d_backward  # noqa: E402,F401

@@ -7,14 +7,13 @@ from __future__ import annotations
 import numpy as np
 
 from ._args import (
-    adaptive_output_size,
-    adaptive_windows,
     check_array,
     check_shape,
     native_dtype,
     shape4,
     torch_keywords,
 )
+from ._args_extra import adaptive_output_size, adaptive_windows
 
 __all__ = ["adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
            "adaptive_max_pool2d_backward"]

@@ -11,9 +11,9 @@ from ._args import (
     check_array,
     check_shape,
     common_dtype,
-    conv1d_params,
     torch_keywords,
 )
+from ._args_extra import conv1d_params
 
 __all__ = ["conv1d", "conv1d_backward"]
 

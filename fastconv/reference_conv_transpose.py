@@ -17,10 +17,10 @@ from ._args import (
     check_array,
     check_shape,
     common_dtype,
-    conv_transpose_params,
     pair,
     torch_keywords,
 )
+from ._args_extra import conv_transpose_params
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward"]
 

@@ -13,10 +13,10 @@ from ._args import (
     check_array,
     check_shape,
     common_dtype,
-    lp_pool_params,
     native_dtype,
     torch_keywords,
 )
+from ._args_extra import lp_pool_params
 
 __all__ = ["lp_pool2d", "lp_pool2d_backward"]
 

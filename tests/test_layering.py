@@ -38,14 +38,15 @@ PKG_DIR = Path(fastconv.__file__).resolve().parent
 #: layout's (DESIGN.md); a module that matches no entry fails the test until it is placed.
 LAYERS = [
     ("kernels", ["fastconv._kernels"]),
-    ("core", ["fastconv._version", "fastconv._env", "fastconv._fileio", "fastconv._args", "fastconv._runtime",
+    ("core", ["fastconv._version", "fastconv._env", "fastconv._fileio", "fastconv._args", "fastconv._args_extra", "fastconv._runtime",
               "fastconv._timing", "fastconv._tunetable", "fastconv._dispatch"]),
     ("ops", ["fastconv.functional", "fastconv.reference", "fastconv._numpy_baseline",
              "fastconv.functional_convpass",
              "fastconv.functional_conv_transpose", "fastconv.reference_conv_transpose",
              "fastconv.functional_adaptive_pool", "fastconv.reference_adaptive_pool",
              "fastconv.functional_lp_pool", "fastconv.reference_lp_pool",
-             "fastconv.functional_conv1d", "fastconv.reference_conv1d"]),
+             "fastconv.functional_conv1d", "fastconv.reference_conv1d",
+             "fastconv.functional_deform", "fastconv.reference_deform"]),
     ("api", ["fastconv._backend", "fastconv._config"]),
     ("layers", ["fastconv.nn"]),
     ("models", ["fastconv.models", "fastconv.optim"]),

@@ -46,6 +46,7 @@ from .layers import (
 )
 from .losses import Loss, MSELoss, SoftmaxCrossEntropy
 from .conv_extra import Conv1D, ConvTranspose2D
+from .deform import DeformConv2D
 from .identity import Identity
 from .pooling_extra import AdaptiveAvgPool2D, AdaptiveMaxPool2D, LPPool2D
 from .module import Module, Parameter
@@ -61,6 +62,7 @@ AdaptiveAvgPool2d = AdaptiveAvgPool2D
 AdaptiveMaxPool2d = AdaptiveMaxPool2D
 LPPool2d = LPPool2D
 Conv1d = Conv1D
+DeformConv2d = DeformConv2D
 
 __all__ = [
     "Module",
@@ -100,4 +102,6 @@ __all__ = [
     "Conv1D",
     "Conv1d",
     "Identity",
+    "DeformConv2D",
+    "DeformConv2d",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _args
+from .. import _args, _args_extra
 from .._args import as_int, make_rng
 from .._backend import ops
 from .init import check_init, fmt_pair, init_weight
@@ -130,9 +130,9 @@ class Conv1D(Module):
         super().__init__(dtype, seed)
         self.in_channels = as_int(in_channels, "in_channels")
         self.out_channels = as_int(out_channels, "out_channels")
-        self.kernel_size = _args.single(kernel_size, "kernel_size")
-        self.stride = _args.single(stride, "stride")
-        self.dilation = _args.single(dilation, "dilation")
+        self.kernel_size = _args_extra.single(kernel_size, "kernel_size")
+        self.stride = _args_extra.single(stride, "stride")
+        self.dilation = _args_extra.single(dilation, "dilation")
         self.groups = as_int(groups, "groups")
         for name, c in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
             if c % self.groups:
@@ -141,7 +141,7 @@ class Conv1D(Module):
             _args.conv_padding(padding, (1, self.kernel_size), (1, self.dilation), (1, self.stride))
             self.padding = padding
         else:
-            self.padding = _args.single(padding, "padding", minimum=0)
+            self.padding = _args_extra.single(padding, "padding", minimum=0)
         has_bias = _check_bias(bias)
         self.init = check_init(init)
         self.weight = Parameter(np.zeros((self.out_channels, self.in_channels // self.groups,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _args
+from .. import _args, _args_extra
 from .._backend import ops
 from .module import Module
 
@@ -95,7 +95,7 @@ class LPPool2D(Module):
     def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False, *,
                  dtype=np.float32, seed=None):
         super().__init__(dtype, seed)
-        self.norm_type, _ = _args.lp_pool_params((1, 1, 1, 1), norm_type, 1)
+        self.norm_type, _ = _args_extra.lp_pool_params((1, 1, 1, 1), norm_type, 1)
         self.kernel_size = _args.pair(kernel_size, "kernel_size")
         self.stride = self.kernel_size if stride is None else _args.pair(stride, "stride")
         if not isinstance(ceil_mode, (bool, np.bool_)):
