@@ -18,11 +18,13 @@ class Identity(Module):
         self._shape = None
 
     def forward(self, x):
+        """y = x, the input array itself."""
         self._check_input(x)
         self._shape = x.shape
         return x
 
     def backward(self, dy):
+        """dx = dy (None when no input gradient is needed)."""
         if self._shape is None:
             raise self._no_forward()
         self._check_grad(dy, self._shape)
