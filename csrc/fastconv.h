@@ -219,3 +219,4 @@ FC_DECLARE_ALL(double, f64)
 }
 #endif
 #endif /* FASTCONV_H */
+#include "ops_extra.h"   /* issue 14: lp pooling, deformable convolution */

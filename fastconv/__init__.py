@@ -56,6 +56,20 @@ from .functional import (
     linear,
     linear_backward,
 )
+from .functional import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
+    conv1d,
+    conv1d_backward,
+    conv_transpose2d,
+    conv_transpose2d_backward,
+    deform_conv2d,
+    deform_conv2d_backward,
+    lp_pool2d,
+    lp_pool2d_backward,
+)
 from . import reference  # noqa: E402  (the oracle is part of the public API)
 from . import models, nn, optim
 from ._config import config, openmp_enabled, release_workspace, show_config
@@ -75,6 +89,18 @@ __all__ = [
     "relu_backward",
     "linear",
     "linear_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+    "lp_pool2d",
+    "lp_pool2d_backward",
+    "conv1d",
+    "conv1d_backward",
+    "deform_conv2d",
+    "deform_conv2d_backward",
     "set_num_threads",
     "get_num_threads",
     "openmp_enabled",

@@ -175,3 +175,45 @@ cdef extern from "plan.h" nogil:
     fc_status fc_gemv_f64(int64_t M, int64_t K, const double *W, int64_t ldw, int64_t nv,
                           const double *x, int64_t ldx, const double *bias, double *y,
                           int64_t ldy, int nthreads)
+
+
+# ---- issue 14: Lp pooling, deformable convolution (csrc/ops_extra.h) --------
+cdef extern from "fastconv.h" nogil:
+    fc_status fc_lppool2d_fwd_f32(const fc_pool_geom *g, double p, const float *x, float *y,
+                                  int nthreads)
+    fc_status fc_lppool2d_fwd_f64(const fc_pool_geom *g, double p, const double *x, double *y,
+                                  int nthreads)
+    fc_status fc_lppool2d_bwd_f32(const fc_pool_geom *g, double p, const float *x,
+                                  const float *dy, float *dx, int nthreads)
+    fc_status fc_lppool2d_bwd_f64(const fc_pool_geom *g, double p, const double *x,
+                                  const double *dy, double *dx, int nthreads)
+
+    ctypedef struct fc_deform_geom:
+        int64_t N, C, H, W
+        int64_t K, R, S
+        int64_t groups, offset_groups
+        int64_t stride_h, stride_w
+        int64_t pad_h, pad_w
+        int64_t dil_h, dil_w
+        int64_t P, Q
+
+    fc_status fc_deform_geom_init(fc_deform_geom *g, int64_t N, int64_t C, int64_t H, int64_t W,
+                                  int64_t K, int64_t R, int64_t S, int64_t groups,
+                                  int64_t offset_groups, int64_t stride_h, int64_t stride_w,
+                                  int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w)
+    fc_status fc_deform_conv2d_fwd_f32(const fc_deform_geom *g, const float *x,
+                                       const float *offset, const float *mask, const float *w,
+                                       const float *b, float *y, int nthreads)
+    fc_status fc_deform_conv2d_fwd_f64(const fc_deform_geom *g, const double *x,
+                                       const double *offset, const double *mask,
+                                       const double *w, const double *b, double *y,
+                                       int nthreads)
+    fc_status fc_deform_conv2d_bwd_f32(const fc_deform_geom *g, const float *x,
+                                       const float *offset, const float *mask, const float *w,
+                                       const float *dy, float *dx, float *doffset, float *dmask,
+                                       float *dw, float *db, int nthreads)
+    fc_status fc_deform_conv2d_bwd_f64(const fc_deform_geom *g, const double *x,
+                                       const double *offset, const double *mask,
+                                       const double *w, const double *dy, double *dx,
+                                       double *doffset, double *dmask, double *dw, double *db,
+                                       int nthreads)

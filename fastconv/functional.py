@@ -423,3 +423,8 @@ def linear_backward(dy, x, w, need_dx=True, need_db=True):
         _matmul(False, False, dy, w, dx, N, fin, fout)
     db = dy.sum(axis=0, dtype=dtype) if need_db else None
     return dx, dw, db
+from .functional_conv_transpose import conv_transpose2d, conv_transpose2d_backward  # noqa: E402,F401
+from .functional_adaptive_pool import adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d, adaptive_max_pool2d_backward  # noqa: E402,F401,E501
+from .functional_lp_pool import lp_pool2d, lp_pool2d_backward  # noqa: E402,F401
+from .functional_conv1d import conv1d, conv1d_backward  # noqa: E402,F401
+from .functional_deform import deform_conv2d, deform_conv2d_backward  # noqa: E402,F401

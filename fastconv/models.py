@@ -1,4 +1,4 @@
-"""Ready-made networks: lenet5, vgg_small, resnet_small.
+"""Ready-made networks: lenet5, vgg_small, resnet_small, inception_small, densenet_small.
 
 Each builder takes ``dtype`` (float32 or float64) and ``seed``; the same seed
 gives the same weights (each layer gets its own seed, derived from ``seed``
@@ -13,10 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from .nn import (
+    AvgPool2D,
     BatchNorm2D,
+    Concat,
     Conv2D,
     Flatten,
     GlobalAvgPool2D,
+    Identity,
     Linear,
     MaxPool2D,
     ReLU,
@@ -25,7 +28,8 @@ from .nn import (
 )
 from ._args import as_dtype, as_int, spawn_seeds
 
-__all__ = ["lenet5", "vgg_small", "resnet_small", "MODELS", "get_model"]
+__all__ = ["lenet5", "vgg_small", "resnet_small", "inception_small", "densenet_small",
+           "MODELS", "get_model"]
 
 
 class _Seeds:
@@ -155,8 +159,91 @@ def resnet_small(in_channels=3, num_classes=10, width=16, *, dtype=np.float32, s
     ))
 
 
+def _conv_bn_relu(cin, cout, k, seeds, kw, padding=0):
+    return Sequential(Conv2D(cin, cout, k, padding=padding, bias=False, seed=seeds(), **kw),
+                      BatchNorm2D(cout, **kw), ReLU(**kw))
+
+
+def _inception(cin, c1, c3r, c3, c5r, c5, cp, seeds, kw):
+    """An Inception block (GoogLeNet's): four branches on the same input, concatenated
+    along the channels: 1x1; 1x1 -> 3x3; 1x1 -> 5x5; 3x3 max pool (stride 1) -> 1x1.
+    Output channels c1 + c3 + c5 + cp, same height and width."""
+    return Concat(
+        _conv_bn_relu(cin, c1, 1, seeds, kw),
+        Sequential(_conv_bn_relu(cin, c3r, 1, seeds, kw), _conv_bn_relu(c3r, c3, 3, seeds, kw, 1)),
+        Sequential(_conv_bn_relu(cin, c5r, 1, seeds, kw), _conv_bn_relu(c5r, c5, 5, seeds, kw, 2)),
+        Sequential(MaxPool2D(3, stride=1, padding=1, **kw), _conv_bn_relu(cin, cp, 1, seeds, kw)),
+    )
+
+
+def inception_small(in_channels=3, num_classes=10, width=16, *, dtype=np.float32, seed=0):
+    """A small GoogLeNet: a 3x3 conv stem (2*``width`` channels) + BatchNorm + ReLU, an
+    Inception block (-> 3.5*``width`` channels), 2x2 max pooling, a second Inception block
+    (-> 7*``width``), global average pooling and a Linear classifier. Every conv is
+    followed by BatchNorm and ReLU. Made for 3x32x32 images; any input of at least 2x2.
+    """
+    dt = as_dtype(dtype)
+    in_channels = as_int(in_channels, "in_channels")
+    num_classes = as_int(num_classes, "num_classes")
+    w = as_int(width, "width")
+    seeds = _Seeds(seed)
+    kw = dict(dtype=dt)
+    c_a = w + w * 3 // 2 + w // 2 + w // 2            # 3.5 w (56 for w = 16)
+    c_b = 2 * w + 3 * w + w + w                        # 7 w (112)
+    return _finish(Sequential(
+        _conv_bn_relu(in_channels, 2 * w, 3, seeds, kw, 1),
+        _inception(2 * w, w, w, w * 3 // 2, w // 2, w // 2, w // 2, seeds, kw),
+        MaxPool2D(2, **kw),
+        _inception(c_a, 2 * w, 3 * w // 2, 3 * w, w // 2, w, w, seeds, kw),
+        GlobalAvgPool2D(**kw),
+        Linear(c_b, num_classes, seed=seeds(), **kw),
+    ))
+
+
+def _dense_layer(cin, growth, seeds, kw):
+    """DenseNet's layer: the input and BN-ReLU-Conv3x3(input) side by side (cin + growth
+    channels), so every later layer is fed the maps of all earlier ones."""
+    body = Sequential(BatchNorm2D(cin, **kw), ReLU(**kw),
+                      Conv2D(cin, growth, 3, padding=1, bias=False, seed=seeds(), **kw))
+    return Concat(Identity(**kw), body)
+
+
+def densenet_small(in_channels=3, num_classes=10, growth_rate=12, block_layers=(4, 4), *,
+                   dtype=np.float32, seed=0):
+    """A small DenseNet: a 3x3 conv stem (2*``growth_rate`` channels), dense blocks of
+    ``block_layers`` layers (each adds ``growth_rate`` channels: BN-ReLU-Conv3x3 of the
+    concatenation of every earlier map), between blocks a transition (BN-ReLU-Conv1x1
+    halving the channels, 2x2 average pooling), then BN-ReLU, global average pooling and a
+    Linear classifier. Made for 3x32x32 images; needs inputs of at least
+    2**(len(block_layers) - 1) pixels a side.
+    """
+    dt = as_dtype(dtype)
+    in_channels = as_int(in_channels, "in_channels")
+    num_classes = as_int(num_classes, "num_classes")
+    growth = as_int(growth_rate, "growth_rate")
+    blocks = [as_int(n, "block_layers") for n in block_layers]
+    if not blocks:
+        raise ValueError("densenet_small needs at least one dense block")
+    seeds = _Seeds(seed, 64 + 2 * sum(blocks))
+    kw = dict(dtype=dt)
+    c = 2 * growth
+    layers = [Conv2D(in_channels, c, 3, padding=1, bias=False, seed=seeds(), **kw)]
+    for b, n in enumerate(blocks):
+        for _ in range(n):
+            layers.append(_dense_layer(c, growth, seeds, kw))
+            c += growth
+        if b + 1 < len(blocks):
+            layers += [BatchNorm2D(c, **kw), ReLU(**kw),
+                       Conv2D(c, c // 2, 1, bias=False, seed=seeds(), **kw), AvgPool2D(2, **kw)]
+            c //= 2
+    layers += [BatchNorm2D(c, **kw), ReLU(**kw), GlobalAvgPool2D(**kw),
+               Linear(c, num_classes, seed=seeds(), **kw)]
+    return _finish(Sequential(*layers))
+
+
 #: name -> builder, for the CLI and the trainer.
-MODELS = {"lenet5": lenet5, "vgg_small": vgg_small, "resnet_small": resnet_small}
+MODELS = {"lenet5": lenet5, "vgg_small": vgg_small, "resnet_small": resnet_small,
+          "inception_small": inception_small, "densenet_small": densenet_small}
 
 
 def get_model(name, **kwargs):

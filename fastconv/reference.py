@@ -551,3 +551,8 @@ def linear_backward(dy, x, w, need_dx=True, need_db=True):
     db = dy.sum(axis=0, dtype=dtype) if need_db else None
     dx = np.matmul(dy, w).astype(dtype, copy=False) if need_dx else None
     return dx, dw, db
+from .reference_conv_transpose import conv_transpose2d, conv_transpose2d_backward  # noqa: E402,F401
+from .reference_adaptive_pool import adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d, adaptive_max_pool2d_backward  # noqa: E402,F401,E501
+from .reference_lp_pool import lp_pool2d, lp_pool2d_backward  # noqa: E402,F401
+from .reference_conv1d import conv1d, conv1d_backward  # noqa: E402,F401
+from .reference_deform import deform_conv2d, deform_conv2d_backward  # noqa: E402,F401

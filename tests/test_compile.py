@@ -19,7 +19,8 @@ from fastconv.models import MODELS, get_model
 from conftest import DTYPES, gemm_isas, run_in_threads
 
 RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
-INPUTS = {"lenet5": (1, 28, 28), "vgg_small": (3, 32, 32), "resnet_small": (3, 16, 16)}
+INPUTS = {"lenet5": (1, 28, 28), "vgg_small": (3, 32, 32), "resnet_small": (3, 16, 16),
+          "inception_small": (3, 16, 16), "densenet_small": (3, 16, 16)}
 
 
 def check(plan, model, x, err=""):

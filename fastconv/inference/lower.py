@@ -102,13 +102,13 @@ def _lower(g, m, v, path):
     if _plain(m, nn.Flatten):
         _check(g, v, m)
         return g.add("flatten", [v], {"module": m})
-    if _plain(m, nn.Dropout):
+    if _plain(m, nn.Dropout) or _plain(m, nn.Identity):
         _check(g, v, m)
         return g.add("identity", [v])
     raise TypeError(
         f"fastconv.compile cannot lower {path} ({type(m).__name__}): supported are Sequential, "
         "Residual, Concat, Conv2D, Linear, BatchNorm2D, ReLU, LeakyReLU, Sigmoid, Tanh, "
-        "MaxPool2D, AvgPool2D, GlobalAvgPool2D, Flatten and Dropout"
+        "MaxPool2D, AvgPool2D, GlobalAvgPool2D, Flatten, Dropout and Identity"
     )
 
 

@@ -48,6 +48,10 @@ from .layers import (
     Tanh,
 )
 from .losses import Loss, MSELoss, SoftmaxCrossEntropy
+from .conv_extra import Conv1D, ConvTranspose2D
+from .deform import DeformConv2D
+from .identity import Identity
+from .pooling_extra import AdaptiveAvgPool2D, AdaptiveMaxPool2D, LPPool2D
 from .module import Module, Parameter
 from .shape import Mean, Pad2D, Reshape, Slice, Split, Transpose
 
@@ -57,6 +61,12 @@ MaxPool2d = MaxPool2D
 AvgPool2d = AvgPool2D
 BatchNorm2d = BatchNorm2D
 CrossEntropyLoss = SoftmaxCrossEntropy
+ConvTranspose2d = ConvTranspose2D
+AdaptiveAvgPool2d = AdaptiveAvgPool2D
+AdaptiveMaxPool2d = AdaptiveMaxPool2D
+LPPool2d = LPPool2D
+Conv1d = Conv1D
+DeformConv2d = DeformConv2D
 
 __all__ = [
     "Module",
@@ -105,4 +115,17 @@ __all__ = [
     "AvgPool2d",
     "BatchNorm2d",
     "CrossEntropyLoss",
+    "ConvTranspose2D",
+    "ConvTranspose2d",
+    "AdaptiveAvgPool2D",
+    "AdaptiveMaxPool2D",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
+    "LPPool2D",
+    "LPPool2d",
+    "Conv1D",
+    "Conv1d",
+    "Identity",
+    "DeformConv2D",
+    "DeformConv2d",
 ]
