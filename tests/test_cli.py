@@ -21,7 +21,7 @@ from fastconv import _kernels, cli, selftest
 from fastconv.checkpoint import load_model
 from fastconv.commands import _malloc
 from fastconv.commands import train as train_cmd
-from conftest import subprocess_env
+from conftest import run_python, subprocess_env
 
 SMALL = ["--train-size", "300", "--test-size", "100", "--no-progress"]
 
@@ -422,6 +422,5 @@ def test_fastconv_imports_only_at_module_level(name):
 
 
 def test_python_m_fastconv_version():
-    proc = subprocess.run([sys.executable, "-m", "fastconv", "--version"], capture_output=True, text=True,
-                          env=_env(), timeout=120)
+    proc = run_python(["-m", "fastconv", "--version"], timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == f"fastconv {fastconv.__version__}"
