@@ -10,7 +10,8 @@ Convolution has two algorithms:
 
 ``"im2col"``
     the input is unfolded into columns a bounded chunk of images at a time
-    (the workspace never holds the whole batch: see ``_chunk``) and multiplied
+    (the workspace never holds the whole batch: see
+    :mod:`fastconv.functional_convpass`) and multiplied
     by the weight matrix with NumPy's ``matmul`` (its BLAS);
 ``"direct"``
     our own C loops over the kernel window, with no workspace at all;
@@ -32,6 +33,7 @@ import numpy as np
 
 from . import _kernels as K
 from . import _runtime
+from .functional_convpass import NATIVE, run_pass
 from ._args import (
     ALGOS,  # re-exported: fastconv.functional.ALGOS stays importable
     check_algo,
@@ -72,22 +74,12 @@ __all__ = [
     "linear_backward",
 ]
 
-#: Upper bound, in bytes, of the im2col column workspace of one chunk of images.
-WORKSPACE_BYTES = 32 * 2**20
-
-
 def _flat(a):
     return a.reshape(-1)
 
 
 def _pool_work(p):
     return p.N * p.C * p.P * p.Q * p.kernel[0] * p.kernel[1]
-
-
-def _chunk(p, itemsize):
-    """Images per im2col chunk so the column buffer stays under WORKSPACE_BYTES."""
-    per_image = p.C * p.R * p.S * p.P * p.Q * itemsize
-    return max(1, min(p.N, WORKSPACE_BYTES // max(per_image, 1)))
 
 
 def _alloc(shape, dtype, what):
@@ -131,36 +123,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
     b = contiguous(b) if b is not None else None
     nt = _runtime.kernel_threads(_conv_work(p))
     chosen, = _finite_safe((_choose_algo(algo, p, False, dtype),), algo, x, w)
-    if chosen in _NATIVE_CONV:
-        bb = b if b is not None else np.empty(0, dtype)
-        K.conv2d_fwd(K.ALGO_ID[chosen], _geom(p), _flat(x), _flat(w), bb, _flat(y), nt)
-        return y
-    _conv_fwd_im2col(p, x, w, y, nt)
-    if b is not None:
-        K.bias_add(p.N, p.K, p.P * p.Q, b, _flat(y), nt)
+    run_pass("forward", chosen, p, x, w, y, nt, bias=b)
     return y
-
-
-#: The algorithms whose three passes are whole C kernels, each bound as
-#: _kernels.conv2d_{fwd,bwd_data,bwd_weight}(ALGO_ID[algo], ...). "im2col" is assembled in
-#: Python from im2col + matmul + col2im.
-_NATIVE_CONV = ("direct", "gemm", "winograd")
-
-
-def _conv_fwd_im2col(p, x, w, y, nt):
-    G, Kg = p.groups, p.K // p.groups
-    CRSg = (p.C // G) * p.R * p.S
-    PQ = p.P * p.Q
-    nb = _chunk(p, x.itemsize)
-    cols_buf = _alloc((nb, G, CRSg, PQ), x.dtype, "im2col workspace")
-    wg = w.reshape(G, Kg, CRSg)
-    yv = y.reshape(p.N, G, Kg, PQ)
-    for n0 in range(0, p.N, nb):
-        n1 = min(p.N, n0 + nb)
-        cols = cols_buf[: n1 - n0]
-        K.im2col(_geom(p, n1 - n0), _flat(x[n0:n1]), _flat(cols), nt)
-        for g in range(G):
-            np.matmul(wg[g], cols[:, g], out=yv[n0:n1, g])
 
 
 @torch_keywords
@@ -188,40 +152,16 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1,
     # Each pass has its own choice (they differ on few-channel first layers).
     chosen_w, chosen_d = _finite_safe((_choose_algo(algo, p, "weight", dtype),
                                        _choose_algo(algo, p, "data", dtype)), algo, dy, x, w)
-    if chosen_w in _NATIVE_CONV and (dx is None or chosen_d in _NATIVE_CONV):
-        geom = _geom(p)
+    if chosen_w in NATIVE:  # the C weight pass also sums db
         dbb = db if db is not None else np.empty(0, dtype)
-        K.conv2d_bwd_weight(K.ALGO_ID[chosen_w], geom, _flat(dy), _flat(x), _flat(dw), dbb, nt)
-        if dx is not None:
-            K.conv2d_bwd_data(K.ALGO_ID[chosen_d], geom, _flat(dy), _flat(w), _flat(dx), nt)
-        return dx, dw, db
-    if db is not None:
-        K.bias_grad(p.N, p.K, p.P * p.Q, _flat(dy), db, nt)
-    _conv_bwd_im2col(p, dy, x, w, dx, dw, nt)
+        K.conv2d_bwd_weight(K.ALGO_ID[chosen_w], _geom(p), _flat(dy), _flat(x), _flat(dw), dbb, nt)
+    else:
+        run_pass("weight", chosen_w, p, dy, x, dw, nt)
+        if db is not None:
+            K.bias_grad(p.N, p.K, p.P * p.Q, _flat(dy), db, nt)
+    if dx is not None:
+        run_pass("data", chosen_d, p, dy, w, dx, nt)
     return dx, dw, db
-
-
-def _conv_bwd_im2col(p, dy, x, w, dx, dw, nt):
-    G, Kg = p.groups, p.K // p.groups
-    CRSg = (p.C // G) * p.R * p.S
-    PQ = p.P * p.Q
-    nb = _chunk(p, x.itemsize)
-    cols_buf = _alloc((nb, G, CRSg, PQ), x.dtype, "im2col workspace")
-    wg = w.reshape(G, Kg, CRSg)
-    dwg = dw.reshape(G, Kg, CRSg)
-    dyv = dy.reshape(p.N, G, Kg, PQ)
-    for n0 in range(0, p.N, nb):
-        n1 = min(p.N, n0 + nb)
-        cols = cols_buf[: n1 - n0]
-        geom = _geom(p, n1 - n0)
-        K.im2col(geom, _flat(x[n0:n1]), _flat(cols), nt)
-        for g in range(G):
-            # dW_g += sum_n dy_g[n] @ cols_g[n]^T, contracted over images and pixels.
-            dwg[g] += np.tensordot(dyv[n0:n1, g], cols[:, g], axes=([0, 2], [0, 2]))
-        if dx is not None:
-            for g in range(G):
-                np.matmul(wg[g].T, dyv[n0:n1, g], out=cols[:, g])
-            K.col2im(geom, _flat(cols), _flat(dx[n0:n1]), nt)
 
 
 def _pool_geom(p, count_include_pad=True):

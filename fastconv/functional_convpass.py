@@ -22,14 +22,18 @@ import numpy as np
 from . import _kernels as K
 from ._dispatch import conv_geom
 
-__all__ = ["NATIVE", "run_pass"]
+__all__ = ["NATIVE", "run_pass", "chunk", "WORKSPACE_BYTES"]
 
 #: conv2d's algorithms that are whole C kernels (_kernels.conv2d_<pass>(ALGO_ID[algo], ...)).
 NATIVE = ("direct", "gemm", "winograd")
-#: Column workspace bound of the "im2col" path, bytes per chunk of images.
+#: Upper bound, in bytes, of the "im2col" path's column workspace (one chunk of images).
 WORKSPACE_BYTES = 32 * 2**20
 
-_BINDING = {"forward": K.conv2d_fwd, "data": K.conv2d_bwd_data, "weight": K.conv2d_bwd_weight}
+
+def chunk(p, itemsize):
+    """Images per im2col chunk, so the column buffer stays under WORKSPACE_BYTES."""
+    per_image = p.C * p.R * p.S * p.P * p.Q * itemsize
+    return max(1, min(p.N, WORKSPACE_BYTES // max(per_image, 1)))
 
 
 def _flat(a):
@@ -41,14 +45,14 @@ def run_pass(kind, algo, p, a, w, out, nt, bias=None):
     native byte order, one dtype. forward: a = x, out = y, bias or None; data: a = dy,
     out = dx; weight: a = dy, w = x (the pass's second input), out = dw."""
     if algo in NATIVE:
-        fn, aid = _BINDING[kind], K.ALGO_ID[algo]
+        aid, g = K.ALGO_ID[algo], conv_geom(p)
         if kind == "forward":
             b = bias if bias is not None else np.empty(0, a.dtype)
-            fn(aid, conv_geom(p), _flat(a), _flat(w), b, _flat(out), nt)
+            K.conv2d_fwd(aid, g, _flat(a), _flat(w), b, _flat(out), nt)
         elif kind == "data":
-            fn(aid, conv_geom(p), _flat(a), _flat(w), _flat(out), nt)
+            K.conv2d_bwd_data(aid, g, _flat(a), _flat(w), _flat(out), nt)
         else:
-            fn(aid, conv_geom(p), _flat(a), _flat(w), _flat(out), np.empty(0, a.dtype), nt)
+            K.conv2d_bwd_weight(aid, g, _flat(a), _flat(w), _flat(out), np.empty(0, a.dtype), nt)
         return
     _im2col_pass(kind, p, a, w, out, nt)
     if kind == "forward" and bias is not None:
@@ -58,8 +62,7 @@ def run_pass(kind, algo, p, a, w, out, nt, bias=None):
 def _im2col_pass(kind, p, a, w, out, nt):
     G, Kg = p.groups, p.K // p.groups
     CRSg, PQ = (p.C // G) * p.R * p.S, p.P * p.Q
-    per_image = p.C * p.R * p.S * PQ * a.itemsize
-    nb = max(1, min(p.N, WORKSPACE_BYTES // max(per_image, 1)))
+    nb = chunk(p, a.itemsize)
     try:
         cols_buf = np.empty((nb, G, CRSg, PQ), a.dtype)
     except (MemoryError, ValueError) as e:

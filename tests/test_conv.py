@@ -159,15 +159,15 @@ def test_empty_batch():
 
 def test_large_batch_is_chunked(monkeypatch):
     """The im2col workspace is bounded: a tiny budget forces many chunks, same answer."""
-    from fastconv import functional
+    from fastconv import functional_convpass
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((7, 3, 9, 9))
     w = rng.standard_normal((4, 3, 3, 3))
     full = fastconv.conv2d(x, w, algo="im2col")
     grads = fastconv.conv2d_backward(np.ones_like(full), x, w, algo="im2col")
-    monkeypatch.setattr(functional, "WORKSPACE_BYTES", 1)
-    assert functional._chunk(functional.conv_params(x.shape, w.shape), 8) == 1
+    monkeypatch.setattr(functional_convpass, "WORKSPACE_BYTES", 1)
+    assert functional_convpass.chunk(fastconv._args.conv_params(x.shape, w.shape), 8) == 1
     np.testing.assert_allclose(fastconv.conv2d(x, w, algo="im2col"), full, rtol=1e-12)
     for got, want in zip(fastconv.conv2d_backward(np.ones_like(full), x, w, algo="im2col"), grads):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
