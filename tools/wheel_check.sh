@@ -157,6 +157,9 @@ cp -r "$ROOT/tests" "$WORK/t/tests"
 cp "$ROOT"/benchmarks/*.py "$WORK/t/benchmarks/" 2>/dev/null || true
 # The project's pytest settings (markers, options), without the package beside them.
 cp "$ROOT/pyproject.toml" "$WORK/t/"
+# tests/test_examples.py runs the scripts in examples/; test_bench reads BENCHMARKS.md.
+cp -r "$ROOT/examples" "$WORK/t/examples"
+cp "$ROOT/BENCHMARKS.md" "$ROOT/README.md" "$WORK/t/"
 rm -rf "$WORK/t/tests/__pycache__"
 # The real-data tests look for MNIST beside the checkout (../shared/data/mnist).
 if [ -z "${FASTCONV_MNIST_DIR:-}" ] && [ -d "$ROOT/../shared/data/mnist" ]; then
