@@ -13,16 +13,6 @@ from fastconv import _backend, nn
 
 F32, F64 = np.float32, np.float64
 
-try:
-    import fastconv.functional  # noqa: F401
-
-    _NATIVE_ERR = None
-except ImportError as e:  # pragma: no cover - only before the extension is built
-    _NATIVE_ERR = str(e)
-
-needs_native = pytest.mark.skipif(_NATIVE_ERR is not None, reason=f"native kernels unavailable: {_NATIVE_ERR}")
-
-
 def rand(shape, dtype=F64, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
@@ -114,7 +104,6 @@ def _run(make, x, dy_seed=7):
     return y, dx, grads, buffers
 
 
-@needs_native
 @pytest.mark.parametrize("dtype", [F64, F32])
 @pytest.mark.parametrize("case", _layer_cases(F64), ids=lambda c: c[0])
 def test_native_matches_reference(case, dtype):
@@ -132,7 +121,6 @@ def test_native_matches_reference(case, dtype):
         np.testing.assert_allclose(a, b, **tol)
 
 
-@needs_native
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 def test_losses_same_on_both_backends(loss):
     logits = rand((6, 5), F64, 1)
