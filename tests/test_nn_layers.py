@@ -2,8 +2,9 @@
 and the containers) on the native backend against the reference backend; the layers
 written in plain NumPy, which run the same code on both backends (GlobalAvgPool2D,
 LeakyReLU, Sigmoid, Tanh, Flatten, BatchNorm2D, Dropout) and the losses against
-hand-worked values and float64 formulas written here; the Module machinery (parameters, modes, state_dict, freeze, input_grad), Dropout and
-BatchNorm2D train/eval behaviour, the losses, the backend switch and the error messages.
+hand-worked values and float64 formulas written here; the Module machinery (parameters,
+modes, state_dict, freeze, input_grad), Dropout and BatchNorm2D train/eval behaviour, the
+losses, the backend switch and the error messages.
 """
 
 from __future__ import annotations
