@@ -3,14 +3,15 @@
 * inf / NaN in input elements that no output window reads (a column or row
   cut off by the stride, the gaps between windows when the stride exceeds the
   kernel): the weight gradient must stay what the definition gives (finite,
-  as fastconv.reference), for every algorithm and dtype. A kernel that runs
+  as fastconv.reference), for every algorithm that takes strided geometries
+  (all but Winograd) and dtype. A kernel that runs
   over padded rows must never multiply such an element, not even by zero
   (0 * inf = NaN).
 * inf / NaN weights: dx takes w * dy only for real dy elements (a kernel
   that runs over a zero-padded dy must not multiply a weight by the padding).
 * every SIMD variant of the direct convolution and of pooling (the machine's
   own and the narrower ones, forced through fastconv._kernels.set_isa) against
-  the reference, on shapes wide enough to take the vector paths.
+  the exact reference, on shapes wide enough to take the vector paths.
 
 Only valid combinations run: Winograd takes 3x3 stride-1 kernels only, and every
 unread-element case is strided, so for Winograd those cases assert the error.
