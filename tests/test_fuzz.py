@@ -5,9 +5,10 @@ Python exception of the same type, or both succeed and agree. Never a crash,
 a hang or a silently different answer. The number of examples is bounded
 (FASTCONV_FUZZ_EXAMPLES, default 150 per function) so it runs in CI.
 
-Convolutions draw their algorithm from all of them: a Winograd draw gets a 3x3
-stride-1 geometry (unless a later corruption breaks it, and then the native call
-must raise Winograd's ValueError where the reference succeeds). The data are small
+Convolutions run every algorithm, each with its own share of examples (2/5 of
+FASTCONV_FUZZ_EXAMPLES): Winograd's draws get a 3x3 stride-1 geometry (unless a later
+corruption breaks it, and then the native call must raise Winograd's ValueError where
+the reference succeeds). The data are small
 integers, so every algorithm's sums are exact and must equal the reference's bit
 for bit, except Winograd's (its transforms have fractional coefficients), which is
 held to its rounding bound against the exact float64 result (tests/oracles.py).
@@ -97,13 +98,13 @@ def _rand(draw, shape, dtype):
 
 
 ALGOS = ("auto", "im2col", "direct", "gemm", "winograd")
+CONV_FUZZ = settings(FUZZ, max_examples=max(10, EXAMPLES * 2 // 5))
 
 
 @st.composite
-def conv_args(draw):
-    """An algorithm and mostly-valid convolution arguments for it; about half the draws
-    corrupt one argument. Winograd draws a 3x3 kernel with stride 1 and dilation 1."""
-    algo = draw(st.sampled_from(ALGOS))
+def conv_args(draw, algo="auto"):
+    """Mostly-valid convolution arguments for ``algo``; about half the draws corrupt one
+    argument. For Winograd, a 3x3 kernel with stride 1 and dilation 1."""
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     groups = draw(st.sampled_from([1, 1, 2, 3]))
     C, K = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
@@ -120,7 +121,7 @@ def conv_args(draw):
         args[key] = draw({"x": arrays(), "w": arrays(), "b": st.one_of(st.none(), arrays(ndim=1)),
                           "stride": pairs, "padding": paddings, "dilation": pairs,
                           "groups": st.integers(-1, 4)}[key])
-    return algo, args
+    return args
 
 
 def _is_one(v):
@@ -156,10 +157,11 @@ def _conv_checks(algo, args, x, w, b=None, dy=None):
     return rounding, None
 
 
-@FUZZ
-@given(call=conv_args())
-def test_fuzz_conv2d(call):
-    algo, args = call
+@pytest.mark.parametrize("algo", ALGOS)
+@CONV_FUZZ
+@given(data=st.data())
+def test_fuzz_conv2d(algo, data):
+    args = data.draw(conv_args(algo), label="args")
     x, w, b = args.pop("x"), args.pop("w"), args.pop("b")
     x0, w0 = x.copy(), w.copy()
     close, native_error = _conv_checks(algo, dict(args, w=w), x, w, b)
@@ -169,13 +171,14 @@ def test_fuzz_conv2d(call):
     np.testing.assert_array_equal(w, w0)
 
 
-@FUZZ
-@given(call=conv_args(), dy=arrays(), need_dx=st.booleans(), need_db=st.booleans(),
-       right_dy=st.booleans())
-def test_fuzz_conv2d_backward(call, dy, need_dx, need_db, right_dy):
-    algo, args = call
+@pytest.mark.parametrize("algo", ALGOS)
+@CONV_FUZZ
+@given(data=st.data(), dy=arrays(), need_dx=st.booleans(), need_db=st.booleans(),
+       any_dy=st.integers(0, 3))
+def test_fuzz_conv2d_backward(algo, data, dy, need_dx, need_db, any_dy):
+    args = data.draw(conv_args(algo), label="args")
     x, w, _ = args.pop("x"), args.pop("w"), args.pop("b")
-    if right_dy:   # half the time a dy of the right shape, so valid calls are exercised
+    if any_dy:   # 3 times in 4 a dy of the right shape, so valid calls are exercised
         try:
             y = reference.conv2d(x, w, **args)
             dy = np.arange(y.size, dtype=y.dtype).reshape(y.shape) % 7 - 3
