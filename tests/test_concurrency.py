@@ -92,10 +92,23 @@ def test_set_num_threads_validates_and_returns_previous(threads):
 
 
 def test_threadpoolctl_sees_and_limits_blas():
+    """threadpoolctl finds the BLAS that the im2col path calls (NumPy's), reports its
+    thread count, and threadpool_limits really changes that count inside the context
+    (and puts it back after); the results are the same either way."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 4, 9, 9))
     w = rng.standard_normal((4, 4, 3, 3))
-    want = fastconv.conv2d(x, w, algo="im2col")
-    with threadpoolctl.threadpool_limits(1):
+    want = fastconv.conv2d(x, w, algo="im2col")        # loads and runs the BLAS
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, f"threadpoolctl sees no BLAS: {threadpoolctl.threadpool_info()}"
+    assert all(n >= 1 for n in before)
+    target = 2 if before == [1] * len(before) else 1    # a limit that changes something
+    with threadpoolctl.threadpool_limits(target, user_api="blas"):
+        assert blas_threads() == [target] * len(before)
         np.testing.assert_array_equal(fastconv.conv2d(x, w, algo="im2col"), want)
+    assert blas_threads() == before

@@ -22,9 +22,16 @@ def _w(shape=(6, 4, 3, 3), dtype=np.float32):
     return np.ones(shape, dtype)
 
 
-def _frozen(*arrays):
-    """Copies to compare against afterwards: nothing may be written."""
-    return [a.copy() for a in arrays]
+def _snapshot(*args):
+    """The arrays among ``args`` with a copy of each: compare the very objects passed in
+    with their copies after the call (nothing may be written)."""
+    return [(a, a.copy()) for a in args if isinstance(a, np.ndarray)]
+
+
+def _assert_untouched(snapshot):
+    for a, before in snapshot:
+        np.testing.assert_array_equal(a, before)
+        assert a.dtype == before.dtype and a.shape == before.shape
 
 
 CONV_ERRORS = [
@@ -66,24 +73,28 @@ CONV_ERRORS = [
 def test_conv2d_rejects(api, desc, kw, exc, msg):
     args = dict(x=_x(), w=_w(), b=None)
     args.update(kw)
-    before = _frozen(*(a for a in args.values() if isinstance(a, np.ndarray)))
+    x, w, b = args.pop("x"), args.pop("w"), args.pop("b")
+    passed = _snapshot(x, w, b)
     with pytest.raises(exc, match=msg):
-        api.conv2d(args.pop("x"), args.pop("w"), args.pop("b"), **args)
-    after = [a for a in (dict(x=_x(), w=_w(), b=None) | kw).values() if isinstance(a, np.ndarray)]
-    for a, b in zip(after, before):
-        np.testing.assert_array_equal(a, b)
+        api.conv2d(x, w, b, **args)
+    _assert_untouched(passed)
 
 
 @pytest.mark.parametrize("api", APIS)
 def test_conv2d_backward_rejects(api):
     x, w = _x(), _w()
     dy = np.ones((2, 6, 6, 6), np.float32)
+    bad_dy = [np.ones((2, 6, 5, 6), np.float32), dy.astype(np.float64), dy[0]]
+    passed = _snapshot(x, w, dy, *bad_dy)
     with pytest.raises(ValueError, match=r"dy must have shape \(2, 6, 6, 6\)"):
-        api.conv2d_backward(np.ones((2, 6, 5, 6), np.float32), x, w)
+        api.conv2d_backward(bad_dy[0], x, w)
     with pytest.raises(TypeError, match=r"dtype"):
-        api.conv2d_backward(dy.astype(np.float64), x, w)
+        api.conv2d_backward(bad_dy[1], x, w)
     with pytest.raises(ValueError, match=r"dy must be a 4-d array"):
-        api.conv2d_backward(dy[0], x, w)
+        api.conv2d_backward(bad_dy[2], x, w)
+    with pytest.raises(ValueError, match=r"stride must be positive"):
+        api.conv2d_backward(dy, x, w, stride=0)
+    _assert_untouched(passed)
 
 
 POOL_ERRORS = [
@@ -105,10 +116,10 @@ POOL_ERRORS = [
 def test_pooling_rejects(api, pool, desc, kw, exc, msg):
     kw = dict(kw)
     x = kw.pop("x", _x())
-    before = x.copy()
+    passed = _snapshot(x)
     with pytest.raises(exc, match=msg):
         getattr(api, pool)(x, **kw)
-    np.testing.assert_array_equal(x, before)
+    _assert_untouched(passed)
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -122,43 +133,56 @@ def test_max_pool_backward_rejects_bad_indices(api):
     x = _x((1, 2, 4, 4))
     y, idx = api.max_pool2d(x, 2, return_indices=True)
     dy = np.ones_like(y)
+    passed = _snapshot(dy, idx)
     for bad in (16, -1, 2**40):
         wrong = idx.copy()
         wrong[0, 1, 1, 0] = bad
+        wrong_passed = _snapshot(wrong)
         with pytest.raises(ValueError, match=r"outside \[0, H\*W\)"):
             api.max_pool2d_backward(dy, wrong, x.shape)
+        _assert_untouched(wrong_passed)
     with pytest.raises(TypeError, match="integer"):
         api.max_pool2d_backward(dy, idx.astype(np.float32), x.shape)
     with pytest.raises(ValueError, match="idx must have shape"):
         api.max_pool2d_backward(dy, idx[:, :, :1], x.shape)
     with pytest.raises(ValueError, match="x_shape"):
         api.max_pool2d_backward(dy, idx, (1, 3, 4, 4))
+    _assert_untouched(passed)
 
 
 @pytest.mark.parametrize("api", APIS)
 def test_avg_pool_backward_rejects_wrong_dy(api):
+    dy = np.ones((1, 2, 3, 2), np.float32)
+    passed = _snapshot(dy)
     with pytest.raises(ValueError, match=r"dy must have shape \(1, 2, 2, 2\)"):
-        api.avg_pool2d_backward(np.ones((1, 2, 3, 2), np.float32), (1, 2, 4, 4), 2)
+        api.avg_pool2d_backward(dy, (1, 2, 4, 4), 2)
+    _assert_untouched(passed)
 
 
 @pytest.mark.parametrize("api", APIS)
 def test_im2col_col2im_reject(api):
+    x, c10, c8 = _x((1, 1, 2, 2)), np.ones((1, 10, 4), np.float32), np.ones((1, 8, 5), np.float32)
+    passed = _snapshot(x, c10, c8)
     with pytest.raises(ValueError, match="larger than the padded input"):
-        api.im2col(_x((1, 1, 2, 2)), 3)
+        api.im2col(x, 3)
     with pytest.raises(ValueError, match="multiple of the kernel area"):
-        api.col2im(np.ones((1, 10, 4), np.float32), (3, 3), 2)
+        api.col2im(c10, (3, 3), 2)
     with pytest.raises(ValueError, match="does not match"):
-        api.col2im(np.ones((1, 8, 5), np.float32), (3, 3), 2)
+        api.col2im(c8, (3, 3), 2)
+    _assert_untouched(passed)
 
 
 @pytest.mark.parametrize("api", APIS)
 def test_relu_rejects(api):
+    a8, a3, a4, a3f = np.ones(3, np.int8), np.ones(3), np.ones(4), np.ones(3, np.float32)
+    passed = _snapshot(a8, a3, a4, a3f)
     with pytest.raises(TypeError, match="float32 or float64"):
-        api.relu(np.ones(3, np.int8))
+        api.relu(a8)
     with pytest.raises(ValueError, match="dy must have shape"):
-        api.relu_backward(np.ones(3), np.ones(4))
+        api.relu_backward(a3, a4)
     with pytest.raises(TypeError, match="dtype"):
-        api.relu_backward(np.ones(3, np.float32), np.ones(3))
+        api.relu_backward(a3f, a3)
+    _assert_untouched(passed)
 
 
 def test_overflowing_shapes_raise_not_crash():

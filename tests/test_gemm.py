@@ -1,9 +1,10 @@
 """fastconv's own GEMM (csrc/gemm.c) and the GEMM convolution (csrc/conv_gemm.c).
 
 The GEMM is checked through its test-only binding ``fastconv._kernels.gemm``
-against NumPy's matmul, under every SIMD variant this CPU supports; the
-convolution against the NumPy reference, also under every variant; both for
-bitwise independence of the thread count.
+against an exact float64 einsum, under every SIMD variant this CPU supports; the
+convolution against the float64 NumPy reference of the same inputs, also under
+every variant; both to the rounding bound of each element (tests/oracles.py), and
+for bitwise independence of the thread count.
 """
 
 import numpy as np
@@ -14,7 +15,9 @@ from hypothesis import strategies as st
 import fastconv
 from fastconv import _kernels as K
 from fastconv import reference as ref
-from conftest import DTYPES, assert_close, gemm_isas, run_python, subprocess_env
+from conftest import DTYPES, gemm_isas, run_python, subprocess_env
+from oracles import Exact, assert_tolerance_rejects, check, check_conv, conv_exact, grads, \
+    matmul_exact
 
 
 ISAS = gemm_isas()
@@ -45,15 +48,15 @@ def _operands(rng, M, N, Kd, dtype, trans_a, trans_b):
     return a, b
 
 
-def _want(a, b, trans_a, trans_b):
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    return (a64.T if trans_a else a64) @ (b64.T if trans_b else b64)
+def _exact(a, b, trans_a, trans_b, c0=None):
+    e = matmul_exact(a, b, trans_a, trans_b)
+    if c0 is None:
+        return e
+    return Exact(e.want + c0, e.mag + np.abs(c0.astype(np.float64)), e.depth + 1)
 
 
-def _check(got, want, dtype, Kd):
-    tol = {np.float32: 2e-6, np.float64: 1e-14}[dtype] * max(Kd, 1) * 4
-    mag = max(1.0, float(np.abs(want).max())) if want.size else 1.0
-    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * mag)
+def _check(got, exact, dtype):
+    check(got, exact, dtype, what=f"gemm (K={exact.depth})")
 
 
 SHAPES = [
@@ -71,7 +74,7 @@ def test_gemm_matches_matmul(isa, M, N, Kd, dtype):
             a, b = _operands(rng, M, N, Kd, dtype, trans_a, trans_b)
             got = _gemm(a, b, trans_a, trans_b)
             assert not np.isnan(got).any(), "beta = 0 must not read C (it held NaN)"
-            _check(got, _want(a, b, trans_a, trans_b), dtype, Kd)
+            _check(got, _exact(a, b, trans_a, trans_b), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -81,7 +84,7 @@ def test_gemm_accumulates_with_beta_one(isa, dtype):
         a, b = _operands(rng, M, N, Kd, dtype, False, True)
         c0 = rng.standard_normal((M, N)).astype(dtype)
         got = _gemm(a, b, trans_b=True, beta=1.0, c=c0.copy())
-        _check(got, c0 + _want(a, b, False, True), dtype, Kd)
+        _check(got, _exact(a, b, False, True, c0), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -106,7 +109,7 @@ def test_gemm_leading_dimensions(isa, dtype):
     C = np.full((30, 80), 7.0, dtype)
     M, N, Kd = 21, 37, 45
     K.gemm(False, False, M, N, Kd, A.reshape(-1), 50, B.reshape(-1), 70, 0.0, C.reshape(-1), 80, 1)
-    _check(C[:M, :N], A[:M, :Kd].astype(np.float64) @ B[:Kd, :N], dtype, Kd)
+    _check(C[:M, :N], matmul_exact(A[:M, :Kd], B[:Kd, :N]), dtype)
     assert (C[:M, N:] == 7).all() and (C[M:] == 7).all()
 
 
@@ -128,7 +131,7 @@ def test_gemm_random_shapes(M, N, Kd, trans_a, trans_b, dtype, isa_name):
     try:
         rng = np.random.default_rng(M + 100 * N + 10000 * Kd)
         a, b = _operands(rng, M, N, Kd, dtype, trans_a, trans_b)
-        _check(_gemm(a, b, trans_a, trans_b), _want(a, b, trans_a, trans_b), dtype, Kd)
+        _check(_gemm(a, b, trans_a, trans_b), _exact(a, b, trans_a, trans_b), dtype)
     finally:
         K.set_isa(prev)
 
@@ -218,20 +221,40 @@ def _conv_arrays(case, dtype, seed=0):
     return x, w, b, kw
 
 
+def _conv_exact(case, dtype):
+    x, w, b, kw = _conv_arrays(case, dtype)
+    y_shape = ref.conv2d(x, w, **kw).shape
+    dy = np.random.default_rng(1).standard_normal(y_shape).astype(dtype)
+    return x, w, b, dy, kw, conv_exact(x, w, b, dy, **kw)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv_gemm_matches_reference(isa, case, dtype):
-    x, w, b, kw = _conv_arrays(case, dtype)
-    y = fastconv.conv2d(x, w, b, algo="gemm", **kw)
-    y_ref = ref.conv2d(x, w, b, **kw)
-    scale = w[0].size
-    assert_close(y, y_ref, dtype, scale=scale)
-    dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
-    got = fastconv.conv2d_backward(dy, x, w, algo="gemm", **kw)
-    want = ref.conv2d_backward(dy, x, w, **kw)
-    scale = y.shape[0] * y.shape[2] * y.shape[3] + w.shape[0] * w[0].size
-    for g, r, name in zip(got, want, ("dx", "dw", "db")):
-        assert_close(g, r, dtype, scale=scale, err_msg=name)
+    x, w, b, dy, kw, exact = _conv_exact(case, dtype)
+    got = dict(y=fastconv.conv2d(x, w, b, algo="gemm", **kw),
+               **grads(fastconv.conv2d_backward(dy, x, w, algo="gemm", **kw)))
+    check_conv(got, exact, dtype, what="gemm")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_tolerances_reject_a_1e_3_relative_error_on_every_conv_case(case, dtype):
+    """On every case above, for y, dx, dw and db, the comparison would reject the exact
+    result scaled by 1 + 1e-3, and the exact result with its largest element so scaled."""
+    *_, exact = _conv_exact(case, dtype)
+    for name, e in exact.items():
+        assert_tolerance_rejects(e, dtype, what=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,N,Kd", SHAPES)
+def test_tolerances_reject_a_1e_3_relative_error_on_every_gemm_shape(M, N, Kd, dtype):
+    rng = np.random.default_rng(M * 1000 + N * 10 + Kd)
+    for trans_a in (False, True):
+        for trans_b in (False, True):
+            a, b = _operands(rng, M, N, Kd, dtype, trans_a, trans_b)
+            assert_tolerance_rejects(_exact(a, b, trans_a, trans_b), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -280,21 +303,24 @@ def test_conv_gemm_single_image_many_threads(threads):
     four += fastconv.conv2d_backward(four[0], x, w, algo="gemm", **kw)
     for a, want in zip(four, one):
         np.testing.assert_array_equal(a, want)
-    assert_close(one[0], ref.conv2d(x, w, b, **kw), np.float64, scale=16 * 9)
+    check_conv(dict(y=one[0], **grads(one[1:])), conv_exact(x, w, b, one[0], **kw), np.float64)
 
 
 def test_conv_gemm_large_image_takes_channels_in_chunks():
     """An image whose padded slab passes the per-thread budget (16 MiB) is processed a
-    chunk of channels at a time; the strided backward-data columns likewise."""
+    chunk of channels at a time; the strided backward-data columns likewise. Integer
+    data: every partial sum is exact, so the result must equal the float64 reference."""
     rng = np.random.default_rng(6)
     x = rng.integers(-2, 3, (1, 66, 250, 250)).astype(np.float32)
     w = rng.integers(-2, 3, (2, 66, 3, 3)).astype(np.float32)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
     for stride in (1, 2):
         kw = dict(stride=stride, padding=1)
         y = fastconv.conv2d(x, w, algo="gemm", **kw)
-        np.testing.assert_array_equal(y, fastconv.conv2d(x, w, algo="direct", **kw))
+        np.testing.assert_array_equal(y, ref.conv2d(x64, w64, **kw))
         dy = rng.integers(-2, 3, y.shape).astype(np.float32)
         got = fastconv.conv2d_backward(dy, x, w, algo="gemm", **kw)
-        want = fastconv.conv2d_backward(dy, x, w, algo="direct", **kw)
-        for g, r in zip(got, want):
-            np.testing.assert_array_equal(g, r)
+        want = ref.conv2d_backward(dy.astype(np.float64), x64, w64, **kw)
+        for g, r, name in zip(got, want, ("dx", "dw", "db")):
+            assert g.dtype == np.float32
+            np.testing.assert_array_equal(g, r, err_msg=name)

@@ -1,4 +1,9 @@
-"""fastconv.linear / linear_backward (fastconv's own GEMM) against the reference and torch."""
+"""fastconv.linear / linear_backward (fastconv's own GEMM, or NumPy's matmul under the
+generic ISA) against oracles that share no code with either: hand-worked values, exact
+int64 einsums on integer data, and float64 einsums with each element's rounding bound
+(tests/oracles.py). fastconv.reference.linear (NumPy's matmul, the very code the native
+path runs under the generic ISA) is checked against the same oracles; torch is an extra
+layer when installed."""
 
 import numpy as np
 import pytest
@@ -6,7 +11,8 @@ import pytest
 import fastconv
 from fastconv import _kernels as K
 from fastconv import reference as ref
-from conftest import DTYPES, assert_close, gemm_isas, randn
+from conftest import DTYPES, gemm_isas, randn
+from oracles import Exact, a64, check, f64
 
 APIS = [fastconv, ref]
 
@@ -30,37 +36,106 @@ SHAPES = [  # (N, in_features, out_features)
 ]
 
 
+def _exact_int(x, w, b=None, dy=None):
+    """y, dx, dw, db of integer-valued arrays, exactly, with int64 einsums."""
+    x, w = x.astype(np.int64), w.astype(np.int64)
+    y = np.einsum("nk,ok->no", x, w) + (0 if b is None else b.astype(np.int64))
+    if dy is None:
+        return y
+    dy = dy.astype(np.int64)
+    return (y, np.einsum("no,ok->nk", dy, w), np.einsum("no,nk->ok", dy, x), dy.sum(axis=0))
+
+
+def _exact(x, w, b, dy):
+    """Exact (float64 einsum) results and the sums of their terms' magnitudes."""
+    n = x.shape[0]
+    y = Exact(np.einsum("nk,ok->no", f64(x), f64(w)) + f64(b),
+              np.einsum("nk,ok->no", a64(x), a64(w)) + a64(b), x.shape[1] + 1)
+    dx = Exact(np.einsum("no,ok->nk", f64(dy), f64(w)), np.einsum("no,ok->nk", a64(dy), a64(w)),
+               w.shape[0])
+    dw = Exact(np.einsum("no,nk->ok", f64(dy), f64(x)), np.einsum("no,nk->ok", a64(dy), a64(x)), n)
+    db = Exact(f64(dy).sum(axis=0), a64(dy).sum(axis=0), n)
+    return y, dx, dw, db
+
+
+# y = x @ w.T + b, worked by hand:
+#   x = [[1, 2],     w = [[1,  0],     b = [0.5, -1, 2]
+#        [3, 4]]          [0,  1],
+#                         [1, -1]]
+#   y[0] = [1*1 + 2*0, 1*0 + 2*1, 1*1 - 2*1] + b = [1, 2, -1] + b = [1.5, 1, 1]
+#   y[1] = [3, 4, 3 - 4] + b = [3.5, 3, 1]
+# with dy = [[1, 0, 2], [0, 1, -1]]:
+#   dx = dy @ w:   dx[0] = 1*[1, 0] + 2*[1, -1] = [3, -2];  dx[1] = [0, 1] - [1, -1] = [-1, 2]
+#   dw = dy.T @ x: dw[0] = 1*[1, 2] = [1, 2];  dw[1] = 1*[3, 4] = [3, 4];
+#                  dw[2] = 2*[1, 2] - 1*[3, 4] = [-1, 0]
+#   db = dy summed over the batch = [1, 1, 1]
+HAND = dict(x=[[1, 2], [3, 4]], w=[[1, 0], [0, 1], [1, -1]], b=[0.5, -1, 2],
+            dy=[[1, 0, 2], [0, 1, -1]], y=[[1.5, 1, 1], [3.5, 3, 1]], dx=[[3, -2], [-1, 2]],
+            dw=[[1, 2], [3, 4], [-1, 0]], db=[1, 1, 1], y_no_bias=[[1, 2, -1], [3, 4, -1]])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("nt", [1, 2])
-def test_linear_matches_reference_exactly_on_integers(dtype, shape, nt, isa, threads):
-    fastconv.set_num_threads(nt)
+@pytest.mark.parametrize("api", APIS, ids=["native", "reference"])
+def test_linear_hand_worked(api, dtype, isa):
+    x, w, b, dy = (np.array(HAND[k], dtype) for k in ("x", "w", "b", "dy"))
+    y = api.linear(x, w, b)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, HAND["y"])
+    np.testing.assert_array_equal(api.linear(x, w), HAND["y_no_bias"])
+    dx, dw, db = api.linear_backward(dy, x, w)
+    np.testing.assert_array_equal(dx, HAND["dx"])
+    np.testing.assert_array_equal(dw, HAND["dw"])
+    np.testing.assert_array_equal(db, HAND["db"])
+
+
+def _check_exact_on_integers(api, dtype, shape):
+    """Small integers: every float32 sum is exact, so the results must equal the int64
+    einsum bit for bit."""
     n, fin, fout = shape
     rng = np.random.default_rng(sum(shape))
     x, w, b, dy = (_ints(rng, s, dtype) for s in ((n, fin), (fout, fin), (fout,), (n, fout)))
-    for bias in (b, None):
-        y = fastconv.linear(x, w, bias)
+    y_ex, dx_ex, dw_ex, db_ex = _exact_int(x, w, b, dy)
+    for bias, want in ((b, y_ex), (None, _exact_int(x, w))):
+        y = api.linear(x, w, bias)
         assert y.shape == (n, fout) and y.dtype == dtype
-        np.testing.assert_array_equal(y, ref.linear(x, w, bias))
+        np.testing.assert_array_equal(y, want)
     for need_dx in (True, False):
         for need_db in (True, False):
-            got = fastconv.linear_backward(dy, x, w, need_dx=need_dx, need_db=need_db)
-            want = ref.linear_backward(dy, x, w, need_dx=need_dx, need_db=need_db)
-            for g, e in zip(got, want):
-                if e is None:
-                    assert g is None
-                else:
-                    assert g.shape == e.shape and g.dtype == e.dtype
-                    np.testing.assert_array_equal(g, e)
+            dx, dw, db = api.linear_backward(dy, x, w, need_dx=need_dx, need_db=need_db)
+            assert (dx is None) == (not need_dx) and (db is None) == (not need_db)
+            for got, want in ((dx, dx_ex), (dw, dw_ex), (db, db_ex)):
+                if got is not None:
+                    assert got.shape == want.shape and got.dtype == dtype
+                    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_linear_matches_reference_on_random_data(dtype, isa):
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("nt", [1, 2])
+def test_linear_exact_on_integers(dtype, shape, nt, isa, threads):
+    fastconv.set_num_threads(nt)
+    _check_exact_on_integers(fastconv, dtype, shape)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_reference_linear_exact_on_integers(dtype, shape):
+    _check_exact_on_integers(ref, dtype, shape)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("api", APIS, ids=["native", "reference"])
+def test_linear_matches_exact_on_random_data(api, dtype, isa):
+    """Random data, where the order of summation shows: each element within its rounding
+    bound of the exact float64 einsum (and the bound rejects a 1e-3 relative error)."""
     rng = np.random.default_rng(7)
     x, w, b, dy = (randn(rng, s, dtype) for s in ((37, 129), (71, 129), (71,), (37, 71)))
-    assert_close(fastconv.linear(x, w, b), ref.linear(x, w, b), dtype, scale=10)
-    for g, e in zip(fastconv.linear_backward(dy, x, w), ref.linear_backward(dy, x, w)):
-        assert_close(g, e, dtype, scale=10)
+    y_ex, dx_ex, dw_ex, db_ex = _exact(x, w, b, dy)
+    check(api.linear(x, w, b), y_ex, dtype, what="y")
+    dx, dw, db = api.linear_backward(dy, x, w)
+    check(dx, dx_ex, dtype, what="dx")
+    check(dw, dw_ex, dtype, what="dw")
+    check(db, db_ex, dtype, what="db")
 
 
 def test_linear_is_bitwise_independent_of_thread_count(threads):

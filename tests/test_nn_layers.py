@@ -1,6 +1,10 @@
-"""The layer API: every layer on the native backend against the reference backend,
-the Module machinery (parameters, modes, state_dict, freeze, input_grad), Dropout and
-BatchNorm2D train/eval behaviour, the losses, the backend switch and the error messages.
+"""The layer API: every layer that calls the kernels (convolution, pooling, ReLU, Linear
+and the containers) on the native backend against the reference backend; the layers
+written in plain NumPy, which run the same code on both backends (GlobalAvgPool2D,
+LeakyReLU, Sigmoid, Tanh, Flatten, BatchNorm2D, Dropout) and the losses against
+hand-worked values and float64 formulas written here; the Module machinery (parameters,
+modes, state_dict, freeze, input_grad), Dropout and BatchNorm2D train/eval behaviour, the
+losses, the backend switch and the error messages.
 """
 
 from __future__ import annotations
@@ -12,16 +16,6 @@ import fastconv
 from fastconv import _backend, nn
 
 F32, F64 = np.float32, np.float64
-
-try:
-    import fastconv.functional  # noqa: F401
-
-    _NATIVE_ERR = None
-except ImportError as e:  # pragma: no cover - only before the extension is built
-    _NATIVE_ERR = str(e)
-
-needs_native = pytest.mark.skipif(_NATIVE_ERR is not None, reason=f"native kernels unavailable: {_NATIVE_ERR}")
-
 
 def rand(shape, dtype=F64, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
@@ -65,6 +59,9 @@ def test_backend_invalid_name(bad):
 
 # ---------------------------------------------------------------- native vs reference
 
+# Only layers whose forward or backward calls fastconv's kernels (through
+# fastconv._backend.ops()): the others would compare one NumPy computation with itself.
+
 
 def _layer_cases(dtype):
     kw = dict(dtype=dtype)
@@ -80,15 +77,8 @@ def _layer_cases(dtype):
         ("maxpool_ceil", lambda: nn.MaxPool2D(3, 2, ceil_mode=True, **kw), (2, 3, 8, 8)),
         ("avgpool", lambda: nn.AvgPool2D(2, **kw), (3, 4, 8, 8)),
         ("avgpool_nopad", lambda: nn.AvgPool2D(3, 2, 1, count_include_pad=False, **kw), (3, 4, 9, 9)),
-        ("gap", lambda: nn.GlobalAvgPool2D(**kw), (3, 4, 5, 5)),
         ("relu", lambda: nn.ReLU(**kw), (3, 4, 5, 5)),
-        ("leaky", lambda: nn.LeakyReLU(0.1, **kw), (3, 4, 5, 5)),
-        ("sigmoid", lambda: nn.Sigmoid(**kw), (3, 4, 5, 5)),
-        ("tanh", lambda: nn.Tanh(**kw), (3, 4, 5, 5)),
         ("linear", lambda: nn.Linear(12, 5, **kw, seed=1), (6, 12)),
-        ("flatten", lambda: nn.Flatten(**kw), (3, 4, 2, 2)),
-        ("dropout", lambda: nn.Dropout(0.3, **kw, seed=2), (3, 4, 5, 5)),
-        ("batchnorm", lambda: nn.BatchNorm2D(4, **kw), (3, 4, 5, 5)),
         ("sequential", lambda: nn.Sequential(nn.Conv2D(3, 4, 3, **kw, seed=1), nn.ReLU(**kw),
                                              nn.MaxPool2D(2, **kw), nn.Flatten(**kw),
                                              nn.Linear(4 * 3 * 3, 5, **kw, seed=2)), (2, 3, 8, 8)),
@@ -114,7 +104,6 @@ def _run(make, x, dy_seed=7):
     return y, dx, grads, buffers
 
 
-@needs_native
 @pytest.mark.parametrize("dtype", [F64, F32])
 @pytest.mark.parametrize("case", _layer_cases(F64), ids=lambda c: c[0])
 def test_native_matches_reference(case, dtype):
@@ -132,17 +121,153 @@ def test_native_matches_reference(case, dtype):
         np.testing.assert_allclose(a, b, **tol)
 
 
-@needs_native
-@pytest.mark.parametrize("loss", ["ce", "mse"])
-def test_losses_same_on_both_backends(loss):
-    logits = rand((6, 5), F64, 1)
-    fn = nn.SoftmaxCrossEntropy() if loss == "ce" else nn.MSELoss()
-    target = np.array([0, 4, 2, 2, 1, 3]) if loss == "ce" else rand((6, 5), F64, 2)
-    v1, g1 = fn.forward(logits, target), fn.backward()
-    with fastconv.use_backend("reference"):
-        v2, g2 = fn.forward(logits, target), fn.backward()
-    assert v1 == v2
-    np.testing.assert_array_equal(g1, g2)
+def _fwd_bwd(layer, x, dy):
+    layer.input_grad = True
+    y = layer.forward(np.asarray(x, layer.dtype))
+    return y, layer.backward(np.asarray(dy, layer.dtype))
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+def test_numpy_layers_hand_worked(dtype):
+    """The layers written in plain NumPy (the same code on either backend), on inputs whose
+    outputs and gradients are worked out by hand below."""
+    close = dict(rtol=1e-15 if dtype == F64 else 1e-6, atol=0)
+    # GlobalAvgPool2D: plane means; dx = dy / (H*W) spread over the plane.
+    #   [[1, 2], [3, 4]] -> 10/4 = 2.5;  [[-1, 0], [5, 8]] -> 12/4 = 3
+    y, dx = _fwd_bwd(nn.GlobalAvgPool2D(dtype=dtype), [[[[1, 2], [3, 4]], [[-1, 0], [5, 8]]]],
+                     [[4, -8]])
+    np.testing.assert_allclose(y, [[2.5, 3.0]], **close)
+    np.testing.assert_allclose(dx, [[[[1, 1], [1, 1]], [[-2, -2], [-2, -2]]]], **close)
+    # LeakyReLU(0.1): x for x > 0, else 0.1 x (also at 0, where the gradient is the slope)
+    y, dx = _fwd_bwd(nn.LeakyReLU(0.1, dtype=dtype), [[-2, -0.5, 0, 3]], [[1, 2, 3, 4]])
+    np.testing.assert_allclose(y, [[-0.2, -0.05, 0, 3]], **close)
+    np.testing.assert_allclose(dx, [[0.1, 0.2, 0.3, 4]], **close)
+    # Sigmoid: s(0) = 1/2, s(ln 3) = 1/(1 + 1/3) = 3/4, s(-ln 3) = 1/4, s(-800) = 0, s(800) = 1;
+    # s' = s (1 - s): 1/4, 3/16, 3/16, 0, 0
+    ln3 = np.log(3.0)
+    y, dx = _fwd_bwd(nn.Sigmoid(dtype=dtype), [[0, ln3, -ln3, -800, 800]], [[1, 2, 4, 1, 1]])
+    np.testing.assert_allclose(y, [[0.5, 0.75, 0.25, 0, 1]], **close)
+    np.testing.assert_allclose(dx, [[0.25, 0.375, 0.75, 0, 0]], **close)
+    # Tanh: tanh(ln 2) = (2 - 1/2)/(2 + 1/2) = 0.6, tanh(ln 3) = (3 - 1/3)/(3 + 1/3) = 0.8;
+    # tanh' = 1 - tanh^2: 1, 0.64, 0.36, 0.64
+    ln2 = np.log(2.0)
+    y, dx = _fwd_bwd(nn.Tanh(dtype=dtype), [[0, ln2, ln3, -ln2]], [[1, 1, 1, 2]])
+    np.testing.assert_allclose(y, [[0, 0.6, 0.8, -0.6]], **close)
+    np.testing.assert_allclose(dx, [[1, 0.64, 0.36, 1.28]], **close)
+    # Flatten: row n holds x[n] in C order (c, h, w); backward puts dy back in that order
+    x = np.arange(24).reshape(2, 3, 2, 2)
+    y, dx = _fwd_bwd(nn.Flatten(dtype=dtype), x, 10 * np.arange(24).reshape(2, 12))
+    np.testing.assert_array_equal(y, [list(range(12)), list(range(12, 24))])
+    np.testing.assert_array_equal(dx, 10 * x)
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+def test_batchnorm_hand_worked(dtype):
+    """One channel of x = [1, 3, 5, 7], eps = 4, weight 2, bias 0.5, momentum 0.1:
+    mean 4, deviations [-3, -1, 1, 3], biased variance (9+1+1+9)/4 = 5, var + eps = 9,
+    invstd 1/3, xhat = [-1, -1/3, 1/3, 1], y = 2 xhat + 0.5 = [-1.5, -1/6, 7/6, 2.5];
+    running_mean = 0.9*0 + 0.1*4 = 0.4, running_var = 0.9*1 + 0.1*(20/3) = 0.9 + 2/3.
+    Backward with dy = [1, 0, 0, 0] (n = 4): sum dy = 1, sum dy*xhat = -1, so
+    dx = (2/3) (dy - 1/4 - xhat*(-1/4)) = (2/3) [1/2, -1/3, -1/6, 0] = [1/3, -2/9, -1/9, 0],
+    weight.grad = sum dy*xhat = -1, bias.grad = sum dy = 1.
+    Eval with running_mean 2, running_var 5: y = 2 (x - 2)/3 + 0.5, dx = 2/3 dy."""
+    close = dict(rtol=1e-14 if dtype == F64 else 1e-6, atol=1e-15 if dtype == F64 else 1e-6)
+    bn = nn.BatchNorm2D(1, eps=4.0, momentum=0.1, dtype=dtype)
+    bn.weight.data[...] = 2.0
+    bn.bias.data[...] = 0.5
+    x = np.array([1, 3, 5, 7], dtype).reshape(1, 1, 1, 4)
+    y, dx = _fwd_bwd(bn, x, np.array([1, 0, 0, 0]).reshape(1, 1, 1, 4))
+    np.testing.assert_allclose(y.ravel(), [-1.5, -1 / 6, 7 / 6, 2.5], **close)
+    np.testing.assert_allclose(bn.running_mean, [0.4], **close)
+    np.testing.assert_allclose(bn.running_var, [0.9 + 2 / 3], **close)
+    np.testing.assert_allclose(dx.ravel(), [1 / 3, -2 / 9, -1 / 9, 0], **close)
+    np.testing.assert_allclose(bn.weight.grad, [-1], **close)
+    np.testing.assert_allclose(bn.bias.grad, [1], **close)
+    bn.eval()
+    bn.running_mean[...] = 2.0
+    bn.running_var[...] = 5.0
+    y, dx = _fwd_bwd(bn, x, np.array([3, 0, -3, 6]).reshape(1, 1, 1, 4))
+    np.testing.assert_allclose(y.ravel(), [-2 / 3 + 0.5, 2 / 3 + 0.5, 2 + 0.5, 10 / 3 + 0.5], **close)
+    np.testing.assert_allclose(dx.ravel(), [2, 0, -2, 4], **close)
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+def test_numpy_layers_match_float64_formulas(dtype):
+    """Random inputs against float64 formulas written here, in other forms than the layers'
+    (sigmoid through tanh, leaky ReLU as max + slope * min, means as einsums)."""
+    # float32: y rounded to u = 6e-8 moves s(1-s) and 1-t^2 by about u, times |dy| < 4
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == F64 else dict(rtol=2e-6, atol=1e-6)
+    x = rand((3, 4, 5, 6), dtype, 3) * 3
+    dy = rand((3, 4, 5, 6), dtype, 4)
+    x64, dy64 = x.astype(F64), dy.astype(F64)
+    s = (1 + np.tanh(x64 / 2)) / 2
+    t = np.sinh(x64) / np.cosh(x64)
+    cases = [
+        (nn.Sigmoid(dtype=dtype), s, dy64 * s * (1 - s)),
+        (nn.Tanh(dtype=dtype), t, dy64 / np.cosh(x64) ** 2),
+        (nn.LeakyReLU(0.2, dtype=dtype), np.maximum(x64, 0) + 0.2 * np.minimum(x64, 0),
+         np.where(x64 > 0, dy64, 0.2 * dy64)),
+    ]
+    for layer, y_want, dx_want in cases:
+        y, dx = _fwd_bwd(layer, x, dy)
+        assert y.dtype == dx.dtype == dtype
+        np.testing.assert_allclose(y, y_want, **tol, err_msg=repr(layer))
+        np.testing.assert_allclose(dx, dx_want, **tol, err_msg=repr(layer))
+    g = rand((3, 4), dtype, 5)
+    y, dx = _fwd_bwd(nn.GlobalAvgPool2D(dtype=dtype), x, g)
+    np.testing.assert_allclose(y, np.einsum("nchw->nc", x64) / 30, **tol)
+    np.testing.assert_allclose(dx, np.einsum("nc,hw->nchw", g.astype(F64), np.ones((5, 6))) / 30, **tol)
+    # BatchNorm2D in training: the normalised input, and the gradient of sum(dy * y)
+    bn = nn.BatchNorm2D(4, dtype=dtype)
+    y, dx = _fwd_bwd(bn, x, dy)
+    m = x64.mean(axis=(0, 2, 3), keepdims=True)
+    v = ((x64 - m) ** 2).mean(axis=(0, 2, 3), keepdims=True)
+    xhat = (x64 - m) / np.sqrt(v + 1e-5)
+    n = 3 * 5 * 6
+    dxhat = dy64
+    dx_want = (n * dxhat - dxhat.sum(axis=(0, 2, 3), keepdims=True)
+               - xhat * (dxhat * xhat).sum(axis=(0, 2, 3), keepdims=True)) / (n * np.sqrt(v + 1e-5))
+    np.testing.assert_allclose(y, xhat, **tol)
+    np.testing.assert_allclose(dx, dx_want, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+
+
+@pytest.mark.parametrize("dtype", [F64, F32])
+def test_losses_hand_worked(dtype):
+    """SoftmaxCrossEntropy and MSELoss on values worked out by hand."""
+    close = dict(rtol=1e-14 if dtype == F64 else 1e-5, atol=1e-16 if dtype == F64 else 2e-6)
+    ln2, ln3 = np.log(2.0), np.log(3.0)
+    # softmax([ln 2, 0, 0]) = [2, 1, 1]/4; softmax([0, ln 3, 0]) = [1, 3, 1]/5 (a constant
+    # added to a row changes nothing: +100 on the second). Labels [0, 1]:
+    # loss = (-ln(1/2) - ln(3/5))/2 = ln(10/3)/2;
+    # dlogits = (softmax - onehot)/N = [[-1/2, 1/4, 1/4], [1/5, -2/5, 1/5]]/2
+    logits = np.array([[ln2, 0, 0], [100, 100 + ln3, 100]], dtype)
+    ce = nn.SoftmaxCrossEntropy()
+    np.testing.assert_allclose(ce.forward(logits, np.array([0, 1])), np.log(10 / 3) / 2, **close)
+    np.testing.assert_allclose(ce.backward(), [[-0.25, 0.125, 0.125], [0.1, -0.2, 0.1]], **close)
+    np.testing.assert_allclose(ce.backward(2.0), [[-0.5, 0.25, 0.25], [0.2, -0.4, 0.2]], **close)
+    # MSE: diff = [[1, 0], [-2, 3]], mean of squares (1 + 0 + 4 + 9)/4 = 3.5,
+    # dpred = 2 diff / 4 = [[0.5, 0], [-1, 1.5]]
+    mse = nn.MSELoss()
+    pred = np.array([[1, 2], [3, 4]], dtype)
+    target = np.array([[0, 2], [5, 1]], dtype)
+    np.testing.assert_allclose(mse.forward(pred, target), 3.5, **close)
+    np.testing.assert_allclose(mse.backward(), [[0.5, 0], [-1, 1.5]], **close)
+    np.testing.assert_allclose(mse.backward(3.0), [[1.5, 0], [-3, 4.5]], **close)
+
+
+def test_losses_match_float64_formulas():
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((6, 5)) * 3
+    labels = np.array([0, 4, 2, 2, 1, 3])
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    ce = nn.SoftmaxCrossEntropy()
+    np.testing.assert_allclose(ce.forward(logits, labels), -np.mean(np.log(p[np.arange(6), labels])),
+                               rtol=1e-13)
+    np.testing.assert_allclose(ce.backward(), (p - np.eye(5)[labels]) / 6, rtol=1e-12, atol=1e-16)
+    target = rng.standard_normal((6, 5))
+    mse = nn.MSELoss()
+    np.testing.assert_allclose(mse.forward(logits, target), np.sum((logits - target) ** 2) / 30, rtol=1e-14)
+    np.testing.assert_allclose(mse.backward(), (logits - target) / 15, rtol=1e-14)
 
 
 # ---------------------------------------------------------------- Parameter and Module

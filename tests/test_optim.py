@@ -1,5 +1,7 @@
-"""Optimisers and learning-rate schedules: PyTorch's formulas (torch is only a test oracle),
-frozen parameters, checkpoints (state_dict round trips) and argument validation.
+"""Optimisers and learning-rate schedules: the published update formulas, worked by hand
+for a few steps (these run everywhere), and PyTorch's implementation as an extra oracle
+when torch is installed; frozen parameters, checkpoints (state_dict round trips) and
+argument validation.
 """
 
 from __future__ import annotations
@@ -71,6 +73,100 @@ def test_update_formulas_match_torch(name, kw):
         topt.step()
         for p, tp in zip(params, tparams):
             np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+# ---- hand-worked updates: one weight w0 = 1, gradients 1, 2, -1 (SGD) or 2, -2, 1 (Adam)
+
+G_SGD = [1.0, 2.0, -1.0]
+G_ADAM = [2.0, -2.0, 1.0]
+
+HAND = [
+    # SGD (torch.optim.SGD's documented form): g += wd*w; buf = g on the first step, then
+    # buf = momentum*buf + (1 - dampening)*g; g = g + momentum*buf (Nesterov) or buf; w -= lr*g
+    ("sgd", dict(lr=0.1), G_SGD,
+     # w = 1 - 0.1 = 0.9;  0.9 - 0.2 = 0.7;  0.7 + 0.1 = 0.8
+     [0.9, 0.7, 0.8]),
+    ("sgd", dict(lr=0.1, momentum=0.9), G_SGD,
+     # buf 1 -> w = 0.9;  buf 0.9 + 2 = 2.9 -> w = 0.9 - 0.29 = 0.61;
+     # buf 2.61 - 1 = 1.61 -> w = 0.61 - 0.161 = 0.449
+     [0.9, 0.61, 0.449]),
+    ("sgd", dict(lr=0.1, momentum=0.9, nesterov=True), G_SGD,
+     # buf 1, g = 1 + 0.9 = 1.9 -> w = 0.81;  buf 2.9, g = 2 + 2.61 = 4.61 -> w = 0.349;
+     # buf 1.61, g = -1 + 1.449 = 0.449 -> w = 0.349 - 0.0449 = 0.3041
+     [0.81, 0.349, 0.3041]),
+    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.5), G_SGD,
+     # buf = g = 1 (no dampening on the first step) -> w = 0.9;
+     # buf 0.9 + 0.5*2 = 1.9 -> w = 0.71;  buf 1.71 - 0.5 = 1.21 -> w = 0.589
+     [0.9, 0.71, 0.589]),
+    ("sgd", dict(lr=0.1, weight_decay=0.1), G_SGD,
+     # g = 1 + 0.1*1 = 1.1 -> w = 0.89;  g = 2 + 0.089 = 2.089 -> w = 0.6811;
+     # g = -1 + 0.06811 = -0.93189 -> w = 0.6811 + 0.093189 = 0.774289
+     [0.89, 0.6811, 0.774289]),
+    ("sgd", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1), G_SGD,
+     # g = 1.1, buf 1.1, g + 0.9 buf = 2.09 -> w = 0.791;
+     # g = 2 + 0.0791 = 2.0791, buf 0.99 + 2.0791 = 3.0691, g + 0.9 buf = 4.84129 -> w = 0.306871;
+     # g = -1 + 0.0306871 = -0.9693129, buf 2.76219 - 0.9693129 = 1.7928771,
+     # g + 0.9 buf = 0.64427649 -> w = 0.242443351
+     [0.791, 0.306871, 0.242443351]),
+    # Adam (Kingma & Ba, Algorithm 1, eps outside the square root as in torch.optim.Adam):
+    # m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps).
+    # lr 0.1, betas (0.5, 0.75), eps 0.01:
+    #   t=1: m = 1, v = 1; mhat = 1/0.5 = 2, vhat = 1/0.25 = 4; step 0.1*2/2.01 = 0.0995024875621890547
+    #   t=2: m = 0.5 - 1 = -0.5, v = 0.75 + 1 = 1.75; mhat = -0.5/0.75 = -2/3, vhat = 1.75/0.4375 = 4;
+    #        step 0.1*(-2/3)/2.01 = -0.0331674958540630182
+    #   t=3: m = -0.25 + 0.5 = 0.25, v = 1.3125 + 0.25 = 1.5625; mhat = 0.25/0.875 = 2/7,
+    #        vhat = 1.5625/0.578125 = 100/37, sqrt = 10/sqrt(37) = 1.64398987305357289;
+    #        step 0.1*(2/7)/1.65398987305357289 = 0.0172742463765394168
+    ("adam", dict(lr=0.1, betas=(0.5, 0.75), eps=0.01), G_ADAM,
+     [0.900497512437810945, 0.933665008291873964, 0.916390761915334547]),
+    # Adam with L2 weight decay 0.5 (added to the gradient):
+    #   t=1: g = 2 + 0.5 = 2.5; m = 1.25, v = 1.5625; mhat = 2.5, vhat = 6.25 (sqrt 2.5);
+    #        step 0.1*2.5/2.51 = 0.0996015936254980080 -> w = 0.900398406374501992
+    #   t=2: g = -2 + 0.450199203187250996 = -1.549800796812749004; m = 0.625 - 0.774900398406374502
+    #        = -0.149900398406374502, v = 1.171875 + 0.600470627450357931 = 1.772345627450357931;
+    #        mhat = m/0.75 = -0.199867197875166003, vhat = v/0.4375 = 4.051075719886532413,
+    #        sqrt = 2.012728426759688912; step 0.1*mhat/2.022728426759688912 = -0.00988106931365687025
+    ("adam", dict(lr=0.1, betas=(0.5, 0.75), eps=0.01, weight_decay=0.5), G_ADAM[:2],
+     [0.900398406374501992, 0.910279475688158862]),
+    # AdamW (Loshchilov & Hutter; torch.optim.AdamW): w *= 1 - lr*wd = 0.95 first, then the
+    # Adam step on the unchanged gradient (the same steps as the plain Adam case above):
+    #   t=1: 0.95 - 0.0995024875621890547 = 0.850497512437810945
+    #   t=2: 0.95*0.850497512437810945 = 0.807972636815920398, + 0.0331674958540630182 = 0.841140132669983416
+    #   t=3: 0.95*0.841140132669983416 = 0.799083126036484245, - 0.0172742463765394168 = 0.781808879659944829
+    ("adamw", dict(lr=0.1, betas=(0.5, 0.75), eps=0.01, weight_decay=0.5), G_ADAM,
+     [0.850497512437810945, 0.841140132669983416, 0.781808879659944829]),
+]
+
+
+@pytest.mark.parametrize("name, kw, grads, expected", HAND,
+                         ids=[f"{n}-{i}" for i, (n, *_) in enumerate(HAND)])
+def test_update_formulas_hand_worked(name, kw, grads, expected):
+    """The weights after each step equal values worked out by hand (above) from the
+    published formulas; float64 rounding only."""
+    p = nn.Parameter(np.array([1.0]))
+    opt = OURS[name]([p], **kw)
+    got = []
+    for g in grads:
+        p.grad[...] = g
+        opt.step()
+        got.append(float(p.data[0]))
+    np.testing.assert_allclose(got, expected, rtol=1e-14)
+
+
+def test_update_formulas_act_elementwise():
+    """A parameter of several elements (and several parameters) updates each element as
+    the one-element cases above: the same three SGD-with-momentum and Adam trajectories,
+    scaled and with the sign flipped, side by side."""
+    for name, kw, grads, expected in (HAND[1], HAND[6]):
+        a = nn.Parameter(np.array([[1.0, -1.0], [1.0, -1.0]]))
+        b = nn.Parameter(np.array([1.0]))
+        opt = OURS[name]([a, b], **kw)
+        for g, want in zip(grads, expected):
+            a.grad[...] = [[g, -g], [g, -g]]
+            b.grad[...] = g
+            opt.step()
+            np.testing.assert_allclose(a.data, [[want, -want], [want, -want]], rtol=1e-14)
+            np.testing.assert_allclose(b.data, [want], rtol=1e-14)
 
 
 def _small_net(seed=0):
