@@ -341,7 +341,7 @@ def _():
 @mutation("pool-ceil-keeps-window-in-padding", 2, F2_SHAPE, no_torch=True)
 def _():
     """ceil_mode keeps a last window that would start in the right padding."""
-    from fastconv import _args
+    from fastconv._args import geometry as _args  # where conv_params / pool_params look
 
     def _pool_out(size, pad, dil, k, s, ceil_mode):
         _hit()
@@ -353,7 +353,7 @@ def _():
 @mutation("same-padding-extra-top-left", 2, F2_SHAPE, no_torch=True)
 def _():
     """padding="same" puts the odd extra row/column at the top/left."""
-    from fastconv import _args
+    from fastconv._args import geometry as _args  # where conv_params / pool_params look
 
     def make(orig):
         def wrong(padding, kernel, dilation, stride):
@@ -372,7 +372,7 @@ def _():
 @mutation("conv-out-size-ceil", 2, F2_SHAPE, no_torch=True)
 def _():
     """Convolution output size rounds up instead of down."""
-    from fastconv import _args
+    from fastconv._args import geometry as _args  # where conv_params / pool_params look
 
     def out_size(size, pad_total, dilation, kernel, stride):
         _hit()
@@ -505,15 +505,16 @@ def _():
     image wrong by 1 (a shared bug: they agree with each other)."""
     import fastconv._kernels as K
 
+    shared = (K.ALGO_ID["direct"], K.ALGO_ID["gemm"])
+
     def make(orig):
-        def wrong(geom, x, w, b, y, nthreads):
-            orig(geom, x, w, b, y, nthreads)
-            if x.size >= 2**21:
+        def wrong(algo, geom, x, w, b, y, nthreads):
+            orig(algo, geom, x, w, b, y, nthreads)
+            if algo in shared and x.size >= 2**21:
                 _hit()
                 y[-1] += 1
         return wrong
-    _replace(K, "conv2d_fwd_direct", make)
-    _replace(K, "conv2d_fwd_gemm", make)
+    _replace(K, "conv2d_fwd", make)
 
 
 def _layer(cls_name, forward, backward):
@@ -623,18 +624,21 @@ def _():
 def _scale_kernels(algo):
     import fastconv._kernels as K
 
+    aid = K.ALGO_ID[algo]
+
     def make(out_index):
         def wrap(orig):
-            def wrong(*args):
+            def wrong(*args):  # (algo, geom, ...): the per-pass binding
                 orig(*args)
-                _hit()
-                out = args[out_index]
-                out *= out.dtype.type(1.01)
+                if args[0] == aid:
+                    _hit()
+                    out = args[out_index]
+                    out *= out.dtype.type(1.01)
             return wrong
         return wrap
-    _replace(K, f"conv2d_fwd_{algo}", make(4))
-    _replace(K, f"conv2d_bwd_data_{algo}", make(3))
-    _replace(K, f"conv2d_bwd_weight_{algo}", make(3))
+    _replace(K, "conv2d_fwd", make(5))          # (algo, geom, x, w, b, y, nthreads)
+    _replace(K, "conv2d_bwd_data", make(4))     # (algo, geom, dy, w, dx, nthreads)
+    _replace(K, "conv2d_bwd_weight", make(4))   # (algo, geom, dy, x, dw, db, nthreads)
 
 
 @mutation("gemm-kernels-1pct", 6, ["test_fuzz.py"])
