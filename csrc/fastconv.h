@@ -183,4 +183,5 @@ FC_DECLARE_ALL(double, f64)
 #ifdef __cplusplus
 }
 #endif
+#include "qops.h"   /* int8 inference kernels (qgemm.c, qconv.c) */
 #endif /* FASTCONV_H */

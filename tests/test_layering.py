@@ -39,8 +39,9 @@ PKG_DIR = Path(fastconv.__file__).resolve().parent
 LAYERS = [
     ("kernels", ["fastconv._kernels"]),
     ("core", ["fastconv._version", "fastconv._env", "fastconv._fileio", "fastconv._args", "fastconv._runtime",
-              "fastconv._timing", "fastconv._tunetable", "fastconv._dispatch"]),
-    ("ops", ["fastconv.functional", "fastconv.reference", "fastconv._numpy_baseline"]),
+              "fastconv._timing", "fastconv._tunetable", "fastconv._dispatch", "fastconv._qargs"]),
+    ("ops", ["fastconv.functional", "fastconv.reference", "fastconv._numpy_baseline",
+             "fastconv.qfunctional", "fastconv.qreference"]),
     ("api", ["fastconv._backend", "fastconv._config"]),
     ("layers", ["fastconv.nn"]),
     ("models", ["fastconv.models", "fastconv.optim"]),

@@ -1,0 +1,273 @@
+/*
+ * qconv.c: int8 convolution (implicit uint8 im2col + the int8 GEMM of
+ * qgemm.c), uint8 im2col, max pooling and ReLU on uint8, and the float32 <->
+ * uint8 conversions at a quantized network's edges (qops.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "fc_internal.h"
+#include "qgemm.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define FC_QC_SSE2 1
+#else
+#define FC_QC_SSE2 0
+#endif
+
+static fc_status qconv_check_geom(const fc_conv_geom *g)
+{
+    if (g == NULL) return FC_EINVAL;
+    if (g->N < 0 || g->C < 1 || g->H < 1 || g->W < 1 || g->K < 1 || g->R < 1 || g->S < 1)
+        return FC_EINVAL;
+    if (g->groups < 1 || g->C % g->groups || g->K % g->groups) return FC_EINVAL;
+    if (g->stride_h < 1 || g->stride_w < 1 || g->dil_h < 1 || g->dil_w < 1) return FC_EINVAL;
+    if (g->pad_h < 0 || g->pad_w < 0 || g->P < 1 || g->Q < 1) return FC_EINVAL;
+    return FC_OK;
+}
+
+/* Row k = (c, r, s) of one image's im2col, columns j0 .. j0+nc-1. Output
+ * column j is pixel (p, q) = (j / Q, j % Q); it reads input (h, w) = (p*sh -
+ * ph + r*dh, q*sw - pw + s*dw), or pad outside the input. Walked one output
+ * row (a run of q) at a time: with stride 1 a run is pad bytes, one memcpy,
+ * pad bytes. The unsigned compare catches h < 0 and h >= H at once. */
+void fc_qconv_fill_row(const fc_conv_geom *g, const uint8_t *x_img, int64_t c, int64_t r,
+                       int64_t s, int64_t j0, int64_t nc, uint8_t pad, uint8_t *dst)
+{
+    const int64_t H = g->H, W = g->W, Q = g->Q;
+    const uint8_t *plane = x_img + c * H * W;
+    const int64_t end = j0 + nc;
+    int64_t j = j0, p = j0 / Q, q = j0 % Q;
+    while (j < end) {
+        const int64_t run = Q - q < end - j ? Q - q : end - j;
+        const int64_t h = p * g->stride_h - g->pad_h + r * g->dil_h;
+        uint8_t *d = dst + (j - j0);
+        if ((uint64_t)h >= (uint64_t)H) {
+            memset(d, pad, (size_t)run);
+        } else {
+            const uint8_t *src = plane + h * W;
+            const int64_t w0 = q * g->stride_w - g->pad_w + s * g->dil_w;
+            if (g->stride_w == 1) {
+                int64_t lo = w0 < 0 ? -w0 : 0, hi = W - w0;
+                if (lo > run) lo = run;
+                if (hi > run) hi = run;
+                if (hi < lo) hi = lo;
+                memset(d, pad, (size_t)lo);
+                memcpy(d + lo, src + w0 + lo, (size_t)(hi - lo));
+                memset(d + hi, pad, (size_t)(run - hi));
+            } else {
+                for (int64_t t = 0; t < run; t++) {
+                    const int64_t wi = w0 + t * g->stride_w;
+                    d[t] = (uint64_t)wi < (uint64_t)W ? src[wi] : pad;
+                }
+            }
+        }
+        j += run;
+        p++;
+        q = 0;
+    }
+}
+
+fc_status fc_qim2col_u8(const fc_conv_geom *g, const uint8_t *restrict x, uint8_t pad_value,
+                        uint8_t *restrict cols, int nthreads)
+{
+    fc_status st = qconv_check_geom(g);
+    if (st != FC_OK) return st;
+    if (g->N == 0) return FC_OK;
+    if (x == NULL || cols == NULL) return FC_EINVAL;
+    const int64_t RS = g->R * g->S, PQ = g->P * g->Q, rows = g->N * g->C * RS;
+    nthreads = fc_clamp_threads(nthreads);
+    FC_OMP_PARALLEL_FOR(nthreads)
+    for (int64_t row = 0; row < rows; row++) {
+        const int64_t n = row / (g->C * RS), k = row % (g->C * RS);
+        const int64_t c = k / RS, r = (k / g->S) % g->R, s = k % g->S;
+        fc_qconv_fill_row(g, x + n * g->C * g->H * g->W, c, r, s, 0, PQ, pad_value,
+                          cols + row * PQ);
+    }
+    return FC_OK;
+}
+
+fc_status fc_qconv2d_u8(const fc_conv_geom *g, const uint8_t *restrict x,
+                        const uint8_t *restrict packed_w, const int32_t *restrict rowsum,
+                        const fc_qepi *epi, void *restrict y, int nthreads)
+{
+    fc_status st = qconv_check_geom(g);
+    if (st != FC_OK) return st;
+    const int64_t G = g->groups, M = g->K / G, Kd = (g->C / G) * g->R * g->S;
+    if (Kd > FC_QGEMM_MAX_K) return FC_EINVAL;
+    st = fc_qepi_check(epi, g->K);
+    if (st != FC_OK) return st;
+    if (g->N == 0) return FC_OK;
+    if (x == NULL || packed_w == NULL || rowsum == NULL || y == NULL) return FC_EINVAL;
+    fc_qsrc s;
+    memset(&s, 0, sizeof(s));
+    s.kind = FC_QSRC_CONV;
+    s.a = x;
+    s.g = g;
+    s.nprob = g->N * G;
+    s.packed_w = packed_w;
+    s.wbytes = fc_qgemm_packed_bytes(M, Kd);
+    s.rowsum = rowsum;
+    s.c = (char *)y;
+    s.ldc_row = g->P * g->Q;
+    s.ldc_col = 1;
+    s.esize = epi->out_kind == FC_QOUT_U8 ? 1 : 4;
+    s.pad = (uint8_t)epi->a_zero;
+    return fc_qgemm_drive(&s, M, g->P * g->Q, Kd, epi, nthreads);
+}
+
+/* ---- max pooling ----------------------------------------------------------- */
+
+static fc_status qpool_check_geom(const fc_pool_geom *g)
+{
+    if (g == NULL) return FC_EINVAL;
+    if (g->N < 0 || g->C < 1 || g->H < 1 || g->W < 1 || g->kh < 1 || g->kw < 1) return FC_EINVAL;
+    if (g->stride_h < 1 || g->stride_w < 1 || g->dil_h < 1 || g->dil_w < 1) return FC_EINVAL;
+    if (g->pad_h < 0 || g->pad_w < 0 || g->P < 1 || g->Q < 1) return FC_EINVAL;
+    return FC_OK;
+}
+
+/* 2x2 windows, stride 2, no padding, every window inside the input. */
+static void qmax2x2(const uint8_t *xp, int64_t W, int64_t P, int64_t Q, uint8_t *yp)
+{
+    for (int64_t p = 0; p < P; p++) {
+        const uint8_t *r0 = xp + 2 * p * W, *r1 = r0 + W;
+        uint8_t *o = yp + p * Q;
+        int64_t q = 0;
+#if FC_QC_SSE2
+        const __m128i lowbytes = _mm_set1_epi16(0x00ff);
+        for (; q + 16 <= Q; q += 16) {
+            /* within each 16-bit lane (even, odd): max with the lane shifted down a byte */
+            __m128i a0 = _mm_loadu_si128((const __m128i *)(r0 + 2 * q));
+            __m128i a1 = _mm_loadu_si128((const __m128i *)(r0 + 2 * q + 16));
+            __m128i b0 = _mm_loadu_si128((const __m128i *)(r1 + 2 * q));
+            __m128i b1 = _mm_loadu_si128((const __m128i *)(r1 + 2 * q + 16));
+            __m128i m0 = _mm_max_epu8(a0, b0), m1 = _mm_max_epu8(a1, b1);
+            m0 = _mm_and_si128(_mm_max_epu8(m0, _mm_srli_epi16(m0, 8)), lowbytes);
+            m1 = _mm_and_si128(_mm_max_epu8(m1, _mm_srli_epi16(m1, 8)), lowbytes);
+            _mm_storeu_si128((__m128i *)(o + q), _mm_packus_epi16(m0, m1));
+        }
+#endif
+        for (; q < Q; q++) {
+            uint8_t a = r0[2 * q] > r0[2 * q + 1] ? r0[2 * q] : r0[2 * q + 1];
+            uint8_t b = r1[2 * q] > r1[2 * q + 1] ? r1[2 * q] : r1[2 * q + 1];
+            o[q] = a > b ? a : b;
+        }
+    }
+}
+
+fc_status fc_qmaxpool2d_u8(const fc_pool_geom *g, const uint8_t *restrict x,
+                           uint8_t *restrict y, int nthreads)
+{
+    fc_status st = qpool_check_geom(g);
+    if (st != FC_OK) return st;
+    if (g->N == 0) return FC_OK;
+    if (x == NULL || y == NULL) return FC_EINVAL;
+    const int64_t H = g->H, W = g->W, P = g->P, Q = g->Q, planes = g->N * g->C;
+    const int fast = g->kh == 2 && g->kw == 2 && g->stride_h == 2 && g->stride_w == 2
+                     && g->pad_h == 0 && g->pad_w == 0 && g->dil_h == 1 && g->dil_w == 1
+                     && 2 * P <= H && 2 * Q <= W;
+    nthreads = fc_clamp_threads(nthreads);
+    FC_OMP_PARALLEL_FOR(nthreads)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const uint8_t *xp = x + pl * H * W;
+        uint8_t *yp = y + pl * P * Q;
+        if (fast) {
+            qmax2x2(xp, W, P, Q, yp);
+            continue;
+        }
+        for (int64_t p = 0; p < P; p++) {
+            const int64_t h0 = p * g->stride_h - g->pad_h;
+            for (int64_t q = 0; q < Q; q++) {
+                const int64_t w0 = q * g->stride_w - g->pad_w;
+                uint8_t m = 0;
+                for (int64_t i = 0; i < g->kh; i++) {
+                    const int64_t h = h0 + i * g->dil_h;
+                    if ((uint64_t)h >= (uint64_t)H) continue;
+                    for (int64_t j = 0; j < g->kw; j++) {
+                        const int64_t w = w0 + j * g->dil_w;
+                        if ((uint64_t)w < (uint64_t)W && xp[h * W + w] > m) m = xp[h * W + w];
+                    }
+                }
+                yp[p * Q + q] = m;
+            }
+        }
+    }
+    return FC_OK;
+}
+
+/* ---- elementwise ------------------------------------------------------------ */
+
+#define QCHUNK 65536
+
+fc_status fc_qrelu_u8(int64_t n, const uint8_t *restrict x, uint8_t zp, uint8_t *restrict y,
+                      int nthreads)
+{
+    if (n < 0) return FC_EINVAL;
+    if (n == 0) return FC_OK;
+    if (x == NULL || y == NULL) return FC_EINVAL;
+    const int64_t nchunks = (n + QCHUNK - 1) / QCHUNK;
+    nthreads = fc_clamp_threads(nthreads);
+    FC_OMP_PARALLEL_FOR(nthreads)
+    for (int64_t ch = 0; ch < nchunks; ch++) {
+        const int64_t lo = ch * QCHUNK, hi = lo + QCHUNK < n ? lo + QCHUNK : n;
+        for (int64_t i = lo; i < hi; i++) y[i] = x[i] > zp ? x[i] : zp;
+    }
+    return FC_OK;
+}
+
+/* (N, C, L) blocks of L values sharing one scale and zero point. */
+static int q_layout(int64_t N, int64_t C, int64_t L)
+{
+    return N >= 0 && C >= 1 && L >= 0;
+}
+
+fc_status fc_quantize_u8(int64_t N, int64_t C, int64_t L, const float *restrict x,
+                         const float *restrict inv_scale, const int32_t *restrict zp,
+                         uint8_t *restrict q, int nthreads)
+{
+    if (!q_layout(N, C, L) || inv_scale == NULL || zp == NULL) return FC_EINVAL;
+    for (int64_t c = 0; c < C; c++)
+        if (zp[c] < 0 || zp[c] > 255) return FC_EINVAL;
+    if (N == 0 || L == 0) return FC_OK;
+    if (x == NULL || q == NULL) return FC_EINVAL;
+    const int64_t blocks = N * C;
+    nthreads = fc_clamp_threads(nthreads);
+    FC_OMP_PARALLEL_FOR(nthreads)
+    for (int64_t bl = 0; bl < blocks; bl++) {
+        const int64_t c = bl % C;
+        const float inv = inv_scale[c], z = (float)zp[c];
+        const float *xs = x + bl * L;
+        uint8_t *qs = q + bl * L;
+        for (int64_t i = 0; i < L; i++) {
+            float v = xs[i] * inv + z;
+            v = v > 0.0f ? v : 0.0f;          /* NaN -> 0 */
+            v = v < 255.0f ? v : 255.0f;
+            /* round half to even: exact for 0 <= v < 2^23 */
+            v = (v + 8388608.0f) - 8388608.0f;
+            qs[i] = (uint8_t)(int32_t)v;
+        }
+    }
+    return FC_OK;
+}
+
+fc_status fc_dequantize_u8(int64_t N, int64_t C, int64_t L, const uint8_t *restrict q,
+                           const float *restrict scale, const int32_t *restrict zp,
+                           float *restrict y, int nthreads)
+{
+    if (!q_layout(N, C, L) || scale == NULL || zp == NULL) return FC_EINVAL;
+    if (N == 0 || L == 0) return FC_OK;
+    if (q == NULL || y == NULL) return FC_EINVAL;
+    const int64_t blocks = N * C;
+    nthreads = fc_clamp_threads(nthreads);
+    FC_OMP_PARALLEL_FOR(nthreads)
+    for (int64_t bl = 0; bl < blocks; bl++) {
+        const int64_t c = bl % C;
+        const float s = scale[c];
+        const int32_t z = zp[c];
+        const uint8_t *qs = q + bl * L;
+        float *ys = y + bl * L;
+        for (int64_t i = 0; i < L; i++) ys[i] = (float)((int32_t)qs[i] - z) * s;
+    }
+    return FC_OK;
+}
