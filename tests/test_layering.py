@@ -47,7 +47,8 @@ LAYERS = [
     ("models", ["fastconv.models", "fastconv.optim"]),
     ("apps", ["fastconv.train", "fastconv.data", "fastconv.plotting", "fastconv.checkpoint",
               "fastconv.callbacks", "fastconv.inference", "fastconv.compile", "fastconv.onnx",
-              "fastconv.quantize", "fastconv.prune", "fastconv.distributed"]),
+              "fastconv.quantize", "fastconv.prune", "fastconv.distributed", "fastconv.binarize",
+              "fastconv.qlayers", "fastconv.compressed_io"]),
     ("tools", ["fastconv.tune", "fastconv.bench", "fastconv.selftest"]),
     ("cli", ["fastconv.cli", "fastconv.commands", "fastconv.__main__"]),
     # the package itself: the front door, gathering public names from every floor
