@@ -1,7 +1,8 @@
 /*
- * qconv.c: int8 convolution (implicit uint8 im2col + the int8 GEMM of
- * qgemm.c), uint8 im2col, max pooling and ReLU on uint8, and the float32 <->
- * uint8 conversions at a quantized network's edges (qops.h).
+ * qconv.c: int8 convolution entry points (the GEMM driver of qgemm.c reads
+ * C4 images in place), the NCHW <-> C4 layout changes, uint8 im2col, max
+ * pooling (NCHW and C4) and ReLU on uint8, and the float32 <-> uint8
+ * conversions at a quantized network's edges (qops.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -87,22 +88,34 @@ fc_status fc_qim2col_u8(const fc_conv_geom *g, const uint8_t *restrict x, uint8_
     return FC_OK;
 }
 
-fc_status fc_qconv2d_u8(const fc_conv_geom *g, const uint8_t *restrict x,
+/* Channel quads of a conv's input for the C4 kernels: ceil(C/4) with one
+ * group; C/groups must be a multiple of 4 with several. */
+static int64_t conv_quads(const fc_conv_geom *g)
+{
+    const int64_t G = g->groups, Cg = g->C / G;
+    if (G == 1) return (g->C + 3) / 4;
+    return Cg % 4 ? -1 : Cg / 4;
+}
+
+fc_status fc_qconv2d_c4(const fc_conv_geom *g, const uint8_t *restrict x_c4,
                         const uint8_t *restrict packed_w, const int32_t *restrict rowsum,
-                        const fc_qepi *epi, void *restrict y, int nthreads)
+                        const fc_qepi *epi, int y_c4, void *restrict y, int nthreads)
 {
     fc_status st = qconv_check_geom(g);
     if (st != FC_OK) return st;
-    const int64_t G = g->groups, M = g->K / G, Kd = (g->C / G) * g->R * g->S;
+    const int64_t G = g->groups, M = g->K / G, Cgq = conv_quads(g);
+    if (Cgq < 0) return FC_EINVAL;
+    const int64_t Kd = Cgq * g->R * g->S * 4;
     if (Kd > FC_QGEMM_MAX_K) return FC_EINVAL;
     st = fc_qepi_check(epi, g->K);
     if (st != FC_OK) return st;
+    if (y_c4 && (epi->out_kind != FC_QOUT_U8 || (G > 1 && M % 4))) return FC_EINVAL;
     if (g->N == 0) return FC_OK;
-    if (x == NULL || packed_w == NULL || rowsum == NULL || y == NULL) return FC_EINVAL;
+    if (x_c4 == NULL || packed_w == NULL || rowsum == NULL || y == NULL) return FC_EINVAL;
     fc_qsrc s;
     memset(&s, 0, sizeof(s));
-    s.kind = FC_QSRC_CONV;
-    s.a = x;
+    s.kind = FC_QSRC_C4;
+    s.a = x_c4;
     s.g = g;
     s.nprob = g->N * G;
     s.packed_w = packed_w;
@@ -113,7 +126,78 @@ fc_status fc_qconv2d_u8(const fc_conv_geom *g, const uint8_t *restrict x,
     s.ldc_col = 1;
     s.esize = epi->out_kind == FC_QOUT_U8 ? 1 : 4;
     s.pad = (uint8_t)epi->a_zero;
+    s.c4_out = y_c4;
     return fc_qgemm_drive(&s, M, g->P * g->Q, Kd, epi, nthreads);
+}
+
+fc_status fc_qconv2d_u8(const fc_conv_geom *g, const uint8_t *restrict x,
+                        const uint8_t *restrict packed_w, const int32_t *restrict rowsum,
+                        const fc_qepi *epi, void *restrict y, int nthreads)
+{
+    fc_status st = qconv_check_geom(g);
+    if (st != FC_OK) return st;
+    const int64_t Cgq = conv_quads(g);
+    if (Cgq < 0) return FC_EINVAL;
+    if (g->N == 0) return FC_OK;
+    if (x == NULL) return FC_EINVAL;
+    const int64_t Cq = g->groups == 1 ? Cgq : g->groups * Cgq;
+    uint8_t *x4 = (uint8_t *)malloc((size_t)(g->N * Cq * g->H * g->W * 4));
+    if (x4 == NULL) return FC_ENOMEM;
+    st = fc_qreorder_to_c4(g->N, g->C, g->H * g->W, x, (uint8_t)epi->a_zero, x4, nthreads);
+    if (st == FC_OK) st = fc_qconv2d_c4(g, x4, packed_w, rowsum, epi, 0, y, nthreads);
+    free(x4);
+    return st;
+}
+
+/* ---- layout changes ----------------------------------------------------------- */
+
+#define QCHUNK_L 4096
+
+fc_status fc_qreorder_to_c4(int64_t N, int64_t C, int64_t L, const uint8_t *restrict x,
+                            uint8_t pad, uint8_t *restrict y, int nthreads)
+{
+    if (N < 0 || C < 1 || L < 0) return FC_EINVAL;
+    if (N == 0 || L == 0) return FC_OK;
+    if (x == NULL || y == NULL) return FC_EINVAL;
+    const int64_t Cq = (C + 3) / 4, jobs = N * Cq;
+    nthreads = fc_clamp_threads(nthreads);
+    FC_OMP_PARALLEL(nthreads)
+    {
+        uint8_t padrow[QCHUNK_L];
+        memset(padrow, pad, sizeof(padrow));
+        FC_PRAGMA(omp for schedule(static))
+        for (int64_t jb = 0; jb < jobs; jb++) {
+            const int64_t n = jb / Cq, cq = jb % Cq;
+            for (int64_t l0 = 0; l0 < L; l0 += QCHUNK_L) {
+                const int64_t len = L - l0 < QCHUNK_L ? L - l0 : QCHUNK_L;
+                const uint8_t *r[4];
+                for (int t = 0; t < 4; t++) {
+                    const int64_t c = 4 * cq + t;
+                    r[t] = c < C ? x + (n * C + c) * L + l0 : padrow;
+                }
+                fc_qinterleave4(r[0], r[1], r[2], r[3], len, len, y + ((n * Cq + cq) * L + l0) * 4);
+            }
+        }
+    }
+    return FC_OK;
+}
+
+fc_status fc_qreorder_from_c4(int64_t N, int64_t C, int64_t L, const uint8_t *restrict x,
+                              uint8_t *restrict y, int nthreads)
+{
+    if (N < 0 || C < 1 || L < 0) return FC_EINVAL;
+    if (N == 0 || L == 0) return FC_OK;
+    if (x == NULL || y == NULL) return FC_EINVAL;
+    const int64_t Cq = (C + 3) / 4, planes = N * C;
+    nthreads = fc_clamp_threads(nthreads);
+    FC_OMP_PARALLEL_FOR(nthreads)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const int64_t n = pl / C, c = pl % C;
+        const uint8_t *src = x + (n * Cq + c / 4) * L * 4 + c % 4;
+        uint8_t *d = y + pl * L;
+        for (int64_t i = 0; i < L; i++) d[i] = src[4 * i];
+    }
+    return FC_OK;
 }
 
 /* ---- max pooling ----------------------------------------------------------- */
@@ -190,6 +274,81 @@ fc_status fc_qmaxpool2d_u8(const fc_pool_geom *g, const uint8_t *restrict x,
                     }
                 }
                 yp[p * Q + q] = m;
+            }
+        }
+    }
+    return FC_OK;
+}
+
+/* Max pooling of C4 images: g->C counts channel quads, each pixel is 4 bytes
+ * (4 channels) maximised bytewise. 2x2 / stride 2 windows: 4 output pixels per
+ * step (max of the two rows, then of the even and odd pixels). */
+static void qmax2x2_c4(const uint8_t *xp, int64_t W, int64_t P, int64_t Q, uint8_t *yp)
+{
+    for (int64_t p = 0; p < P; p++) {
+        const uint8_t *r0 = xp + 2 * p * W * 4, *r1 = r0 + W * 4;
+        uint8_t *o = yp + p * Q * 4;
+        int64_t q = 0;
+#if FC_QC_SSE2
+        for (; q + 4 <= Q; q += 4) {
+            const __m128i a0 = _mm_loadu_si128((const __m128i *)(r0 + 8 * q));
+            const __m128i a1 = _mm_loadu_si128((const __m128i *)(r0 + 8 * q + 16));
+            const __m128i b0 = _mm_loadu_si128((const __m128i *)(r1 + 8 * q));
+            const __m128i b1 = _mm_loadu_si128((const __m128i *)(r1 + 8 * q + 16));
+            const __m128 m0 = _mm_castsi128_ps(_mm_max_epu8(a0, b0));
+            const __m128 m1 = _mm_castsi128_ps(_mm_max_epu8(a1, b1));
+            const __m128i ev = _mm_castps_si128(_mm_shuffle_ps(m0, m1, _MM_SHUFFLE(2, 0, 2, 0)));
+            const __m128i od = _mm_castps_si128(_mm_shuffle_ps(m0, m1, _MM_SHUFFLE(3, 1, 3, 1)));
+            _mm_storeu_si128((__m128i *)(o + 4 * q), _mm_max_epu8(ev, od));
+        }
+#endif
+        for (; q < Q; q++)
+            for (int t = 0; t < 4; t++) {
+                uint8_t m = r0[8 * q + t];
+                if (r0[8 * q + 4 + t] > m) m = r0[8 * q + 4 + t];
+                if (r1[8 * q + t] > m) m = r1[8 * q + t];
+                if (r1[8 * q + 4 + t] > m) m = r1[8 * q + 4 + t];
+                o[4 * q + t] = m;
+            }
+    }
+}
+
+fc_status fc_qmaxpool2d_c4(const fc_pool_geom *g, const uint8_t *restrict x,
+                           uint8_t *restrict y, int nthreads)
+{
+    fc_status st = qpool_check_geom(g);
+    if (st != FC_OK) return st;
+    if (g->N == 0) return FC_OK;
+    if (x == NULL || y == NULL) return FC_EINVAL;
+    const int64_t H = g->H, W = g->W, P = g->P, Q = g->Q, planes = g->N * g->C;
+    const int fast = g->kh == 2 && g->kw == 2 && g->stride_h == 2 && g->stride_w == 2
+                     && g->pad_h == 0 && g->pad_w == 0 && g->dil_h == 1 && g->dil_w == 1
+                     && 2 * P <= H && 2 * Q <= W;
+    nthreads = fc_clamp_threads(nthreads);
+    FC_OMP_PARALLEL_FOR(nthreads)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const uint8_t *xp = x + pl * H * W * 4;
+        uint8_t *yp = y + pl * P * Q * 4;
+        if (fast) {
+            qmax2x2_c4(xp, W, P, Q, yp);
+            continue;
+        }
+        for (int64_t p = 0; p < P; p++) {
+            const int64_t h0 = p * g->stride_h - g->pad_h;
+            for (int64_t q = 0; q < Q; q++) {
+                const int64_t w0 = q * g->stride_w - g->pad_w;
+                uint8_t m[4] = {0, 0, 0, 0};
+                for (int64_t i = 0; i < g->kh; i++) {
+                    const int64_t h = h0 + i * g->dil_h;
+                    if ((uint64_t)h >= (uint64_t)H) continue;
+                    for (int64_t j = 0; j < g->kw; j++) {
+                        const int64_t w = w0 + j * g->dil_w;
+                        if ((uint64_t)w >= (uint64_t)W) continue;
+                        const uint8_t *v = xp + (h * W + w) * 4;
+                        for (int t = 0; t < 4; t++) m[t] = v[t] > m[t] ? v[t] : m[t];
+                    }
+                }
+                memcpy(yp + (p * Q + q) * 4, m, 4);
             }
         }
     }

@@ -158,14 +158,19 @@ static void epi_generic(const int32_t *tile, int64_t ldt, int mr, int nr, const 
 
 /* ---- micro-kernels ------------------------------------------------------ */
 
-typedef void (*qukr_fn)(int64_t kq, const uint8_t *w, const uint8_t *b, int32_t *tile, int high);
+/* tile[i*NR + j] (i < 8, j < NR) = sum over k groups q < kq of the 4-byte dot
+ * product of weight group w[q*32 + 4i ..] (int8) with operand group
+ * base + off[q] + 4j (uint8): row q of the operand is NR consecutive 4-byte
+ * groups at base + off[q], either a packed panel (off[q] = q * NR * 4) or
+ * read in place from a C4 image (qconv.c). */
+typedef void (*qukr_fn)(int64_t kq, const uint8_t *w, const uint8_t *base, const int64_t *off,
+                        int32_t *tile);
 typedef void (*qepi_fn)(const int32_t *tile, int64_t ldt, int mr, int nr, const qtile_epi *p,
                         char *out, int64_t ldr, int64_t ldcol);
 
 typedef struct {
     int isa;
     int nr;
-    int need_high;                /* packing records the panels with a byte >= 128 */
     qukr_fn ukr;
     qepi_fn epi;
 } qkern;
@@ -178,12 +183,13 @@ static inline int32_t ld32(const uint8_t *p)
 }
 
 #define GEN_NR 8
-static void ukr_generic(int64_t kq, const uint8_t *w, const uint8_t *b, int32_t *tile, int high)
+static void ukr_generic(int64_t kq, const uint8_t *w, const uint8_t *base, const int64_t *off,
+                        int32_t *tile)
 {
-    (void)high;
     int32_t acc[MR][GEN_NR];
     memset(acc, 0, sizeof(acc));
     for (int64_t k = 0; k < kq; k++) {
+        const uint8_t *b = base + off[k];
         for (int i = 0; i < MR; i++) {
             const int32_t w0 = (int8_t)w[4 * i], w1 = (int8_t)w[4 * i + 1];
             const int32_t w2 = (int8_t)w[4 * i + 2], w3 = (int8_t)w[4 * i + 3];
@@ -193,12 +199,11 @@ static void ukr_generic(int64_t kq, const uint8_t *w, const uint8_t *b, int32_t 
             }
         }
         w += 4 * MR;
-        b += 4 * GEN_NR;
     }
     memcpy(tile, acc, sizeof(acc));
 }
 
-static const qkern kern_generic = {0, GEN_NR, 0, ukr_generic, epi_generic};
+static const qkern kern_generic = {0, GEN_NR, ukr_generic, epi_generic};
 
 #if FC_Q_X86
 /* ---- AVX-512 VNNI: 8 x 32 ---------------------------------------------- */
@@ -214,19 +219,18 @@ static const qkern kern_generic = {0, GEN_NR, 0, ukr_generic, epi_generic};
     _mm512_storeu_si512((void *)(tile + (i) * VNNI_NR), c##i##0);     \
     _mm512_storeu_si512((void *)(tile + (i) * VNNI_NR + 16), c##i##1);
 
-FC_TARGET_VNNI static void ukr_vnni(int64_t kq, const uint8_t *w, const uint8_t *b,
-                                    int32_t *tile, int high)
+FC_TARGET_VNNI static void ukr_vnni(int64_t kq, const uint8_t *w, const uint8_t *base,
+                                    const int64_t *off, int32_t *tile)
 {
-    (void)high;
     VNNI_DECL(0) VNNI_DECL(1) VNNI_DECL(2) VNNI_DECL(3)
     VNNI_DECL(4) VNNI_DECL(5) VNNI_DECL(6) VNNI_DECL(7)
     for (int64_t k = 0; k < kq; k++) {
+        const uint8_t *b = base + off[k];
         const __m512i b0 = _mm512_loadu_si512((const void *)b);
         const __m512i b1 = _mm512_loadu_si512((const void *)(b + 64));
         VNNI_ROW(0) VNNI_ROW(1) VNNI_ROW(2) VNNI_ROW(3)
         VNNI_ROW(4) VNNI_ROW(5) VNNI_ROW(6) VNNI_ROW(7)
         w += 4 * MR;
-        b += 4 * VNNI_NR;
     }
     VNNI_STORE(0) VNNI_STORE(1) VNNI_STORE(2) VNNI_STORE(3)
     VNNI_STORE(4) VNNI_STORE(5) VNNI_STORE(6) VNNI_STORE(7)
@@ -268,60 +272,70 @@ FC_TARGET_VNNI static void epi_avx512(const int32_t *tile, int64_t ldt, int mr, 
     }
 }
 
-static const qkern kern_vnni = {2, VNNI_NR, 0, ukr_vnni, epi_avx512};
+static const qkern kern_vnni = {2, VNNI_NR, ukr_vnni, epi_avx512};
 
 /* ---- AVX2: 8 x 16 as two 4 x 16 halves ----------------------------------- */
 #define AVX2_NR 16
 #define AVX2_DECL(i) __m256i c##i##0 = _mm256_setzero_si256(), c##i##1 = _mm256_setzero_si256();
-#define AVX2_ROW(i)                                                                        \
+#define AVX2_LOW(i)                                                                        \
     {                                                                                      \
         const __m256i a = _mm256_set1_epi32(ld32(w + 4 * (i)));                            \
         c##i##0 = _mm256_add_epi32(c##i##0, _mm256_madd_epi16(_mm256_maddubs_epi16(l0, a), ones)); \
         c##i##1 = _mm256_add_epi32(c##i##1, _mm256_madd_epi16(_mm256_maddubs_epi16(l1, a), ones)); \
-        if (HIGH) {                                                                        \
-            c##i##0 = _mm256_add_epi32(c##i##0, _mm256_madd_epi16(_mm256_maddubs_epi16(h0, a), c128)); \
-            c##i##1 = _mm256_add_epi32(c##i##1, _mm256_madd_epi16(_mm256_maddubs_epi16(h1, a), c128)); \
-        }                                                                                  \
+    }
+#define AVX2_HIGH(i)                                                                       \
+    {                                                                                      \
+        const __m256i a = _mm256_set1_epi32(ld32(w + 4 * (i)));                            \
+        c##i##0 = _mm256_add_epi32(c##i##0, _mm256_madd_epi16(_mm256_maddubs_epi16(h0, a), c128)); \
+        c##i##1 = _mm256_add_epi32(c##i##1, _mm256_madd_epi16(_mm256_maddubs_epi16(h1, a), c128)); \
     }
 #define AVX2_STORE(i)                                                         \
     _mm256_storeu_si256((__m256i *)(tile + (i) * AVX2_NR), c##i##0);          \
     _mm256_storeu_si256((__m256i *)(tile + (i) * AVX2_NR + 8), c##i##1);
 
-/* Rows 4*half .. 4*half+3 of the panel; HIGH: also the activations' bit 7. */
-FC_TARGET_AVX2 static FC_ALWAYS_INLINE void ukr_avx2_half(int64_t kq, const uint8_t *w,
-                                                          const uint8_t *b, int32_t *tile,
-                                                          const int HIGH)
+/* Rows 0..3 of the weight panel w (its groups 32 bytes apart). The low 7 bits
+ * of every operand byte first, OR-ing the bytes on the way; the high bits
+ * (times 128) in a second pass only when one was set: *high caches that
+ * answer for the second half. */
+FC_TARGET_AVX2 static void ukr_avx2_half(int64_t kq, const uint8_t *w, const uint8_t *base,
+                                         const int64_t *off, int32_t *tile, int *high)
 {
     const __m256i ones = _mm256_set1_epi16(1), c128 = _mm256_set1_epi16(128);
     const __m256i m7f = _mm256_set1_epi8(0x7f), m01 = _mm256_set1_epi8(1);
+    const uint8_t *w0 = w;
     AVX2_DECL(0) AVX2_DECL(1) AVX2_DECL(2) AVX2_DECL(3)
+    __m256i orv = _mm256_setzero_si256();
     for (int64_t k = 0; k < kq; k++) {
+        const uint8_t *b = base + off[k];
         const __m256i x0 = _mm256_loadu_si256((const __m256i *)b);
         const __m256i x1 = _mm256_loadu_si256((const __m256i *)(b + 32));
+        orv = _mm256_or_si256(orv, _mm256_or_si256(x0, x1));
         const __m256i l0 = _mm256_and_si256(x0, m7f), l1 = _mm256_and_si256(x1, m7f);
-        __m256i h0 = l0, h1 = l1;
-        if (HIGH) {
-            h0 = _mm256_and_si256(_mm256_srli_epi16(x0, 7), m01);
-            h1 = _mm256_and_si256(_mm256_srli_epi16(x1, 7), m01);
-        }
-        (void)h0; (void)h1; (void)c128;
-        AVX2_ROW(0) AVX2_ROW(1) AVX2_ROW(2) AVX2_ROW(3)
+        AVX2_LOW(0) AVX2_LOW(1) AVX2_LOW(2) AVX2_LOW(3)
         w += 4 * MR;
-        b += 4 * AVX2_NR;
+    }
+    if (*high < 0) *high = _mm256_movemask_epi8(orv) != 0;
+    if (*high) {
+        w = w0;
+        for (int64_t k = 0; k < kq; k++) {
+            const uint8_t *b = base + off[k];
+            const __m256i x0 = _mm256_loadu_si256((const __m256i *)b);
+            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(b + 32));
+            const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(x0, 7), m01);
+            const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(x1, 7), m01);
+            AVX2_HIGH(0) AVX2_HIGH(1) AVX2_HIGH(2) AVX2_HIGH(3)
+            w += 4 * MR;
+        }
     }
     AVX2_STORE(0) AVX2_STORE(1) AVX2_STORE(2) AVX2_STORE(3)
 }
 
-FC_TARGET_AVX2 static void ukr_avx2(int64_t kq, const uint8_t *w, const uint8_t *b,
-                                    int32_t *tile, int high)
+FC_TARGET_AVX2 static void ukr_avx2(int64_t kq, const uint8_t *w, const uint8_t *base,
+                                    const int64_t *off, int32_t *tile)
 {
-    if (high) {
-        ukr_avx2_half(kq, w, b, tile, 1);
-        ukr_avx2_half(kq, w + 16, b, tile + 4 * AVX2_NR, 1);
-    } else {
-        ukr_avx2_half(kq, w, b, tile, 0);
-        ukr_avx2_half(kq, w + 16, b, tile + 4 * AVX2_NR, 0);
-    }
+    int high = -1;
+    ukr_avx2_half(kq, w, base, off, tile, &high);
+    ukr_avx2_half(kq, w + 16, base, off, tile + 4 * AVX2_NR, &high);
 }
 
 /* Contiguous rows: 8 lanes at a time, the tail in scalar code (same arithmetic). */
@@ -372,7 +386,7 @@ FC_TARGET_AVX2 static void epi_avx2(const int32_t *tile, int64_t ldt, int mr, in
     }
 }
 
-static const qkern kern_avx2 = {1, AVX2_NR, 1, ukr_avx2, epi_avx2};
+static const qkern kern_avx2 = {1, AVX2_NR, ukr_avx2, epi_avx2};
 #endif /* FC_Q_X86 */
 
 static const qkern *qkernel(void)
@@ -422,11 +436,11 @@ fc_status fc_qgemm_pack_w(int64_t M, int64_t K, const int8_t *restrict w, int64_
     return FC_OK;
 }
 
-/* Interleave 4 rows of n <= nr bytes (k = 4kq .. 4kq+3 of one panel's
- * columns) into the panel's k group dst (nr columns x 4 bytes, zero beyond n).
- * Returns 0x80 when a byte >= 128 was seen. */
-static unsigned interleave4(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2,
-                            const uint8_t *r3, int64_t n, int nr, uint8_t *dst)
+/* Interleave 4 rows of n bytes (k = 4q .. 4q+3 of n columns) into 4-byte
+ * groups at dst (n groups, then zero groups up to nr). Returns 0x80 when a
+ * byte >= 128 was seen. */
+unsigned fc_qinterleave4(const uint8_t *r0, const uint8_t *r1, const uint8_t *r2,
+                         const uint8_t *r3, int64_t n, int64_t nr, uint8_t *dst)
 {
     int64_t jj = 0;
     unsigned orv = 0;
@@ -460,53 +474,11 @@ static unsigned interleave4(const uint8_t *r0, const uint8_t *r1, const uint8_t 
     return orv & 0x80;
 }
 
-/* How a convolution's uint8 operand is read. Stride 1 ("virtual width"): the
- * image is first copied into a padded buffer of Hv x Wv per channel (Hv = P +
- * dh(R-1), Wv = Q + dw(S-1), borders = the zero point), and the GEMM runs over
- * virtual columns j = p*Wv + q, q < Wv: im2col row (c, r, s) is then the
- * contiguous run pimg + c*Hv*Wv + r*dh*Wv + s*dw + j, so packing is a plain
- * interleave of 4 pointers. Columns with q >= Q are computed and dropped
- * (Wv/Q - 1 extra work: 6% for 32x32 with 3x3 "same" padding). Other strides
- * fill each row through fc_qconv_fill_row. */
-typedef struct {
-    int virt;
-    int64_t Hv, Wv, Nv;           /* virtual grid and its column count */
-    const int64_t *koff;          /* virt: offset of row k in the padded image */
-} qconv_plan;
-
-/* Copy the group's channels of one image into the padded buffer. */
-static void pad_image(const fc_conv_geom *g, const qconv_plan *cp, const uint8_t *x_img,
-                      int64_t Cg, uint8_t pad, uint8_t *pimg)
+/* Pack one NR-column panel (columns j0 .. j0+n-1, all K rows) of a MATRIX or
+ * ROWS operand into dst (kq groups of nr x 4 bytes). zero: nr zero bytes. */
+static void pack_panel(const fc_qsrc *s, int64_t K, int64_t j0, int64_t n, int64_t kq, int nr,
+                       uint8_t *dst, const uint8_t *zero)
 {
-    const int64_t Hv = cp->Hv, Wv = cp->Wv;
-    int64_t hn = g->H, wn = g->W;
-    if (hn > Hv - g->pad_h) hn = Hv - g->pad_h;
-    if (wn > Wv - g->pad_w) wn = Wv - g->pad_w;
-    for (int64_t c = 0; c < Cg; c++) {
-        uint8_t *d = pimg + c * Hv * Wv;
-        const uint8_t *src = x_img + c * g->H * g->W;
-        memset(d, pad, (size_t)(g->pad_h * Wv));
-        for (int64_t h = 0; h < hn; h++) {
-            uint8_t *row = d + (g->pad_h + h) * Wv;
-            memset(row, pad, (size_t)g->pad_w);
-            memcpy(row + g->pad_w, src + h * g->W, (size_t)wn);
-            memset(row + g->pad_w + wn, pad, (size_t)(Wv - g->pad_w - wn));
-        }
-        if (g->pad_h + hn < Hv)
-            memset(d + (g->pad_h + hn) * Wv, pad, (size_t)((Hv - g->pad_h - hn) * Wv));
-    }
-}
-
-/* Pack one NR-column panel (columns j0 .. j0+n-1, all K rows) of problem
- * prob's uint8 operand into dst (kq groups of nr x 4 bytes). tmp: 5 * nr
- * bytes (4 rows, then a zero row). Returns 0x80 when a byte >= 128 was packed. */
-static unsigned pack_panel(const fc_qsrc *s, const qconv_plan *cp, const uint8_t *pimg,
-                           const uint8_t *x_img, int64_t K, int64_t j0, int64_t n, int64_t kq,
-                           int nr, uint8_t *dst, uint8_t *tmp)
-{
-    unsigned hi = 0;
-    const uint8_t *zero = tmp + 4 * nr;
-    const uint8_t *rows[4];
     if (s->kind == FC_QSRC_ROWS) {
         /* column j of the operand is row j of the input: 4 k values are 4 bytes */
         const int64_t full = K / 4;
@@ -516,39 +488,82 @@ static unsigned pack_panel(const fc_qsrc *s, const qconv_plan *cp, const uint8_t
                 continue;
             }
             const uint8_t *row = s->a + (j0 + jj) * s->lda;
-            for (int64_t q = 0; q < full; q++) {
-                uint8_t *o = dst + (q * nr + jj) * 4;
-                memcpy(o, row + 4 * q, 4);
-                hi |= (unsigned)(o[0] | o[1] | o[2] | o[3]);
-            }
+            for (int64_t q = 0; q < full; q++) memcpy(dst + (q * nr + jj) * 4, row + 4 * q, 4);
             if (full < kq) {
                 uint8_t *o = dst + (full * nr + jj) * 4;
                 for (int t = 0; t < 4; t++) o[t] = 4 * full + t < K ? row[4 * full + t] : 0;
-                hi |= (unsigned)(o[0] | o[1] | o[2] | o[3]);
             }
         }
-        return hi & 0x80;
+        return;
     }
     for (int64_t q = 0; q < kq; q++) {
+        const uint8_t *rows[4];
         for (int t = 0; t < 4; t++) {
             const int64_t k = 4 * q + t;
-            if (k >= K) {
-                rows[t] = zero;
-            } else if (s->kind == FC_QSRC_MATRIX) {
-                rows[t] = s->a + k * s->lda + j0;
-            } else if (cp->virt) {
-                rows[t] = pimg + cp->koff[k] + j0;
-            } else {
-                const fc_conv_geom *g = s->g;
-                const int64_t RS = g->R * g->S;
-                fc_qconv_fill_row(g, x_img, k / RS, (k / g->S) % g->R, k % g->S, j0, n, s->pad,
-                                  tmp + t * nr);
-                rows[t] = tmp + t * nr;
-            }
+            rows[t] = k < K ? s->a + k * s->lda + j0 : zero;
         }
-        hi |= interleave4(rows[0], rows[1], rows[2], rows[3], n, nr, dst + q * nr * 4);
+        fc_qinterleave4(rows[0], rows[1], rows[2], rows[3], n, nr, dst + q * nr * 4);
     }
-    return hi;
+}
+
+/* ---- convolutions on C4 images --------------------------------------------
+ * The input is uint8 in the C4 layout (N, ceil(C/4), H, W, 4): the 4 bytes of
+ * a pixel are 4 consecutive channels, which is exactly one k group of the GEMM
+ * when K is ordered (channel quad, r, s, channel % 4) (the weights are packed
+ * in that order: fastconv.qfunctional.PackedWeights). Each job copies its
+ * image (its group's quads) into a padded buffer of Hv x Wv pixels per quad
+ * (borders = the zero point), so k group (cq, r, s) of output pixel (p, q)
+ * is the 4-byte word at koff[(cq*R + r)*S + s] + ((p*sh)*Wv + q*sw) * 4.
+ * Stride 1 ("virtual width"): the GEMM runs over virtual columns j = p*Wv +
+ * q (q < Wv), so an operand row is the contiguous run koff[k] + 4j and the
+ * micro-kernel reads it in place, no packing at all; columns with q >= Q are
+ * computed and dropped (Wv/Q - 1 extra work). Other strides gather the words
+ * of each panel into a packed panel first. */
+typedef struct {
+    int virt;
+    int64_t Cgq, Hv, Wv, ncols;
+    int64_t *koff;
+} qconv_plan;
+
+static void pad_image_c4(const fc_conv_geom *g, const qconv_plan *cp, const uint8_t *x_img,
+                         uint8_t pad, uint8_t *pimg)
+{
+    const int64_t Hv = cp->Hv, Wv = cp->Wv;
+    const int64_t top = g->pad_h < Hv ? g->pad_h : Hv;
+    int64_t hn = Hv - g->pad_h < g->H ? Hv - g->pad_h : g->H;
+    if (hn < 0) hn = 0;
+    const int64_t left = g->pad_w < Wv ? g->pad_w : Wv;
+    int64_t wn = Wv - g->pad_w < g->W ? Wv - g->pad_w : g->W;
+    if (wn < 0) wn = 0;
+    const int64_t right = Wv - left - wn;
+    for (int64_t c = 0; c < cp->Cgq; c++) {
+        uint8_t *d = pimg + c * Hv * Wv * 4;
+        const uint8_t *src = x_img + c * g->H * g->W * 4;
+        memset(d, pad, (size_t)(top * Wv * 4));
+        for (int64_t h = 0; h < hn; h++) {
+            uint8_t *row = d + (top + h) * Wv * 4;
+            memset(row, pad, (size_t)(left * 4));
+            memcpy(row + left * 4, src + h * g->W * 4, (size_t)(wn * 4));
+            memset(row + (left + wn) * 4, pad, (size_t)(right * 4));
+        }
+        memset(d + (top + hn) * Wv * 4, pad, (size_t)((Hv - top - hn) * Wv * 4));
+    }
+}
+
+/* Gather panel columns j0 .. j0+n-1 (output pixels) of a strided conv. */
+static void gather_panel(const fc_conv_geom *g, const qconv_plan *cp, const uint8_t *pimg,
+                         int64_t j0, int64_t n, int64_t kq, int nr, uint8_t *dst, int64_t *colo)
+{
+    for (int64_t jj = 0; jj < n; jj++) {
+        const int64_t p = (j0 + jj) / g->Q, q = (j0 + jj) % g->Q;
+        colo[jj] = (p * g->stride_h * cp->Wv + q * g->stride_w) * 4;
+    }
+    for (int64_t k = 0; k < kq; k++) {
+        const uint8_t *src = pimg + cp->koff[k];
+        uint8_t *d = dst + k * nr * 4;
+        for (int64_t jj = 0; jj < n; jj++) memcpy(d + jj * 4, src + colo[jj], 4);
+        if (n < nr) memset(d + n * 4, 0, (size_t)(nr - n) * 4);
+    }
 }
 
 /* ---- driver --------------------------------------------------------------- */
@@ -573,6 +588,8 @@ fc_status fc_qepi_check(const fc_qepi *epi, int64_t M)
     return FC_OK;
 }
 
+/* The epilogue constants of rows row0 .. row0+mr-1 (rows beyond mr: zero, so
+ * they come out as the zero point). */
 static void tile_epi(const fc_qepi *epi, const int32_t *rowsum, int64_t row0, int mr,
                      qtile_epi *t)
 {
@@ -595,6 +612,25 @@ static void tile_epi(const fc_qepi *epi, const int32_t *rowsum, int64_t row0, in
 
 static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* Write the tile's columns [c0, c0+len) (output pixels pix0 ..) of a conv. */
+static void conv_out(const qkern *kn, const fc_qsrc *s, const int32_t *tile, int nr, int mr,
+                     const qtile_epi *te, int64_t c0, int64_t len, int64_t pix0, char *rowbase,
+                     uint8_t *ut, int64_t quad0, int64_t nquad, int64_t PQ)
+{
+    if (!s->c4_out) {
+        kn->epi(tile + c0, nr, mr, (int)len, te, rowbase + pix0 * (int64_t)s->esize, s->ldc_row, 1);
+        return;
+    }
+    /* C4 output: uint8 rows (whole channel quads), then 4 rows -> 4-byte groups */
+    const int mr4 = (int)(4 * nquad);
+    kn->epi(tile + c0, nr, mr4, (int)len, te, (char *)ut, nr, 1);
+    for (int64_t qd = 0; qd < nquad; qd++) {
+        const uint8_t *r = ut + 4 * qd * nr;
+        fc_qinterleave4(r, r + nr, r + 2 * nr, r + 3 * nr, len, len,
+                        (uint8_t *)s->c + ((quad0 + qd) * PQ + pix0) * 4);
+    }
+}
+
 fc_status fc_qgemm_drive(const fc_qsrc *s, int64_t M, int64_t N, int64_t K, const fc_qepi *epi,
                          int nthreads)
 {
@@ -603,26 +639,30 @@ fc_status fc_qgemm_drive(const fc_qsrc *s, int64_t M, int64_t N, int64_t K, cons
     const int nr = kn->nr;
     const int64_t kq = (K + 3) / 4, mp = (M + MR - 1) / MR;
     const fc_conv_geom *g = s->g;
+    const int conv = s->kind == FC_QSRC_C4;
     qconv_plan cp;
     memset(&cp, 0, sizeof(cp));
-    int64_t G = 1, Cg = 0, ncols = N;
-    int64_t *koff = NULL;
-    if (s->kind == FC_QSRC_CONV) {
+    int64_t G = 1, ncols = N, Kq_out = 0;
+    int64_t *offs = (int64_t *)malloc((size_t)(kq > 0 ? kq : 1) * sizeof(int64_t));
+    if (offs == NULL) return FC_ENOMEM;
+    for (int64_t k = 0; k < kq; k++) offs[k] = k * nr * 4;     /* rows of a packed panel */
+    if (conv) {
         G = g->groups;
-        Cg = g->C / G;
+        cp.Cgq = kq / (g->R * g->S);
         cp.virt = g->stride_h == 1 && g->stride_w == 1;
-        if (cp.virt) {
-            cp.Hv = g->P + g->dil_h * (g->R - 1);
-            cp.Wv = g->Q + g->dil_w * (g->S - 1);
-            cp.Nv = (g->P - 1) * cp.Wv + g->Q;
-            ncols = cp.Nv;
-            koff = (int64_t *)malloc((size_t)(K > 0 ? K : 1) * sizeof(int64_t));
-            if (koff == NULL) return FC_ENOMEM;
-            for (int64_t k = 0; k < K; k++) {
-                const int64_t RS = g->R * g->S, c = k / RS, r = (k / g->S) % g->R, sx = k % g->S;
-                koff[k] = c * cp.Hv * cp.Wv + r * g->dil_h * cp.Wv + sx * g->dil_w;
-            }
-            cp.koff = koff;
+        cp.Hv = (g->P - 1) * g->stride_h + g->dil_h * (g->R - 1) + 1;
+        cp.Wv = (g->Q - 1) * g->stride_w + g->dil_w * (g->S - 1) + 1;
+        cp.ncols = cp.virt ? (g->P - 1) * cp.Wv + g->Q : g->P * g->Q;
+        ncols = cp.ncols;
+        Kq_out = (g->K + 3) / 4;
+        cp.koff = (int64_t *)malloc((size_t)(kq > 0 ? kq : 1) * sizeof(int64_t));
+        if (cp.koff == NULL) {
+            free(offs);
+            return FC_ENOMEM;
+        }
+        for (int64_t k = 0; k < kq; k++) {
+            const int64_t c = k / (g->R * g->S), r = (k / g->S) % g->R, sx = k % g->S;
+            cp.koff[k] = ((c * cp.Hv + r * g->dil_h) * cp.Wv + sx * g->dil_w) * 4;
         }
     }
     /* jobs: (problem, share of the column panels, share of the row panels) */
@@ -640,19 +680,24 @@ fc_status fc_qgemm_drive(const fc_qsrc *s, int64_t M, int64_t N, int64_t K, cons
     const int64_t njobs = s->nprob * cparts * rparts;
     if (njobs < nthreads) nthreads = (int)njobs;
     const size_t pbytes = (size_t)((kq > 0 ? kq : 1) * nr * 4);
-    const size_t ibytes = cp.virt ? (size_t)(Cg * cp.Hv * cp.Wv) : 0;
-    const size_t wsbytes = al64(pbytes) + al64((size_t)(5 * nr)) + al64((size_t)MR * nr * 4)
-                         + al64(ibytes);
+    const size_t ibytes = conv ? (size_t)(cp.Cgq * cp.Hv * cp.Wv * 4 + nr * 4 + 64) : 0;
+    const size_t wsbytes = al64(pbytes) + al64((size_t)nr) + al64((size_t)MR * nr * 4)
+                         + al64((size_t)MR * nr) + al64((size_t)nr * 8) + al64(ibytes);
     int failed = 0;
 
     FC_OMP_PARALLEL(nthreads)
     {
         char *ws = (char *)fc_ws_alloc(wsbytes);
         uint8_t *bpan = (uint8_t *)ws;
-        uint8_t *tmp = bpan + al64(pbytes);
-        int32_t *tile = (int32_t *)(tmp + al64((size_t)(5 * nr)));
-        uint8_t *pimg = (uint8_t *)tile + al64((size_t)MR * nr * 4);
-        if (ws != NULL) memset(tmp + 4 * nr, 0, (size_t)nr);   /* the zero row */
+        uint8_t *zero = bpan + al64(pbytes);
+        int32_t *tile = (int32_t *)(zero + al64((size_t)nr));
+        uint8_t *ut = (uint8_t *)tile + al64((size_t)MR * nr * 4);
+        int64_t *colo = (int64_t *)(ut + al64((size_t)MR * nr));
+        uint8_t *pimg = (uint8_t *)colo + al64((size_t)nr * 8);
+        if (ws != NULL) {
+            memset(zero, 0, (size_t)nr);
+            if (conv) memset(pimg + ibytes - nr * 4 - 64, 0, (size_t)nr * 4 + 64);  /* slack */
+        }
         FC_PRAGMA(omp for schedule(dynamic, 1))
         for (int64_t job = 0; job < njobs; job++) {
             if (ws == NULL) {
@@ -668,30 +713,45 @@ fc_status fc_qgemm_drive(const fc_qsrc *s, int64_t M, int64_t N, int64_t K, cons
             const int64_t grp = prob % G, n_img = prob / G;
             const uint8_t *w = s->packed_w + (size_t)grp * s->wbytes;
             const int64_t row0 = grp * M;
-            const uint8_t *x_img = NULL;
             char *cbase = s->c;
-            if (s->kind == FC_QSRC_CONV) {
-                x_img = s->a + (n_img * g->C + grp * Cg) * g->H * g->W;
-                cbase += (n_img * g->K + grp * M) * N * (int64_t)s->esize;
-                if (cp.virt) pad_image(g, &cp, x_img, Cg, s->pad, pimg);
+            if (conv) {
+                const int64_t Cq_in = G == 1 ? cp.Cgq : G * cp.Cgq;
+                pad_image_c4(g, &cp, s->a + (n_img * Cq_in + grp * cp.Cgq) * g->H * g->W * 4,
+                             s->pad, pimg);
+                if (!s->c4_out) cbase += (n_img * g->K + grp * M) * N * (int64_t)s->esize;
             }
             for (int64_t pj = clo; pj < chi; pj++) {
                 const int64_t j0 = pj * nr;
-                const int n = (int)(ncols - j0 < nr ? ncols - j0 : nr);
-                const unsigned high = pack_panel(s, &cp, pimg, x_img, K, j0, n, kq, nr, bpan, tmp);
-                const int hi = kn->need_high ? high != 0 : 0;
+                const int64_t n = ncols - j0 < nr ? ncols - j0 : nr;
+                const uint8_t *base = bpan;
+                const int64_t *off = offs;
+                if (conv && cp.virt) {
+                    base = pimg + j0 * 4;
+                    off = cp.koff;
+                } else if (conv) {
+                    gather_panel(g, &cp, pimg, j0, n, kq, nr, bpan, colo);
+                } else {
+                    pack_panel(s, K, j0, n, kq, nr, bpan, zero);
+                }
                 for (int64_t pi = plo; pi < phi; pi++) {
                     const int mr = (int)(M - pi * MR < MR ? M - pi * MR : MR);
                     qtile_epi te;
-                    kn->ukr(kq, w + pi * kq * 4 * MR, bpan, tile, hi);
+                    kn->ukr(kq, w + pi * kq * 4 * MR, base, off, tile);
                     tile_epi(epi, s->rowsum, row0 + pi * MR, mr, &te);
-                    char *rowbase = cbase + (pi * MR) * s->ldc_row * (int64_t)s->esize;
-                    if (!cp.virt) {
-                        kn->epi(tile, nr, mr, n, &te, rowbase + j0 * s->ldc_col * (int64_t)s->esize,
-                                s->ldc_row, s->ldc_col);
+                    if (!conv) {
+                        char *out = cbase + ((pi * MR) * s->ldc_row + j0 * s->ldc_col) * (int64_t)s->esize;
+                        kn->epi(tile, nr, mr, (int)n, &te, out, s->ldc_row, s->ldc_col);
                         continue;
                     }
-                    /* virtual columns -> output pixels, one run of q < Q per row p */
+                    const int64_t PQ = g->P * g->Q;
+                    const int64_t quad0 = n_img * Kq_out + (row0 + pi * MR) / 4;
+                    const int64_t nquad = (mr + 3) / 4;
+                    char *rowbase = cbase + (pi * MR) * s->ldc_row * (int64_t)s->esize;
+                    if (!cp.virt) {
+                        conv_out(kn, s, tile, nr, mr, &te, 0, n, j0, rowbase, ut, quad0, nquad, PQ);
+                        continue;
+                    }
+                    /* virtual columns -> output pixels: one run of q < Q per row p */
                     int64_t jv = j0;
                     while (jv < j0 + n) {
                         const int64_t p = jv / cp.Wv, q = jv % cp.Wv;
@@ -699,8 +759,8 @@ fc_status fc_qgemm_drive(const fc_qsrc *s, int64_t M, int64_t N, int64_t K, cons
                         if (run > j0 + n - jv) run = j0 + n - jv;
                         if (q < g->Q) {
                             const int64_t len = g->Q - q < run ? g->Q - q : run;
-                            kn->epi(tile + (jv - j0), nr, mr, (int)len, &te,
-                                    rowbase + (p * g->Q + q) * (int64_t)s->esize, s->ldc_row, 1);
+                            conv_out(kn, s, tile, nr, mr, &te, jv - j0, len, p * g->Q + q, rowbase,
+                                     ut, quad0, nquad, PQ);
                         }
                         jv += run;
                     }
@@ -709,7 +769,8 @@ fc_status fc_qgemm_drive(const fc_qsrc *s, int64_t M, int64_t N, int64_t K, cons
         }
         if (ws != NULL) fc_ws_free(ws);
     }
-    free(koff);
+    free(cp.koff);
+    free(offs);
     return failed ? FC_ENOMEM : FC_OK;
 }
 

@@ -105,16 +105,31 @@ fc_status fc_qlinear_u8(int64_t N, int64_t M, int64_t K, const uint8_t *restrict
                         const fc_qepi *epi, void *restrict y, int nthreads);
 
 /* ---- convolution -------------------------------------------------------- */
+/* The C4 layout of uint8 activations: (N, ceil(C/4), H, W, 4), channel c of
+ * pixel (h, w) at [n][c/4][h][w][c%4]; the 4 bytes of a pixel are one k group
+ * of the GEMM, so a stride-1 convolution reads its operand in place (qgemm.c).
+ * Channels beyond C (the last quad) are filled with the zero point. */
+fc_status fc_qreorder_to_c4(int64_t N, int64_t C, int64_t L, const uint8_t *restrict x,
+                            uint8_t pad, uint8_t *restrict y, int nthreads);
+fc_status fc_qreorder_from_c4(int64_t N, int64_t C, int64_t L, const uint8_t *restrict x,
+                              uint8_t *restrict y, int nthreads);
+
 /* im2col of uint8: cols (N, C*R*S, P*Q) as fc_im2col_f32, padding = pad_value
  * (the zero point, so padding is a real zero). */
 fc_status fc_qim2col_u8(const fc_conv_geom *g, const uint8_t *restrict x, uint8_t pad_value,
                         uint8_t *restrict cols, int nthreads);
-/* Convolution y (N, K, P, Q) = conv(x (N, C, H, W) uint8, w) + epilogue: the
- * implicit im2col of each image packed straight into the GEMM's panels
- * (padding = epi->a_zero). packed_w: for each group g, the K/groups x
- * C/groups*R*S weights of that group packed by fc_qgemm_pack_w, one after the
- * other (group g at g * fc_qgemm_packed_bytes(K/groups, C/groups*R*S)); rowsum
- * K values. y is uint8, int32 or float32 as epi->out_kind. */
+/* Convolution y = conv(x, w) + epilogue, x uint8 in the C4 layout, padding =
+ * epi->a_zero. packed_w: for each group, its K/groups x (Cgq*R*S*4) weights
+ * in (channel quad, r, s, channel % 4) order (zero for channels beyond C),
+ * packed by fc_qgemm_pack_w, one group after the other; Cgq = ceil(C/4) with
+ * one group, C/groups/4 with several (C/groups must then be a multiple of 4);
+ * rowsum: K values. y: NCHW (N, K, P, Q) uint8 / int32 / float32 as
+ * epi->out_kind, or, with y_c4, uint8 in the C4 layout (K/groups a multiple of
+ * 4 when groups > 1). */
+fc_status fc_qconv2d_c4(const fc_conv_geom *g, const uint8_t *restrict x_c4,
+                        const uint8_t *restrict packed_w, const int32_t *restrict rowsum,
+                        const fc_qepi *epi, int y_c4, void *restrict y, int nthreads);
+/* The same from an NCHW input (changed to C4 in a temporary buffer), NCHW out. */
 fc_status fc_qconv2d_u8(const fc_conv_geom *g, const uint8_t *restrict x,
                         const uint8_t *restrict packed_w, const int32_t *restrict rowsum,
                         const fc_qepi *epi, void *restrict y, int nthreads);
@@ -124,6 +139,9 @@ fc_status fc_qconv2d_u8(const fc_conv_geom *g, const uint8_t *restrict x,
  * inside the input (padding never wins, as -inf padding; the scale and zero
  * point carry over unchanged since quantization is monotonic). */
 fc_status fc_qmaxpool2d_u8(const fc_pool_geom *g, const uint8_t *restrict x,
+                           uint8_t *restrict y, int nthreads);
+/* The same on C4 images: g->C counts channel quads (4 channels per pixel). */
+fc_status fc_qmaxpool2d_c4(const fc_pool_geom *g, const uint8_t *restrict x,
                            uint8_t *restrict y, int nthreads);
 /* ReLU on uint8 with zero point zp: y = max(x, zp). */
 fc_status fc_qrelu_u8(int64_t n, const uint8_t *restrict x, uint8_t zp, uint8_t *restrict y,

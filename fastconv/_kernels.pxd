@@ -232,6 +232,14 @@ cdef extern from "fastconv.h" nogil:
                             uint8_t *cols, int nthreads)
     fc_status fc_qconv2d_u8(const fc_conv_geom *g, const uint8_t *x, const uint8_t *packed_w,
                             const int32_t *rowsum, const fc_qepi *epi, void *y, int nthreads)
+    fc_status fc_qconv2d_c4(const fc_conv_geom *g, const uint8_t *x_c4, const uint8_t *packed_w,
+                            const int32_t *rowsum, const fc_qepi *epi, int y_c4, void *y,
+                            int nthreads)
+    fc_status fc_qreorder_to_c4(int64_t N, int64_t C, int64_t L, const uint8_t *x, uint8_t pad,
+                                uint8_t *y, int nthreads)
+    fc_status fc_qreorder_from_c4(int64_t N, int64_t C, int64_t L, const uint8_t *x, uint8_t *y,
+                                  int nthreads)
+    fc_status fc_qmaxpool2d_c4(const fc_pool_geom *g, const uint8_t *x, uint8_t *y, int nthreads)
     fc_status fc_qmaxpool2d_u8(const fc_pool_geom *g, const uint8_t *x, uint8_t *y, int nthreads)
     fc_status fc_qrelu_u8(int64_t n, const uint8_t *x, uint8_t zp, uint8_t *y, int nthreads)
     fc_status fc_quantize_u8(int64_t N, int64_t C, int64_t L, const float *x,

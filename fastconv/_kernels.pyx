@@ -895,12 +895,15 @@ def qim2col(ConvGeom geom, const uint8_t[::1] x, int pad_value, uint8_t[::1] col
 def qconv2d(ConvGeom geom, const uint8_t[::1] x, const uint8_t[::1] packed,
             const int32_t[::1] rowsum, int kind, bint relu, int a_zero, int out_zero,
             const int32_t[::1] bias, const float[::1] mult, uint8_t[::1] y, int nthreads):
-    """y = conv(x, W) (+ epilogue per output channel), x uint8; packed: each group's
-    weights packed by qgemm_pack_w, one after the other; y as bytes."""
+    """y = conv(x, W) (+ epilogue per output channel), x uint8 NCHW; packed: each group's
+    weights in the C4 order (fc_qconv2d_c4), packed by qgemm_pack_w; y as bytes."""
     cdef fc_qepi e
-    cdef int64_t G = geom.g.groups
-    cdef int64_t Kd = (geom.g.C // G) * geom.g.R * geom.g.S
+    cdef int64_t G = geom.g.groups, Cg = geom.g.C // geom.g.groups
+    cdef int64_t Cgq = (geom.g.C + 3) // 4 if G == 1 else Cg // 4
+    cdef int64_t Kd = Cgq * geom.g.R * geom.g.S * 4
     _qepi(&e, kind, relu, a_zero, out_zero, bias, mult, geom.g.K)
+    if G > 1 and Cg % 4:
+        raise ValueError(f"int8 convolution with groups={G} needs C/groups a multiple of 4, got {Cg}")
     _need(x.shape[0], geom.x_size(), "x")
     _need(packed.shape[0], G * fc_qgemm_packed_bytes(geom.g.K // G, Kd), "packed")
     _need(rowsum.shape[0], geom.g.K, "rowsum")
@@ -911,6 +914,71 @@ def qconv2d(ConvGeom geom, const uint8_t[::1] x, const uint8_t[::1] packed,
     with nogil:
         st = fc_qconv2d_u8(&geom.g, &x[0], &packed[0], &rowsum[0], &e, &y[0], nthreads)
     _check(st, "int8 conv2d")
+
+
+def qconv2d_c4(ConvGeom geom, const uint8_t[::1] x_c4, const uint8_t[::1] packed,
+               const int32_t[::1] rowsum, int kind, bint relu, int a_zero, int out_zero,
+               const int32_t[::1] bias, const float[::1] mult, bint y_c4, uint8_t[::1] y,
+               int nthreads):
+    """y = conv(x, W) (+ epilogue), x uint8 in the C4 layout (N, ceil(C/4), H, W, 4);
+    y NCHW (its bytes), or uint8 C4 with y_c4."""
+    cdef fc_qepi e
+    cdef int64_t G = geom.g.groups, Cg = geom.g.C // geom.g.groups
+    cdef int64_t Cgq = (geom.g.C + 3) // 4 if G == 1 else Cg // 4
+    cdef int64_t Cq = Cgq if G == 1 else G * Cgq
+    cdef int64_t Kd = Cgq * geom.g.R * geom.g.S * 4
+    _qepi(&e, kind, relu, a_zero, out_zero, bias, mult, geom.g.K)
+    if G > 1 and Cg % 4:
+        raise ValueError(f"C4 convolution with groups={G} needs C/groups a multiple of 4, got {Cg}")
+    _need(x_c4.shape[0], geom.g.N * Cq * geom.g.H * geom.g.W * 4, "x (C4)")
+    _need(packed.shape[0], G * fc_qgemm_packed_bytes(geom.g.K // G, Kd), "packed")
+    _need(rowsum.shape[0], geom.g.K, "rowsum")
+    if y_c4:
+        _need(y.shape[0], geom.g.N * ((geom.g.K + 3) // 4) * geom.g.P * geom.g.Q * 4, "y (C4)")
+    else:
+        _need(y.shape[0], geom.y_size() * _qesize(kind), "y (bytes)")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        st = fc_qconv2d_c4(&geom.g, &x_c4[0], &packed[0], &rowsum[0], &e, y_c4, &y[0], nthreads)
+    _check(st, "int8 conv2d (C4)")
+
+
+def qreorder_to_c4(int64_t N, int64_t C, int64_t L, const uint8_t[::1] x, int pad, uint8_t[::1] y,
+                   int nthreads):
+    _need(x.shape[0], N * C * L, "x")
+    _need(y.shape[0], N * ((C + 3) // 4) * L * 4, "y (C4)")
+    if N * L == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        st = fc_qreorder_to_c4(N, C, L, &x[0], <uint8_t>pad, &y[0], nthreads)
+    _check(st, "NCHW -> C4")
+
+
+def qreorder_from_c4(int64_t N, int64_t C, int64_t L, const uint8_t[::1] x, uint8_t[::1] y,
+                     int nthreads):
+    _need(x.shape[0], N * ((C + 3) // 4) * L * 4, "x (C4)")
+    _need(y.shape[0], N * C * L, "y")
+    if N * L == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        st = fc_qreorder_from_c4(N, C, L, &x[0], &y[0], nthreads)
+    _check(st, "C4 -> NCHW")
+
+
+def qmaxpool2d_c4(PoolGeom geom, const uint8_t[::1] x, uint8_t[::1] y, int nthreads):
+    """Max pooling of a C4 image; geom's C counts channel quads."""
+    _need(x.shape[0], geom.x_size() * 4, "x (C4)")
+    _need(y.shape[0], geom.y_size() * 4, "y (C4)")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        st = fc_qmaxpool2d_c4(&geom.g, &x[0], &y[0], nthreads)
+    _check(st, "uint8 max_pool2d (C4)")
 
 
 def qmaxpool2d(PoolGeom geom, const uint8_t[::1] x, uint8_t[::1] y, int nthreads):

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._args import as_int
 
-__all__ = ["OUT_KINDS", "MAX_K", "BIAS_MAX", "Epilogue", "check_uint8", "check_int8",
+__all__ = ["OUT_KINDS", "MAX_K", "BIAS_MAX", "Epilogue", "check_uint8", "check_int8", "check_c4",
            "zero_point", "epilogue", "qparams", "qparams_axis"]
 
 #: The epilogue output kinds.
@@ -61,6 +61,17 @@ def check_int8(w, name, ndim=None):
     if ndim is not None and w.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-d array, got shape {w.shape} ({w.ndim}-d)")
     return w
+
+
+def check_c4(x4, name, channels=None):
+    """A uint8 array in the C4 layout (N, ceil(C/4), H, W, 4)."""
+    check_uint8(x4, name, 5)
+    if x4.shape[4] != 4:
+        raise ValueError(f"{name} must be in the C4 layout (N, ceil(C/4), H, W, 4), got shape {x4.shape}")
+    if channels is not None and x4.shape[1] != -(-channels // 4):
+        raise ValueError(f"{name} has {x4.shape[1]} channel quads, {channels} channels need "
+                         f"{-(-channels // 4)}")
+    return x4
 
 
 def zero_point(v, name):

@@ -110,8 +110,9 @@ def build(spec):
     if t == "QuantizedModel":
         return QuantizedModel(build(spec["body"]), **spec["config"])
     if t == "QFloat":
-        out = spec["config"]["out"]
-        return QFloat(build(spec["module"]), (1.0, 0), None if out == "float32" else (1.0, 0))
+        cfg = spec["config"]
+        return QFloat(build(spec["module"]), (1.0, 0), None if cfg["out"] == "float32" else (1.0, 0),
+                      cfg.get("in_layout"))
     if t in _QLEAVES:
         cfg = {k: _tup(v) if isinstance(v, list) else v for k, v in spec["config"].items()}
         if t == "QReLU":

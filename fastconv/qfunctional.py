@@ -12,6 +12,12 @@ time: :func:`qisa`, :func:`set_qisa`.
 Weights are packed once into the kernels' panel layout (:class:`PackedWeights`,
 the same layout for every ISA); pass one instead of an int8 array to skip the
 packing on every call (the quantized layers do).
+
+Inside an int8 network, 4-d activations travel in the C4 layout (N, ceil(C/4),
+H, W, 4): the 4 bytes of a pixel are 4 consecutive channels, one k group of the
+int8 GEMM, so a convolution reads its input in place instead of unfolding it
+(:func:`qconv2d_c4`, :func:`qmax_pool2d_c4`, :func:`to_c4`, :func:`from_c4`).
+The NCHW functions change layouts around the same kernels.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from . import _runtime
 from ._args import conv_params, pair, pool_params
 from ._dispatch import conv_geom
 
-__all__ = ["PackedWeights", "qisa", "set_qisa", "quantize_u8", "dequantize_u8", "qgemm",
-           "qlinear", "qconv2d", "qim2col", "qmax_pool2d", "qrelu"]
+__all__ = ["PackedWeights", "c4_weight", "qisa", "set_qisa", "quantize_u8", "dequantize_u8",
+           "qgemm", "qlinear", "qconv2d", "qconv2d_c4", "to_c4", "from_c4", "qim2col",
+           "qmax_pool2d", "qmax_pool2d_c4", "qrelu"]
 
 qisa = K.qisa
 set_qisa = K.set_qisa
@@ -33,15 +40,28 @@ set_qisa = K.set_qisa
 _KIND = K.QOUT_KINDS
 
 
+def c4_weight(w):
+    """Conv weights (K, Cg, R, S) int8 -> (K, ceil(Cg/4)*R*S*4) in the C4 kernels' k order
+    (channel quad, r, s, channel % 4), zero for the channels beyond Cg."""
+    K_, Cg, R, S = w.shape
+    Cgq = -(-Cg // 4)
+    wp = np.zeros((K_, Cgq * 4, R, S), np.int8)
+    wp[:, :Cg] = w
+    return np.ascontiguousarray(wp.reshape(K_, Cgq, 4, R, S).transpose(0, 1, 3, 4, 2)
+                                .reshape(K_, Cgq * R * S * 4))
+
+
 class PackedWeights:
     """int8 weights packed for the int8 kernels, with their row sums.
 
     ``w``: (M, K) for a GEMM / Linear layer, or (K, C/groups, R, S) for a
-    convolution (each group packed separately). ``.weight`` keeps the int8
+    convolution (in the C4 order, each group packed separately; with several
+    groups whose C/groups is not a multiple of 4, one single-group PackedWeights
+    per group, run one after the other: ``.parts``). ``.weight`` keeps the int8
     array (read-only view), ``.packed`` the panels, ``.rowsum`` the int32 row sums.
     """
 
-    __slots__ = ("weight", "groups", "packed", "rowsum")
+    __slots__ = ("weight", "groups", "packed", "rowsum", "parts")
 
     def __init__(self, w, groups=1):
         _qargs.check_int8(w, "w")
@@ -52,25 +72,33 @@ class PackedWeights:
         if groups < 1 or M % groups:
             raise ValueError(f"w has {M} output channels, not divisible by groups={groups}")
         w = np.ascontiguousarray(w)
-        Mg, Kd = M // groups, int(np.prod(w.shape[1:], dtype=np.int64))
+        view = w.view()
+        view.flags.writeable = False
+        self.weight, self.groups, self.parts = view, groups, None
+        Mg = M // groups
+        if w.ndim == 4 and groups > 1 and w.shape[1] % 4:
+            self.parts = [PackedWeights(w[g * Mg:(g + 1) * Mg]) for g in range(groups)]
+            self.packed = np.empty(0, np.uint8)
+            self.rowsum = np.concatenate([p.rowsum for p in self.parts])
+            return
+        w2 = c4_weight(w) if w.ndim == 4 else w
+        Kd = w2.shape[1]
         _qargs.check_k(Kd, "the reduction length (C/groups*R*S or in_features)")
         nb = K.qgemm_packed_bytes(Mg, Kd)
         packed = np.empty(groups * nb, np.uint8)
         rowsum = np.empty(M, np.int32)
-        w2 = w.reshape(M, Kd)
         for g in range(groups):
             K.qgemm_pack_w(w2[g * Mg:(g + 1) * Mg], packed[g * nb:(g + 1) * nb],
                            rowsum[g * Mg:(g + 1) * Mg])
-        view = w.view()
-        view.flags.writeable = False
-        self.weight, self.groups, self.packed, self.rowsum = view, groups, packed, rowsum
+        self.packed, self.rowsum = packed, rowsum
 
     @property
     def shape(self):
         return self.weight.shape
 
     def __repr__(self):
-        return f"PackedWeights(shape={self.shape}, groups={self.groups}, {self.packed.nbytes} bytes)"
+        nb = self.packed.nbytes + sum(p.packed.nbytes for p in self.parts or ())
+        return f"PackedWeights(shape={self.shape}, groups={self.groups}, {nb} bytes)"
 
 
 def _packed(w, ndim, groups=1):
@@ -171,10 +199,87 @@ def qconv2d(x, w, a_zero=0, bias=None, mult=None, out="int32", out_zero=0, relu=
     y = _out(p.y_shape, e)
     if p.N == 0:
         return y
+    if pw.parts is not None:        # groups whose channels do not fill whole quads: one by one
+        Cg, Mg = p.C // p.groups, p.K // p.groups
+        for g, part in enumerate(pw.parts):
+            sl = slice(g * Mg, (g + 1) * Mg)
+            y[:, sl] = qconv2d(np.ascontiguousarray(x[:, g * Cg:(g + 1) * Cg]), part, e.a_zero,
+                               e.bias[sl] if e.bias.size else None,
+                               e.mult[sl] if e.mult.size else None, e.out, e.out_zero, e.relu,
+                               stride, padding, dilation, 1)
+        return y
     work = p.N * p.K * p.P * p.Q * (p.C // p.groups) * p.R * p.S
     K.qconv2d(conv_geom(p), np.ascontiguousarray(x).reshape(-1), pw.packed, pw.rowsum,
               _KIND[e.out], e.relu, e.a_zero, e.out_zero, e.bias, e.mult, _bytes(y),
               _runtime.kernel_threads(work))
+    return y
+
+
+def to_c4(x, pad=0):
+    """uint8 NCHW (N, C, H, W) -> the C4 layout (N, ceil(C/4), H, W, 4): channel c of a
+    pixel at [..., c // 4, h, w, c % 4]; the channels beyond C hold ``pad``."""
+    _qargs.check_uint8(x, "x", 4)
+    pad = _qargs.zero_point(pad, "pad")
+    N, C, H, W = x.shape
+    y = np.empty((N, -(-C // 4), H, W, 4), np.uint8)
+    K.qreorder_to_c4(N, C, H * W, np.ascontiguousarray(x).reshape(-1), pad, y.reshape(-1),
+                     _runtime.kernel_threads(x.size))
+    return y
+
+
+def from_c4(x4, channels):
+    """The C4 layout (N, ceil(C/4), H, W, 4) -> uint8 NCHW (N, C, H, W), C = ``channels``."""
+    _qargs.check_c4(x4, "x", channels)
+    N, _, H, W, _ = x4.shape
+    y = np.empty((N, channels, H, W), np.uint8)
+    K.qreorder_from_c4(N, channels, H * W, np.ascontiguousarray(x4).reshape(-1), y.reshape(-1),
+                       _runtime.kernel_threads(y.size))
+    return y
+
+
+def qconv2d_c4(x4, w, a_zero=0, bias=None, mult=None, out="uint8", out_zero=0, relu=False,
+               stride=1, padding=0, dilation=1, groups=1, out_layout="c4"):
+    """:func:`qconv2d` on a C4 input (N, ceil(C/4), H, W, 4), C = w.shape[1] * groups: the
+    fast path of the int8 layers (no layout change, the operand read in place). Output
+    ``out_layout="c4"`` (uint8 only) or ``"nchw"``."""
+    pw = _packed(w, 4, groups)
+    C = pw.shape[1] * int(groups)
+    _qargs.check_c4(x4, "x", C)
+    if out_layout not in ("c4", "nchw"):
+        raise ValueError(f'out_layout must be "c4" or "nchw", got {out_layout!r}')
+    N, _, H, W, _ = x4.shape
+    p = conv_params((N, C, H, W), pw.shape, stride, padding, dilation, groups)
+    e = _qargs.epilogue(p.K, a_zero, bias, mult, out, out_zero, relu)
+    c4 = out_layout == "c4"
+    if c4 and e.out != "uint8":
+        raise ValueError('out_layout="c4" needs out="uint8"')
+    if pw.parts is not None or (c4 and p.groups > 1 and (p.K // p.groups) % 4):
+        y = qconv2d(from_c4(x4, C), pw, e.a_zero, e.bias if e.bias.size else None,
+                    e.mult if e.mult.size else None, e.out, e.out_zero, e.relu, stride, padding,
+                    dilation, groups)
+        return to_c4(y, e.out_zero) if c4 else y
+    y = np.empty((N, -(-p.K // 4), p.P, p.Q, 4), np.uint8) if c4 else _out(p.y_shape, e)
+    if N == 0:
+        return y
+    work = p.N * p.K * p.P * p.Q * (p.C // p.groups) * p.R * p.S
+    K.qconv2d_c4(conv_geom(p), np.ascontiguousarray(x4).reshape(-1), pw.packed, pw.rowsum,
+                 _KIND[e.out], e.relu, e.a_zero, e.out_zero, e.bias, e.mult, c4, _bytes(y),
+                 _runtime.kernel_threads(work))
+    return y
+
+
+def qmax_pool2d_c4(x4, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """:func:`qmax_pool2d` on a C4 image (N, Cq, H, W, 4) -> (N, Cq, P, Q, 4)."""
+    _qargs.check_c4(x4, "x")
+    N, Cq, H, W, _ = x4.shape
+    p = pool_params((N, Cq, H, W), kernel_size, stride, padding, dilation, ceil_mode)
+    y = np.empty((N, Cq, p.P, p.Q, 4), np.uint8)
+    if N:
+        geom = K.PoolGeom(N, Cq, H, W, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
+                          p.padding[0], p.padding[1], p.dilation[0], p.dilation[1],
+                          p.ceil_mode, True)
+        K.qmaxpool2d_c4(geom, np.ascontiguousarray(x4).reshape(-1), y.reshape(-1),
+                        _runtime.kernel_threads(y.size * p.kernel[0] * p.kernel[1]))
     return y
 
 

@@ -2,7 +2,10 @@
 
 Between layers the activations are uint8 arrays; each layer knows the scale and
 zero point of its input and of its output (fixed at calibration), so nothing
-but the bytes travels. The float32 <-> uint8 conversions happen only at the
+but the bytes travels. 4-d activations travel in the C4 layout (N, ceil(C/4), H,
+W, 4) of :mod:`fastconv.qfunctional` (4 channels of a pixel side by side, what
+the int8 convolution reads in place); Flatten keeps that byte order, and the
+Linear after it has its weight columns permuted to match when it is packed. The float32 <-> uint8 conversions happen only at the
 model's edges (:class:`QuantizedModel`) and around a :class:`QFloat` island (a
 layer with no int8 kernel, run in float32).
 
@@ -75,6 +78,29 @@ class QModule(Module):
         return x
 
 
+def to_nchw(x, layout):
+    """A uint8 activation in ``layout`` (None: as it is; ("c4", C): C4 image with C
+    channels; ("flat_c4", C, HW): a flattened C4 image) -> NCHW / (N, C*HW) order."""
+    if layout is None:
+        return x
+    if layout[0] == "c4":
+        return qf.from_c4(x, int(layout[1]))
+    C, HW = int(layout[1]), int(layout[2])
+    N = x.shape[0]
+    Cq = -(-C // 4)
+    return np.ascontiguousarray(x.reshape(N, Cq, HW, 4).transpose(0, 1, 3, 2)
+                                .reshape(N, Cq * 4 * HW)[:, :C * HW])
+
+
+def from_nchw(x, zero):
+    """A uint8 NCHW image -> C4 (other shapes as they are)."""
+    return qf.to_c4(x, zero) if x.ndim == 4 else x
+
+
+def _layout(v):
+    return None if v is None else tuple(v)
+
+
 def _qrepr(scale, zero):
     return f"u8(s={float(scale):.4g}, z={int(zero)})"
 
@@ -113,11 +139,14 @@ class _QWeighted(QModule):
     def _groups(self):
         return 1
 
+    def _packing_weight(self):
+        return self._packed_src
+
     def _kernel_args(self):
         """PackedWeights and the epilogue keywords, from the buffers."""
         if self._packed is None or not np.array_equal(self._packed_src, self.weight):
             self._packed_src = self.weight.copy()
-            self._packed = qf.PackedWeights(self._packed_src, self._groups())
+            self._packed = qf.PackedWeights(self._packing_weight(), self._groups())
         s_in, z_in = self._qp("in")
         ws = self.weight_scale.astype(np.float64) * s_in
         if self.out == "uint8":
@@ -164,12 +193,12 @@ class QConv2D(_QWeighted):
                     dilation=list(self.dilation), groups=self.groups, relu=self.relu, out=self.out)
 
     def forward(self, x):
-        self._check_u8(x, 4)
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"{self._short()} expects {self.in_channels} input channels, got shape {x.shape}")
+        """x: uint8 C4 (N, ceil(C/4), H, W, 4) -> uint8 C4, or float32 NCHW (out="float32")."""
+        self._check_u8(x, 5)
         pw, epi = self._kernel_args()
-        return qf.qconv2d(x, pw, stride=self.stride, padding=self.padding, dilation=self.dilation,
-                          groups=self.groups, **epi)
+        return qf.qconv2d_c4(x, pw, stride=self.stride, padding=self.padding,
+                             dilation=self.dilation, groups=self.groups,
+                             out_layout="c4" if self.out == "uint8" else "nchw", **epi)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={fmt_pair(self.kernel_size)}, "
@@ -186,18 +215,33 @@ class QConv2D(_QWeighted):
 class QLinear(_QWeighted):
     """int8 fully connected layer: uint8 (N, in_features) -> uint8 or float32 (N, out_features)."""
 
-    def __init__(self, in_features, out_features, *, relu=False, out="uint8"):
+    def __init__(self, in_features, out_features, *, relu=False, out="uint8", in_c4=None):
         super().__init__((out_features, in_features), relu, out)
         self.in_features, self.out_features = int(in_features), int(out_features)
+        # (C, HW): the input is a flattened C4 image of C channels of HW pixels
+        self.in_c4 = None if in_c4 is None else (int(in_c4[0]), int(in_c4[1]))
+        if self.in_c4 is not None and self.in_c4[0] * self.in_c4[1] != self.in_features:
+            raise ValueError(f"in_c4={in_c4} does not match in_features={in_features}")
 
     def config(self):
         return dict(in_features=self.in_features, out_features=self.out_features, relu=self.relu,
-                    out=self.out)
+                    out=self.out, in_c4=None if self.in_c4 is None else list(self.in_c4))
+
+    def _packing_weight(self):
+        if self.in_c4 is None:
+            return self._packed_src
+        C, HW = self.in_c4
+        Cq = -(-C // 4)
+        w = np.zeros((self.out_features, Cq * 4, HW), np.int8)
+        w[:, :C] = self._packed_src.reshape(self.out_features, C, HW)
+        return np.ascontiguousarray(w.reshape(-1, Cq, 4, HW).transpose(0, 1, 3, 2).reshape(self.out_features, -1))
 
     def forward(self, x):
+        """x: uint8 (N, in_features) (a flattened C4 image when ``in_c4``)."""
         self._check_u8(x, 2)
-        if x.shape[1] != self.in_features:
-            raise ValueError(f"{self._short()} expects (N, {self.in_features}), got shape {x.shape}")
+        n_in = self.in_features if self.in_c4 is None else -(-self.in_c4[0] // 4) * 4 * self.in_c4[1]
+        if x.shape[1] != n_in:
+            raise ValueError(f"{self._short()} expects (N, {n_in}), got shape {x.shape}")
         pw, epi = self._kernel_args()
         return qf.qlinear(x, pw, **epi)
 
@@ -221,9 +265,10 @@ class QMaxPool2D(QModule):
                     padding=list(self.padding), dilation=list(self.dilation), ceil_mode=self.ceil_mode)
 
     def forward(self, x):
-        self._check_u8(x, 4)
-        return qf.qmax_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                              self.ceil_mode)
+        """x: uint8 C4 (N, ceil(C/4), H, W, 4) -> uint8 C4."""
+        self._check_u8(x, 5)
+        return qf.qmax_pool2d_c4(x, self.kernel_size, self.stride, self.padding, self.dilation,
+                                 self.ceil_mode)
 
     def extra_repr(self):
         return f"kernel_size={fmt_pair(self.kernel_size)}, stride={fmt_pair(self.stride)}, uint8"
@@ -259,21 +304,22 @@ class QFlatten(QModule):
 
 
 class QFloat(QModule):
-    """A layer with no int8 kernel, run in float32: dequantize its uint8 input,
-    run ``module`` (eval mode), quantize the output (or return float32 when
-    ``out_qp`` is None: the model's last layer)."""
+    """A layer with no int8 kernel, run in float32: dequantize its uint8 input (in
+    ``in_layout``, see :func:`to_nchw`), run ``module`` (eval mode), quantize the output
+    (a 4-d one to C4), or return float32 when ``out_qp`` is None (the model's last layer)."""
 
-    def __init__(self, module, in_qp=(1.0, 0), out_qp=None):
+    def __init__(self, module, in_qp=(1.0, 0), out_qp=None, in_layout=None):
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"module must be a fastconv.nn.Module, got {type(module).__name__}")
         self.module = module
         self.out = "float32" if out_qp is None else "uint8"
+        self.in_layout = _layout(in_layout)
         self._set_q("in", *in_qp)
         self._set_q("out", *(out_qp or (1.0, 0)))
 
     def config(self):
-        return dict(out=self.out)
+        return dict(out=self.out, in_layout=None if self.in_layout is None else list(self.in_layout))
 
     def train(self, mode=True):
         super().train(mode)
@@ -283,11 +329,11 @@ class QFloat(QModule):
     def forward(self, x):
         self._check_u8(x)
         s, z = self._qp("in")
-        y = self.module.forward(qf.dequantize_u8(x, s, z))
+        y = self.module.forward(qf.dequantize_u8(to_nchw(x, self.in_layout), s, z))
         if self.out == "float32":
             return y
         s, z = self._qp("out")
-        return qf.quantize_u8(np.ascontiguousarray(y, np.float32), s, z)
+        return from_nchw(qf.quantize_u8(np.ascontiguousarray(y, np.float32), s, z), z)
 
     def extra_repr(self):
         out = "float32" if self.out == "float32" else _qrepr(self.out_scale, self.out_zero)
@@ -299,8 +345,9 @@ class QuantizedModel(Module):
     quantized with the calibrated ``input`` scale / zero point, and a uint8 result
     dequantized with ``output``'s (when the last layer does not write float32)."""
 
-    def __init__(self, body, *, method="minmax", per_channel=True, float_bytes=0):
+    def __init__(self, body, *, method="minmax", per_channel=True, float_bytes=0, out_layout=None):
         super().__init__(np.float32)
+        self.out_layout = _layout(out_layout)
         if not isinstance(body, Module):
             raise TypeError(f"body must be a fastconv.nn.Module, got {type(body).__name__}")
         self.body = body
@@ -314,7 +361,8 @@ class QuantizedModel(Module):
         self.eval()
 
     def config(self):
-        return dict(method=self.method, per_channel=self.per_channel, float_bytes=self.float_bytes)
+        return dict(method=self.method, per_channel=self.per_channel, float_bytes=self.float_bytes,
+                    out_layout=None if self.out_layout is None else list(self.out_layout))
 
     def set_edges(self, in_qp, out_qp=None):
         self.input_scale[...] = in_qp[0]
@@ -337,10 +385,11 @@ class QuantizedModel(Module):
     def forward(self, x):
         """x float32 (N, ...) -> float32 outputs."""
         self._check_input(x)
-        q = qf.quantize_u8(x, float(self.input_scale), int(self.input_zero))
-        y = self.body.forward(q)
+        z = int(self.input_zero)
+        y = self.body.forward(from_nchw(qf.quantize_u8(x, float(self.input_scale), z), z))
         if y.dtype == np.uint8:
-            y = qf.dequantize_u8(y, float(self.output_scale), int(self.output_zero))
+            y = qf.dequantize_u8(to_nchw(y, self.out_layout), float(self.output_scale),
+                                 int(self.output_zero))
         return y
 
     def backward(self, dy):

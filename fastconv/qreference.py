@@ -27,7 +27,7 @@ from . import _qargs
 from ._args import conv_params, pair, pool_params
 
 __all__ = ["quantize_u8", "dequantize_u8", "qgemm", "qlinear", "qconv2d", "qim2col",
-           "qmax_pool2d", "qrelu"]
+           "qmax_pool2d", "qrelu", "to_c4", "from_c4", "qconv2d_c4", "qmax_pool2d_c4"]
 
 
 def _f32(v):
@@ -165,3 +165,46 @@ def qrelu(x, zero_point):
     _qargs.check_uint8(x, "x")
     zp = _qargs.zero_point(zero_point, "zero_point")
     return np.maximum(x, np.uint8(zp))
+
+
+def to_c4(x, pad=0):
+    """uint8 NCHW -> the C4 layout (N, ceil(C/4), H, W, 4) (channels beyond C = ``pad``)."""
+    _qargs.check_uint8(x, "x", 4)
+    pad = _qargs.zero_point(pad, "pad")
+    N, C, H, W = x.shape
+    Cq = -(-C // 4)
+    xp = np.full((N, Cq * 4, H, W), pad, np.uint8)
+    xp[:, :C] = x
+    return np.ascontiguousarray(xp.reshape(N, Cq, 4, H, W).transpose(0, 1, 3, 4, 2))
+
+
+def from_c4(x4, channels):
+    """The C4 layout -> uint8 NCHW with ``channels`` channels."""
+    _qargs.check_c4(x4, "x", channels)
+    N, Cq, H, W, _ = x4.shape
+    return np.ascontiguousarray(x4.transpose(0, 1, 4, 2, 3).reshape(N, Cq * 4, H, W)[:, :channels])
+
+
+def qconv2d_c4(x4, w, a_zero=0, bias=None, mult=None, out="uint8", out_zero=0, relu=False,
+               stride=1, padding=0, dilation=1, groups=1, out_layout="c4"):
+    """:func:`qconv2d` on a C4 input; the output in C4 (uint8, extra channels = out_zero)
+    or NCHW."""
+    _qargs.check_int8(w, "w", 4)
+    C = w.shape[1] * int(groups)
+    y = qconv2d(from_c4(x4, C), w, a_zero, bias, mult, out, out_zero, relu, stride, padding,
+                dilation, groups)
+    if out_layout == "c4":
+        if out != "uint8":
+            raise ValueError('out_layout="c4" needs out="uint8"')
+        return to_c4(y, out_zero)
+    if out_layout != "nchw":
+        raise ValueError(f'out_layout must be "c4" or "nchw", got {out_layout!r}')
+    return y
+
+
+def qmax_pool2d_c4(x4, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """:func:`qmax_pool2d` on a C4 image (every channel of every quad pooled)."""
+    _qargs.check_c4(x4, "x")
+    N, Cq = x4.shape[:2]
+    y = qmax_pool2d(from_c4(x4, Cq * 4), kernel_size, stride, padding, dilation, ceil_mode)
+    return to_c4(y)

@@ -217,21 +217,23 @@ def _batches(calibration, batch_size=128):
         raise ValueError("calibration is empty: give at least one batch of inputs")
 
 
-def _run(m, x, obs):
-    """Eval-mode forward of the folded float model, feeding every observer."""
+def _run(m, x, obs, shapes):
+    """Eval-mode forward of the folded float model, feeding every observer and
+    recording each module's output shape (without the batch axis)."""
     if _plain(m, nn.Sequential):
         for k in m:
-            x = _run(k, x, obs)
+            x = _run(k, x, obs, shapes)
     elif _plain(m, nn.Residual):
-        y = _run(m.body, x, obs)
-        s = x if m.shortcut is None else _run(m.shortcut, x, obs)
+        y = _run(m.body, x, obs, shapes)
+        s = x if m.shortcut is None else _run(m.shortcut, x, obs, shapes)
         x = y + s
     elif _plain(m, nn.Concat):
-        x = np.concatenate([_run(b, x, obs) for b in m.children()], axis=m.axis)
+        x = np.concatenate([_run(b, x, obs, shapes) for b in m.children()], axis=m.axis)
     else:
         x = m.forward(x)
     if id(m) in obs:
         obs[id(m)].update(x)
+    shapes[id(m)] = x.shape[1:]
     return x
 
 
@@ -264,13 +266,21 @@ def _qbias(b, s_in, w_scale):
 
 
 class _Converter:
-    def __init__(self, obs, per_channel):
-        self.obs, self.per_channel = obs, per_channel
+    """Builds the int8 modules. Each step takes and returns the activation's uint8
+    scale / zero point (``qp``; None: float32) and its layout (``lay``: ("c4", C) for a
+    C4 image, ("flat_c4", C, HW) for a flattened one, None for a plain 2-d array)."""
+
+    def __init__(self, obs, shapes, per_channel):
+        self.obs, self.shapes, self.per_channel = obs, shapes, per_channel
 
     def qp(self, m):
         return self.obs[id(m)].qparams()
 
-    def weighted(self, m, in_qp, relu_mod, last):
+    def out_lay(self, m):
+        shape = self.shapes[id(m)]
+        return ("c4", int(shape[0])) if len(shape) == 3 else None
+
+    def weighted(self, m, in_qp, lay, relu_mod, last):
         """QConv2D / QLinear for m (with a fused ReLU module or None)."""
         out = "float32" if last else "uint8"
         relu = relu_mod is not None
@@ -278,18 +288,21 @@ class _Converter:
         if isinstance(m, nn.Conv2D):
             q = QConv2D(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
                         m.dilation, m.groups, relu=relu, out=out)
+            out_lay = None if last else ("c4", m.out_channels)
         else:
-            q = QLinear(m.in_features, m.out_features, relu=relu, out=out)
+            in_c4 = (lay[1], lay[2]) if lay is not None and lay[0] == "flat_c4" else None
+            q = QLinear(m.in_features, m.out_features, relu=relu, out=out, in_c4=in_c4)
+            out_lay = None
         wq, ws = weight_qparams(m.weight.data, self.per_channel)
         bias = None if m.bias is None else m.bias.data
         q.set_quantized(wq, ws, _qbias(bias, in_qp[0], ws), in_qp, out_qp)
-        return q, out_qp
+        return q, out_qp, out_lay
 
-    def island(self, m, in_qp, last):
+    def island(self, m, in_qp, lay, last):
         out_qp = None if last else self.qp(m)
-        return QFloat(m, in_qp, out_qp), out_qp
+        return QFloat(m, in_qp, out_qp, lay), out_qp, (None if last else self.out_lay(m))
 
-    def seq(self, m, in_qp, last):
+    def seq(self, m, in_qp, lay, last):
         kids = [k for k in m if not _plain(k, nn.Dropout)]
         out, qp, i = [], in_qp, 0
         while i < len(kids):
@@ -299,27 +312,31 @@ class _Converter:
             if _plain(k, nn.Conv2D) or _plain(k, nn.Linear):
                 relu = nxt if _plain(nxt, nn.ReLU) else None
                 k_last = last and i + (2 if relu else 1) == len(kids)
-                q, qp = self.weighted(k, qp, relu, k_last)
+                q, qp, lay = self.weighted(k, qp, lay, relu, k_last)
                 i += 2 if relu else 1
             else:
-                q, qp = self.convert(k, qp, k_last)
+                q, qp, lay = self.convert(k, qp, lay, k_last)
                 i += 1
             out.append(q)
-        return nn.Sequential(*out), qp
+        return nn.Sequential(*out), qp, lay
 
-    def convert(self, m, in_qp, last):
-        """(int8 module, its output qparams, or None for float32 output) for m."""
+    def convert(self, m, in_qp, lay, last):
+        """(int8 module, its output qparams (None: float32), its output layout) for m."""
         if _plain(m, nn.Sequential):
-            return self.seq(m, in_qp, last)
-        if (_plain(m, nn.Conv2D) or _plain(m, nn.Linear)):
-            return self.weighted(m, in_qp, None, last)
-        if _plain(m, nn.MaxPool2D) and not last:
-            return QMaxPool2D(m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode), in_qp
+            return self.seq(m, in_qp, lay, last)
+        c4 = lay is not None and lay[0] == "c4"
+        if _plain(m, nn.Conv2D) and c4 or _plain(m, nn.Linear) and not c4:
+            return self.weighted(m, in_qp, lay, None, last)
+        if _plain(m, nn.MaxPool2D) and c4 and not last:
+            return QMaxPool2D(m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode), in_qp, lay
         if _plain(m, nn.ReLU) and not last:
-            return QReLU(in_qp[1]), in_qp
+            return QReLU(in_qp[1]), in_qp, lay
         if _plain(m, nn.Flatten) and not last:
-            return QFlatten(), in_qp
-        return self.island(m, in_qp, last)
+            if c4:   # the bytes stay in C4 order; the Linear after it is permuted to match
+                hw = int(self.shapes[id(m)][0]) // int(lay[1])
+                return QFlatten(), in_qp, ("flat_c4", lay[1], hw)
+            return QFlatten(), in_qp, lay
+        return self.island(m, in_qp, lay, last)
 
 
 def quantize(model, calibration, *, per_channel=True, method="minmax", percentile=99.99, seed=0):
@@ -351,15 +368,20 @@ def quantize(model, calibration, *, per_channel=True, method="minmax", percentil
     _observe_all(folded, obs, lambda: Observer(method, percentile, rng))
     # the network input: its range as it is (pixel values are no distribution to clip)
     in_obs = Observer("minmax" if method == "entropy" else method, percentile, rng)
+    shapes = {}
+    in_shape = None
     for xb in _batches(calibration):
         xb = np.ascontiguousarray(xb, dtype=np.float32)
         in_obs.update(xb)
-        _run(folded, xb, obs)
+        in_shape = xb.shape[1:]
+        _run(folded, xb, obs, shapes)
     in_qp = in_obs.qparams()
-    body, out_qp = _Converter(obs, bool(per_channel)).convert(folded, in_qp, True)
+    in_lay = ("c4", int(in_shape[0])) if len(in_shape) == 3 else None
+    body, out_qp, out_lay = _Converter(obs, shapes, bool(per_channel)).convert(folded, in_qp, in_lay, True)
     if not isinstance(body, nn.Sequential):
         body = nn.Sequential(body)
-    q = QuantizedModel(body, method=method, per_channel=per_channel, float_bytes=_float_bytes(model))
+    q = QuantizedModel(body, method=method, per_channel=per_channel, float_bytes=_float_bytes(model),
+                       out_layout=out_lay if out_qp is not None else None)
     q.set_edges(in_qp, out_qp)
     return q.eval()
 
