@@ -168,11 +168,19 @@ typedef void (*qukr_fn)(int64_t kq, const uint8_t *w, const uint8_t *base, const
 typedef void (*qepi_fn)(const int32_t *tile, int64_t ldt, int mr, int nr, const qtile_epi *p,
                         char *out, int64_t ldr, int64_t ldcol);
 
+/* Fused variant for convolutions with a uint8 C4 output: the same sums, then
+ * the epilogue p in registers, rows 4q..4q+3 interleaved into 4-byte groups:
+ * ut4[q*NR*4 + 4j + t] = row 4q+t, column j (q = 0, 1). NULL: the driver
+ * runs ukr, epi and the interleave separately (same arithmetic). */
+typedef void (*qukr_c4_fn)(int64_t kq, const uint8_t *w, const uint8_t *base, const int64_t *off,
+                           const qtile_epi *p, uint8_t *ut4);
+
 typedef struct {
     int isa;
     int nr;
     qukr_fn ukr;
     qepi_fn epi;
+    qukr_c4_fn ukr_c4;
 } qkern;
 
 static inline int32_t ld32(const uint8_t *p)
@@ -203,16 +211,25 @@ static void ukr_generic(int64_t kq, const uint8_t *w, const uint8_t *base, const
     memcpy(tile, acc, sizeof(acc));
 }
 
-static const qkern kern_generic = {0, GEN_NR, ukr_generic, epi_generic};
+static const qkern kern_generic = {0, GEN_NR, ukr_generic, epi_generic, NULL};
 
 #if FC_Q_X86
 /* ---- AVX-512 VNNI: 8 x 32 ---------------------------------------------- */
 #define VNNI_NR 32
+/* acc += dot4(u8 lanes of b, s8 lanes of a). As a tied inline-asm operand
+ * rather than _mm512_dpbusd_epi32: GCC 12 copies every accumulator of the
+ * intrinsic form to a new register each iteration (and spills), which halves
+ * the kernel's speed. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VNNI_DP(acc, b, a) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(b), "v"(a))
+#else
+#define VNNI_DP(acc, b, a) ((acc) = _mm512_dpbusd_epi32((acc), (b), (a)))
+#endif
 #define VNNI_ROW(i)                                                   \
     {                                                                 \
         const __m512i a = _mm512_set1_epi32(ld32(w + 4 * (i)));       \
-        c##i##0 = _mm512_dpbusd_epi32(c##i##0, b0, a);                \
-        c##i##1 = _mm512_dpbusd_epi32(c##i##1, b1, a);                \
+        VNNI_DP(c##i##0, b0, a);                                      \
+        VNNI_DP(c##i##1, b1, a);                                      \
     }
 #define VNNI_DECL(i) __m512i c##i##0 = _mm512_setzero_si512(), c##i##1 = _mm512_setzero_si512();
 #define VNNI_STORE(i)                                                 \
@@ -272,7 +289,57 @@ FC_TARGET_VNNI static void epi_avx512(const int32_t *tile, int64_t ldt, int mr, 
     }
 }
 
-static const qkern kern_vnni = {2, VNNI_NR, ukr_vnni, epi_avx512};
+/* Requantize one vector of row i to 16 uint8 (epi_avx512's arithmetic). */
+FC_TARGET_VNNI static inline __m128i vnni_rq(__m512i acc, __m512i bias, __m512 m, __m512 lo,
+                                             __m512 hi, __m512i zo)
+{
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, bias)), m);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    __m512i q = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_cvtepi32_epi8(_mm512_add_epi32(q, zo));
+}
+
+/* 4 rows of 16 uint8 -> 16 columns x 4 bytes (64 bytes at o). */
+FC_TARGET_VNNI static inline void vnni_il4(__m128i a, __m128i b, __m128i c, __m128i e, uint8_t *o)
+{
+    const __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
+    const __m128i ce_lo = _mm_unpacklo_epi8(c, e), ce_hi = _mm_unpackhi_epi8(c, e);
+    _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi16(ab_lo, ce_lo));
+    _mm_storeu_si128((__m128i *)(o + 16), _mm_unpackhi_epi16(ab_lo, ce_lo));
+    _mm_storeu_si128((__m128i *)(o + 32), _mm_unpacklo_epi16(ab_hi, ce_hi));
+    _mm_storeu_si128((__m128i *)(o + 48), _mm_unpackhi_epi16(ab_hi, ce_hi));
+}
+
+#define VNNI_RQ(i)                                                                   \
+    const __m512i b##i = _mm512_set1_epi32(p->bias[i]);                              \
+    const __m512 m##i = _mm512_set1_ps(p->mult[i]);                                  \
+    const __m128i u##i##0 = vnni_rq(c##i##0, b##i, m##i, lo, hi, zo);                \
+    const __m128i u##i##1 = vnni_rq(c##i##1, b##i, m##i, lo, hi, zo);
+
+FC_TARGET_VNNI static void ukr_vnni_c4(int64_t kq, const uint8_t *w, const uint8_t *base,
+                                       const int64_t *off, const qtile_epi *p, uint8_t *ut4)
+{
+    VNNI_DECL(0) VNNI_DECL(1) VNNI_DECL(2) VNNI_DECL(3)
+    VNNI_DECL(4) VNNI_DECL(5) VNNI_DECL(6) VNNI_DECL(7)
+    for (int64_t k = 0; k < kq; k++) {
+        const uint8_t *b = base + off[k];
+        const __m512i b0 = _mm512_loadu_si512((const void *)b);
+        const __m512i b1 = _mm512_loadu_si512((const void *)(b + 64));
+        VNNI_ROW(0) VNNI_ROW(1) VNNI_ROW(2) VNNI_ROW(3)
+        VNNI_ROW(4) VNNI_ROW(5) VNNI_ROW(6) VNNI_ROW(7)
+        w += 4 * MR;
+    }
+    const __m512 lo = _mm512_set1_ps(p->lo), hi = _mm512_set1_ps(p->hi);
+    const __m512i zo = _mm512_set1_epi32(p->zo);
+    VNNI_RQ(0) VNNI_RQ(1) VNNI_RQ(2) VNNI_RQ(3)
+    vnni_il4(u00, u10, u20, u30, ut4);
+    vnni_il4(u01, u11, u21, u31, ut4 + 64);
+    VNNI_RQ(4) VNNI_RQ(5) VNNI_RQ(6) VNNI_RQ(7)
+    vnni_il4(u40, u50, u60, u70, ut4 + 128);
+    vnni_il4(u41, u51, u61, u71, ut4 + 192);
+}
+
+static const qkern kern_vnni = {2, VNNI_NR, ukr_vnni, epi_avx512, ukr_vnni_c4};
 
 /* ---- AVX2: 8 x 16 as two 4 x 16 halves ----------------------------------- */
 #define AVX2_NR 16
@@ -386,7 +453,7 @@ FC_TARGET_AVX2 static void epi_avx2(const int32_t *tile, int64_t ldt, int mr, in
     }
 }
 
-static const qkern kern_avx2 = {1, AVX2_NR, ukr_avx2, epi_avx2};
+static const qkern kern_avx2 = {1, AVX2_NR, ukr_avx2, epi_avx2, NULL};
 #endif /* FC_Q_X86 */
 
 static const qkern *qkernel(void)
@@ -679,6 +746,7 @@ fc_status fc_qgemm_drive(const fc_qsrc *s, int64_t M, int64_t N, int64_t K, cons
     }
     const int64_t njobs = s->nprob * cparts * rparts;
     if (njobs < nthreads) nthreads = (int)njobs;
+    const int fused = conv && s->c4_out && kn->ukr_c4 != NULL;
     const size_t pbytes = (size_t)((kq > 0 ? kq : 1) * nr * 4);
     const size_t ibytes = conv ? (size_t)(cp.Cgq * cp.Hv * cp.Wv * 4 + nr * 4 + 64) : 0;
     const size_t wsbytes = al64(pbytes) + al64((size_t)nr) + al64((size_t)MR * nr * 4)
@@ -736,8 +804,30 @@ fc_status fc_qgemm_drive(const fc_qsrc *s, int64_t M, int64_t N, int64_t K, cons
                 for (int64_t pi = plo; pi < phi; pi++) {
                     const int mr = (int)(M - pi * MR < MR ? M - pi * MR : MR);
                     qtile_epi te;
-                    kn->ukr(kq, w + pi * kq * 4 * MR, base, off, tile);
                     tile_epi(epi, s->rowsum, row0 + pi * MR, mr, &te);
+                    if (fused) {
+                        /* requantized and interleaved in registers; copy the runs out */
+                        kn->ukr_c4(kq, w + pi * kq * 4 * MR, base, off, &te, ut);
+                        const int64_t PQ = g->P * g->Q;
+                        const int64_t quad0 = n_img * Kq_out + (row0 + pi * MR) / 4;
+                        const int64_t nquad = (mr + 3) / 4;
+                        int64_t jv = j0;
+                        while (jv < j0 + n) {
+                            int64_t pix = jv, len = j0 + n - jv, step = len;
+                            if (cp.virt) {
+                                const int64_t p = jv / cp.Wv, q = jv % cp.Wv;
+                                step = cp.Wv - q < len ? cp.Wv - q : len;
+                                len = q < g->Q ? (g->Q - q < step ? g->Q - q : step) : 0;
+                                pix = p * g->Q + q;
+                            }
+                            for (int64_t qd = 0; qd < nquad && len > 0; qd++)
+                                memcpy((uint8_t *)s->c + ((quad0 + qd) * PQ + pix) * 4,
+                                       ut + qd * nr * 4 + (jv - j0) * 4, (size_t)len * 4);
+                            jv += step;
+                        }
+                        continue;
+                    }
+                    kn->ukr(kq, w + pi * kq * 4 * MR, base, off, tile);
                     if (!conv) {
                         char *out = cbase + ((pi * MR) * s->ldc_row + j0 * s->ldc_col) * (int64_t)s->esize;
                         kn->epi(tile, nr, mr, (int)n, &te, out, s->ldc_row, s->ldc_col);

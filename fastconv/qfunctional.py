@@ -112,24 +112,35 @@ def _packed(w, ndim, groups=1):
     return PackedWeights(w, groups)
 
 
-def _out(shape, e):
-    return np.empty(shape, e.out_dtype)
+def _out(shape, e, out=None):
+    return _dest(out, shape, e.out_dtype)
+
+
+def _dest(out, shape, dtype):
+    """``out`` (checked: that shape and dtype, C-contiguous, writeable) or a new array."""
+    if out is None:
+        return np.empty(shape, dtype)
+    if (not isinstance(out, np.ndarray) or out.shape != tuple(shape) or out.dtype != dtype
+            or not out.flags.c_contiguous or not out.flags.writeable):
+        raise ValueError(f"out must be a writeable C-contiguous {np.dtype(dtype)} array of shape "
+                         f"{tuple(shape)}, got {getattr(out, 'dtype', '')} {getattr(out, 'shape', type(out).__name__)}")
+    return out
 
 
 def _bytes(a):
     return a.reshape(-1).view(np.uint8)
 
 
-def quantize_u8(x, scale, zero_point, axis=None):
+def quantize_u8(x, scale, zero_point, axis=None, *, out=None):
     """float32 -> uint8: ``rint(clamp(x * (1/scale) + zero_point, 0, 255))`` (NaN -> 0),
-    per tensor or per ``axis``."""
+    per tensor or per ``axis``. ``out``: an array to write (as in every function here)."""
     if not isinstance(x, np.ndarray) or x.dtype.newbyteorder("=") != np.float32:
         raise TypeError(f"x must be a float32 numpy.ndarray, got {getattr(x, 'dtype', type(x).__name__)}")
     N, C, L = _qargs.qparams_axis(x.shape, axis)
     s, z = _qargs.qparams(scale, zero_point, C)
     inv = (1.0 / s.astype(np.float64)).astype(np.float32)
     xc = np.require(x, np.float32, ["C_CONTIGUOUS", "ALIGNED"])
-    q = np.empty(x.shape, np.uint8)
+    q = _dest(out, x.shape, np.uint8)
     K.quantize_u8(N, C, L, xc.reshape(-1), inv, z, q.reshape(-1),
                   _runtime.kernel_threads(x.size))
     return q
@@ -161,15 +172,17 @@ def qgemm(w, a, a_zero=0, bias=None, mult=None, out="int32", out_zero=0, relu=Fa
     return c
 
 
-def qlinear(x, w, a_zero=0, bias=None, mult=None, out="int32", out_zero=0, relu=False):
-    """y (N, M) = epilogue((x (N, K) uint8 - a_zero) . w^T), w (M, K) int8; per feature."""
+def qlinear(x, w, a_zero=0, bias=None, mult=None, out="int32", out_zero=0, relu=False, *,
+            dest=None):
+    """y (N, M) = epilogue((x (N, K) uint8 - a_zero) . w^T), w (M, K) int8; per feature.
+    ``dest``: an array to write (``out`` names the output kind here)."""
     _qargs.check_uint8(x, "x", 2)
     pw = _packed(w, 2)
     M, Kd = pw.shape
     if x.shape[1] != Kd:
         raise ValueError(f"x has {x.shape[1]} features, w expects {Kd} (w is {pw.shape})")
     e = _qargs.epilogue(M, a_zero, bias, mult, out, out_zero, relu)
-    y = _out((x.shape[0], M), e)
+    y = _out((x.shape[0], M), e, dest)
     K.qlinear(np.ascontiguousarray(x), pw.packed, pw.rowsum, M, _KIND[e.out], e.relu, e.a_zero,
               e.out_zero, e.bias, e.mult, _bytes(y),
               _runtime.kernel_threads(M * x.shape[0] * max(Kd, 1)))
@@ -215,13 +228,13 @@ def qconv2d(x, w, a_zero=0, bias=None, mult=None, out="int32", out_zero=0, relu=
     return y
 
 
-def to_c4(x, pad=0):
+def to_c4(x, pad=0, *, out=None):
     """uint8 NCHW (N, C, H, W) -> the C4 layout (N, ceil(C/4), H, W, 4): channel c of a
     pixel at [..., c // 4, h, w, c % 4]; the channels beyond C hold ``pad``."""
     _qargs.check_uint8(x, "x", 4)
     pad = _qargs.zero_point(pad, "pad")
     N, C, H, W = x.shape
-    y = np.empty((N, -(-C // 4), H, W, 4), np.uint8)
+    y = _dest(out, (N, -(-C // 4), H, W, 4), np.uint8)
     K.qreorder_to_c4(N, C, H * W, np.ascontiguousarray(x).reshape(-1), pad, y.reshape(-1),
                      _runtime.kernel_threads(x.size))
     return y
@@ -238,10 +251,10 @@ def from_c4(x4, channels):
 
 
 def qconv2d_c4(x4, w, a_zero=0, bias=None, mult=None, out="uint8", out_zero=0, relu=False,
-               stride=1, padding=0, dilation=1, groups=1, out_layout="c4"):
+               stride=1, padding=0, dilation=1, groups=1, out_layout="c4", *, dest=None):
     """:func:`qconv2d` on a C4 input (N, ceil(C/4), H, W, 4), C = w.shape[1] * groups: the
     fast path of the int8 layers (no layout change, the operand read in place). Output
-    ``out_layout="c4"`` (uint8 only) or ``"nchw"``."""
+    ``out_layout="c4"`` (uint8 only) or ``"nchw"``; ``dest``: an array to write."""
     pw = _packed(w, 4, groups)
     C = pw.shape[1] * int(groups)
     _qargs.check_c4(x4, "x", C)
@@ -258,7 +271,7 @@ def qconv2d_c4(x4, w, a_zero=0, bias=None, mult=None, out="uint8", out_zero=0, r
                     e.mult if e.mult.size else None, e.out, e.out_zero, e.relu, stride, padding,
                     dilation, groups)
         return to_c4(y, e.out_zero) if c4 else y
-    y = np.empty((N, -(-p.K // 4), p.P, p.Q, 4), np.uint8) if c4 else _out(p.y_shape, e)
+    y = _dest(dest, (N, -(-p.K // 4), p.P, p.Q, 4), np.uint8) if c4 else _out(p.y_shape, e, dest)
     if N == 0:
         return y
     work = p.N * p.K * p.P * p.Q * (p.C // p.groups) * p.R * p.S
@@ -268,12 +281,13 @@ def qconv2d_c4(x4, w, a_zero=0, bias=None, mult=None, out="uint8", out_zero=0, r
     return y
 
 
-def qmax_pool2d_c4(x4, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def qmax_pool2d_c4(x4, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+                   out=None):
     """:func:`qmax_pool2d` on a C4 image (N, Cq, H, W, 4) -> (N, Cq, P, Q, 4)."""
     _qargs.check_c4(x4, "x")
     N, Cq, H, W, _ = x4.shape
     p = pool_params((N, Cq, H, W), kernel_size, stride, padding, dilation, ceil_mode)
-    y = np.empty((N, Cq, p.P, p.Q, 4), np.uint8)
+    y = _dest(out, (N, Cq, p.P, p.Q, 4), np.uint8)
     if N:
         geom = K.PoolGeom(N, Cq, H, W, p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
                           p.padding[0], p.padding[1], p.dilation[0], p.dilation[1],

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import qfunctional as qf
-from ._args import pair
+from ._args import conv_params, pair, pool_params
 from .nn.init import fmt_pair
 from .nn.module import Module
 
@@ -47,10 +47,34 @@ def nbytes_of(module):
 
 
 class QModule(Module):
-    """Base of the int8 layers: eval only, uint8 in (and out, unless ``out="float32"``)."""
+    """Base of the int8 layers: eval only, uint8 in (and out, unless ``out="float32"``).
+
+    Inside :meth:`QuantizedModel.forward` the layers write their uint8 outputs into
+    buffers they keep from one call to the next (``_reuse``), which saves the page
+    faults of fresh memory on every forward; called on their own they return new arrays.
+    """
+
+    _reuse = False
 
     def __init__(self):
         super().__init__(np.float32)
+        self.__dict__["_bufs"] = {}
+
+    def _buffer(self, shape, dtype=np.uint8):
+        """A kept buffer of that shape when reusing, else None (a fresh array)."""
+        if not self._reuse:
+            return None
+        key = (tuple(shape), np.dtype(dtype).str)
+        b = self._bufs.get(key)
+        if b is None:
+            self._bufs.clear()
+            b = self._bufs[key] = np.empty(shape, dtype)
+        return b
+
+    def load_state_dict(self, state_dict, strict=True):
+        out = super().load_state_dict(state_dict, strict)
+        _invalidate(self)
+        return out
 
     def backward(self, dy):
         raise RuntimeError(
@@ -78,6 +102,13 @@ class QModule(Module):
         return x
 
 
+def _invalidate(module):
+    """Forget the weights packed from the buffers (they were just overwritten)."""
+    for m in module.modules():
+        if isinstance(m, _QWeighted):
+            m._packed = None
+
+
 def to_nchw(x, layout):
     """A uint8 activation in ``layout`` (None: as it is; ("c4", C): C4 image with C
     channels; ("flat_c4", C, HW): a flattened C4 image) -> NCHW / (N, C*HW) order."""
@@ -95,6 +126,17 @@ def to_nchw(x, layout):
 def from_nchw(x, zero):
     """A uint8 NCHW image -> C4 (other shapes as they are)."""
     return qf.to_c4(x, zero) if x.ndim == 4 else x
+
+
+def _conv_out_hw(hw, m):
+    p = conv_params((1, m.in_channels) + tuple(hw), m.weight.shape, m.stride, m.padding,
+                    m.dilation, m.groups)
+    return p.P, p.Q
+
+
+def _pool_out_hw(hw, m):
+    p = pool_params((1, 1) + tuple(hw), m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode)
+    return p.P, p.Q
 
 
 def _layout(v):
@@ -123,6 +165,11 @@ class _QWeighted(QModule):
         self._packed = None
         self._packed_src = None
 
+    def repack(self):
+        """Pack the weights again on the next call (after changing ``weight`` in place;
+        ``load_state_dict`` and ``set_quantized`` do it themselves)."""
+        self._packed = None
+
     def set_quantized(self, weight, weight_scale, bias, in_qp, out_qp=None):
         """Fill the buffers (shapes checked); ``out_qp`` None for a float32 output."""
         for name, v in (("weight", weight), ("weight_scale", weight_scale), ("bias", bias)):
@@ -134,6 +181,7 @@ class _QWeighted(QModule):
         self._set_q("in", *in_qp)
         if out_qp is not None:
             self._set_q("out", *out_qp)
+        self._packed = None
         return self
 
     def _groups(self):
@@ -144,7 +192,7 @@ class _QWeighted(QModule):
 
     def _kernel_args(self):
         """PackedWeights and the epilogue keywords, from the buffers."""
-        if self._packed is None or not np.array_equal(self._packed_src, self.weight):
+        if self._packed is None:
             self._packed_src = self.weight.copy()
             self._packed = qf.PackedWeights(self._packing_weight(), self._groups())
         s_in, z_in = self._qp("in")
@@ -196,9 +244,13 @@ class QConv2D(_QWeighted):
         """x: uint8 C4 (N, ceil(C/4), H, W, 4) -> uint8 C4, or float32 NCHW (out="float32")."""
         self._check_u8(x, 5)
         pw, epi = self._kernel_args()
+        dest = None
+        if self.out == "uint8" and self._reuse:
+            P, Q = _conv_out_hw(x.shape[2:4], self)
+            dest = self._buffer((x.shape[0], -(-self.out_channels // 4), P, Q, 4))
         return qf.qconv2d_c4(x, pw, stride=self.stride, padding=self.padding,
                              dilation=self.dilation, groups=self.groups,
-                             out_layout="c4" if self.out == "uint8" else "nchw", **epi)
+                             out_layout="c4" if self.out == "uint8" else "nchw", dest=dest, **epi)
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={fmt_pair(self.kernel_size)}, "
@@ -243,7 +295,8 @@ class QLinear(_QWeighted):
         if x.shape[1] != n_in:
             raise ValueError(f"{self._short()} expects (N, {n_in}), got shape {x.shape}")
         pw, epi = self._kernel_args()
-        return qf.qlinear(x, pw, **epi)
+        dest = self._buffer((x.shape[0], self.out_features)) if self.out == "uint8" else None
+        return qf.qlinear(x, pw, dest=dest, **epi)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, " + self._wrepr()
@@ -267,8 +320,11 @@ class QMaxPool2D(QModule):
     def forward(self, x):
         """x: uint8 C4 (N, ceil(C/4), H, W, 4) -> uint8 C4."""
         self._check_u8(x, 5)
+        out = None
+        if self._reuse:
+            out = self._buffer((x.shape[0], x.shape[1]) + _pool_out_hw(x.shape[2:4], self) + (4,))
         return qf.qmax_pool2d_c4(x, self.kernel_size, self.stride, self.padding, self.dilation,
-                                 self.ceil_mode)
+                                 self.ceil_mode, out=out)
 
     def extra_repr(self):
         return f"kernel_size={fmt_pair(self.kernel_size)}, stride={fmt_pair(self.stride)}, uint8"
@@ -382,11 +438,25 @@ class QuantizedModel(Module):
     def to(self, dtype):
         raise TypeError("a QuantizedModel takes and returns float32: its dtype cannot be changed")
 
+    def load_state_dict(self, state_dict, strict=True):
+        out = super().load_state_dict(state_dict, strict)
+        _invalidate(self)
+        return out
+
     def forward(self, x):
         """x float32 (N, ...) -> float32 outputs."""
         self._check_input(x)
         z = int(self.input_zero)
-        y = self.body.forward(from_nchw(qf.quantize_u8(x, float(self.input_scale), z), z))
+        qms = [m for m in self.body.modules() if isinstance(m, QModule)]
+        for m in qms:
+            m.__dict__["_reuse"] = True
+        try:
+            y = self.body.forward(from_nchw(qf.quantize_u8(x, float(self.input_scale), z), z))
+            if y.dtype == np.uint8:
+                y = y.copy()          # (a kept buffer)
+        finally:
+            for m in qms:
+                m.__dict__["_reuse"] = False
         if y.dtype == np.uint8:
             y = qf.dequantize_u8(to_nchw(y, self.out_layout), float(self.output_scale),
                                  int(self.output_zero))
