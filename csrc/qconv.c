@@ -11,10 +11,19 @@
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#include <immintrin.h>
 #define FC_QC_SSE2 1
 #else
 #define FC_QC_SSE2 0
 #endif
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(FC_GEMM_NO_SIMD)
+#define FC_QC_X86 1
+#else
+#define FC_QC_X86 0
+#endif
+
+#define QCHUNK_L 4096
 
 static fc_status qconv_check_geom(const fc_conv_geom *g)
 {
@@ -150,8 +159,6 @@ fc_status fc_qconv2d_u8(const fc_conv_geom *g, const uint8_t *restrict x,
 }
 
 /* ---- layout changes ----------------------------------------------------------- */
-
-#define QCHUNK_L 4096
 
 fc_status fc_qreorder_to_c4(int64_t N, int64_t C, int64_t L, const uint8_t *restrict x,
                             uint8_t pad, uint8_t *restrict y, int nthreads)
@@ -381,6 +388,82 @@ static int q_layout(int64_t N, int64_t C, int64_t L)
     return N >= 0 && C >= 1 && L >= 0;
 }
 
+/* One row of quantization: the loop every variant compiles (auto-vectorized
+ * for the SIMD targets; the same IEEE operations in each, so the same bits):
+ * v = x * inv + z, clamped to [0, 255] (NaN -> 0), rounded half to even by
+ * the 2^23 trick (exact for 0 <= v < 2^23). */
+#define QUANT_ROW_BODY                                                  \
+    for (int64_t i = 0; i < n; i++) {                                   \
+        float v = x[i] * inv + z;                                       \
+        v = v > 0.0f ? v : 0.0f;                                        \
+        v = v < 255.0f ? v : 255.0f;                                    \
+        v = (v + 8388608.0f) - 8388608.0f;                              \
+        q[i] = (uint8_t)(int32_t)v;                                     \
+    }
+
+static void quant_row(const float *restrict x, int64_t n, float inv, float z, uint8_t *restrict q)
+{
+    QUANT_ROW_BODY
+}
+
+#if FC_QC_X86
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+static void quant_row_avx512(const float *restrict x, int64_t n, float inv, float z,
+                             uint8_t *restrict q)
+{
+    QUANT_ROW_BODY
+}
+
+/* Explicit (GCC does not vectorize the row for AVX2): max_ps(v, 0) is
+ * "v > 0 ? v : 0" including NaN -> 0, min_ps(v, 255) is "v < 255 ? v : 255". */
+__attribute__((target("avx2,fma")))
+static void quant_row_avx2(const float *restrict x, int64_t n, float inv, float z,
+                           uint8_t *restrict q)
+{
+    const __m256 vi = _mm256_set1_ps(inv), vz = _mm256_set1_ps(z), zero = _mm256_setzero_ps();
+    const __m256 top = _mm256_set1_ps(255.0f), magic = _mm256_set1_ps(8388608.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i r[4];
+        for (int k = 0; k < 4; k++) {
+            __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * k), vi), vz);
+            v = _mm256_min_ps(_mm256_max_ps(v, zero), top);
+            v = _mm256_sub_ps(_mm256_add_ps(v, magic), magic);
+            r[k] = _mm256_cvttps_epi32(v);
+        }
+        /* 4 x 8 int32 -> 32 bytes: packs work per 128-bit lane, then restore the order */
+        const __m256i ab = _mm256_packus_epi32(r[0], r[1]), cd = _mm256_packus_epi32(r[2], r[3]);
+        const __m256i b = _mm256_packus_epi16(ab, cd);
+        _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(b, order));
+    }
+    const int64_t rest = n - i;
+    const float *x0 = x + i;
+    uint8_t *q0 = q + i;
+    for (int64_t j = 0; j < rest; j++) {
+        float v = x0[j] * inv + z;
+        v = v > 0.0f ? v : 0.0f;
+        v = v < 255.0f ? v : 255.0f;
+        v = (v + 8388608.0f) - 8388608.0f;
+        q0[j] = (uint8_t)(int32_t)v;
+    }
+}
+#endif
+
+typedef void (*quant_row_fn)(const float *, int64_t, float, float, uint8_t *);
+
+static quant_row_fn quant_row_for_isa(void)
+{
+#if FC_QC_X86
+    switch (fc_qgemm_isa()) {
+    case 2: return quant_row_avx512;
+    case 1: return quant_row_avx2;
+    default: break;
+    }
+#endif
+    return quant_row;
+}
+
 fc_status fc_quantize_u8(int64_t N, int64_t C, int64_t L, const float *restrict x,
                          const float *restrict inv_scale, const int32_t *restrict zp,
                          uint8_t *restrict q, int nthreads)
@@ -390,21 +473,44 @@ fc_status fc_quantize_u8(int64_t N, int64_t C, int64_t L, const float *restrict 
         if (zp[c] < 0 || zp[c] > 255) return FC_EINVAL;
     if (N == 0 || L == 0) return FC_OK;
     if (x == NULL || q == NULL) return FC_EINVAL;
+    const quant_row_fn row = quant_row_for_isa();
     const int64_t blocks = N * C;
     nthreads = fc_clamp_threads(nthreads);
     FC_OMP_PARALLEL_FOR(nthreads)
     for (int64_t bl = 0; bl < blocks; bl++) {
         const int64_t c = bl % C;
-        const float inv = inv_scale[c], z = (float)zp[c];
-        const float *xs = x + bl * L;
-        uint8_t *qs = q + bl * L;
-        for (int64_t i = 0; i < L; i++) {
-            float v = xs[i] * inv + z;
-            v = v > 0.0f ? v : 0.0f;          /* NaN -> 0 */
-            v = v < 255.0f ? v : 255.0f;
-            /* round half to even: exact for 0 <= v < 2^23 */
-            v = (v + 8388608.0f) - 8388608.0f;
-            qs[i] = (uint8_t)(int32_t)v;
+        row(x + bl * L, L, inv_scale[c], (float)zp[c], q + bl * L);
+    }
+    return FC_OK;
+}
+
+fc_status fc_quantize_u8_c4(int64_t N, int64_t C, int64_t L, const float *restrict x,
+                            float inv_scale, int32_t zp, uint8_t *restrict y, int nthreads)
+{
+    if (!q_layout(N, C, L) || zp < 0 || zp > 255) return FC_EINVAL;
+    if (N == 0 || L == 0) return FC_OK;
+    if (x == NULL || y == NULL) return FC_EINVAL;
+    const quant_row_fn row = quant_row_for_isa();
+    const int64_t Cq = (C + 3) / 4, jobs = N * Cq;
+    nthreads = fc_clamp_threads(nthreads);
+    FC_OMP_PARALLEL(nthreads)
+    {
+        uint8_t tmp[4][QCHUNK_L];
+        FC_PRAGMA(omp for schedule(static))
+        for (int64_t jb = 0; jb < jobs; jb++) {
+            const int64_t n = jb / Cq, cq = jb % Cq;
+            for (int64_t l0 = 0; l0 < L; l0 += QCHUNK_L) {
+                const int64_t len = L - l0 < QCHUNK_L ? L - l0 : QCHUNK_L;
+                for (int t = 0; t < 4; t++) {
+                    const int64_t c = 4 * cq + t;
+                    if (c < C)
+                        row(x + (n * C + c) * L + l0, len, inv_scale, (float)zp, tmp[t]);
+                    else
+                        memset(tmp[t], zp, (size_t)len);
+                }
+                fc_qinterleave4(tmp[0], tmp[1], tmp[2], tmp[3], len, len,
+                                y + ((n * Cq + cq) * L + l0) * 4);
+            }
         }
     }
     return FC_OK;

@@ -154,6 +154,10 @@ fc_status fc_qrelu_u8(int64_t n, const uint8_t *restrict x, uint8_t zp, uint8_t 
 fc_status fc_quantize_u8(int64_t N, int64_t C, int64_t L, const float *restrict x,
                          const float *restrict inv_scale, const int32_t *restrict zp,
                          uint8_t *restrict q, int nthreads);
+/* Quantize float32 NCHW (N, C, L = H*W) per tensor straight into the C4
+ * layout (channels beyond C = zp). */
+fc_status fc_quantize_u8_c4(int64_t N, int64_t C, int64_t L, const float *restrict x,
+                            float inv_scale, int32_t zp, uint8_t *restrict y, int nthreads);
 fc_status fc_dequantize_u8(int64_t N, int64_t C, int64_t L, const uint8_t *restrict q,
                            const float *restrict scale, const int32_t *restrict zp,
                            float *restrict y, int nthreads);

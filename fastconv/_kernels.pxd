@@ -244,5 +244,7 @@ cdef extern from "fastconv.h" nogil:
     fc_status fc_qrelu_u8(int64_t n, const uint8_t *x, uint8_t zp, uint8_t *y, int nthreads)
     fc_status fc_quantize_u8(int64_t N, int64_t C, int64_t L, const float *x,
                              const float *inv_scale, const int32_t *zp, uint8_t *q, int nthreads)
+    fc_status fc_quantize_u8_c4(int64_t N, int64_t C, int64_t L, const float *x, float inv_scale,
+                                int32_t zp, uint8_t *y, int nthreads)
     fc_status fc_dequantize_u8(int64_t N, int64_t C, int64_t L, const uint8_t *q,
                                const float *scale, const int32_t *zp, float *y, int nthreads)

@@ -1016,6 +1016,18 @@ def quantize_u8(int64_t N, int64_t C, int64_t L, const float[::1] x, const float
     _check(st, "quantize")
 
 
+def quantize_u8_c4(int64_t N, int64_t C, int64_t L, const float[::1] x, float inv_scale, int zp,
+                   uint8_t[::1] y, int nthreads):
+    _need(x.shape[0], N * C * L, "x")
+    _need(y.shape[0], N * ((C + 3) // 4) * L * 4, "y (C4)")
+    if N * C * L == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        st = fc_quantize_u8_c4(N, C, L, &x[0], inv_scale, zp, &y[0], nthreads)
+    _check(st, "quantize (C4)")
+
+
 def dequantize_u8(int64_t N, int64_t C, int64_t L, const uint8_t[::1] q, const float[::1] scale,
                   const int32_t[::1] zp, float[::1] y, int nthreads):
     _need(q.shape[0], N * C * L, "q")

@@ -31,7 +31,7 @@ from ._args import conv_params, pair, pool_params
 from ._dispatch import conv_geom
 
 __all__ = ["PackedWeights", "c4_weight", "qisa", "set_qisa", "quantize_u8", "dequantize_u8",
-           "qgemm", "qlinear", "qconv2d", "qconv2d_c4", "to_c4", "from_c4", "qim2col",
+           "qgemm", "qlinear", "qconv2d", "qconv2d_c4", "to_c4", "from_c4", "quantize_u8_c4", "qim2col",
            "qmax_pool2d", "qmax_pool2d_c4", "qrelu"]
 
 qisa = K.qisa
@@ -144,6 +144,20 @@ def quantize_u8(x, scale, zero_point, axis=None, *, out=None):
     K.quantize_u8(N, C, L, xc.reshape(-1), inv, z, q.reshape(-1),
                   _runtime.kernel_threads(x.size))
     return q
+
+
+def quantize_u8_c4(x, scale, zero_point, *, out=None):
+    """float32 NCHW (N, C, H, W) -> uint8 in the C4 layout, per tensor: the same numbers as
+    ``to_c4(quantize_u8(x, scale, zero_point), zero_point)`` in one pass."""
+    if not isinstance(x, np.ndarray) or x.dtype.newbyteorder("=") != np.float32 or x.ndim != 4:
+        raise TypeError(f"x must be a 4-d float32 numpy.ndarray, got {getattr(x, 'dtype', type(x).__name__)}")
+    s, z = _qargs.qparams(scale, zero_point, 1)
+    inv = np.float32(1.0 / np.float64(s[0]))
+    N, C, H, W = x.shape
+    y = _dest(out, (N, -(-C // 4), H, W, 4), np.uint8)
+    K.quantize_u8_c4(N, C, H * W, np.require(x, np.float32, ["C_CONTIGUOUS", "ALIGNED"]).reshape(-1),
+                     inv, int(z[0]), y.reshape(-1), _runtime.kernel_threads(x.size))
+    return y
 
 
 def dequantize_u8(q, scale, zero_point, axis=None):

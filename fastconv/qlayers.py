@@ -451,7 +451,9 @@ class QuantizedModel(Module):
         for m in qms:
             m.__dict__["_reuse"] = True
         try:
-            y = self.body.forward(from_nchw(qf.quantize_u8(x, float(self.input_scale), z), z))
+            s = float(self.input_scale)
+            q = qf.quantize_u8_c4(x, s, z) if x.ndim == 4 else qf.quantize_u8(x, s, z)
+            y = self.body.forward(q)
             if y.dtype == np.uint8:
                 y = y.copy()          # (a kept buffer)
         finally:
