@@ -75,7 +75,9 @@ def _fold_into(conv, bn):
 
 
 def _plain(m, cls):
-    return type(m) is cls
+    """m computes exactly as cls (an instance whose forward is cls's own: PrunedConv2D is a
+    Conv2D, BinaryConv2D is not), as fastconv.inference's lowering decides."""
+    return isinstance(m, cls) and type(m).forward is cls.forward
 
 
 def _fold(m):
