@@ -16,6 +16,10 @@ Saved with :func:`fastconv.train.save_model`, a binary layer's weight is stored
 packed, 1 bit per weight (``numpy.packbits``), with its float32 ``alpha``: the
 loaded model computes exactly the same outputs (its latent weights are the
 binary ones, ``sign * alpha``, which resume training from there).
+
+``fastconv.compile`` does not lower the binary layers (it raises a TypeError
+naming them); :func:`binary_to_float` turns a trained binary model into plain
+Conv2D / Linear layers holding ``sign * alpha``, the same outputs, which compile.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import numpy as np
 from . import nn
 from ._backend import ops
 
-__all__ = ["binarize", "BinaryConv2D", "BinaryLinear", "binary_weight", "BINARY_LAYERS"]
+__all__ = ["binarize", "binary_to_float", "BinaryConv2D", "BinaryLinear", "binary_weight",
+           "BINARY_LAYERS"]
 
 
 def binary_weight(w):
@@ -152,4 +157,38 @@ def binarize(model, *, keep_first=False, keep_last=False):
     if layers and keep_last:
         skip.add(id(layers[-1]))
     _swap(new, skip)
+    return new
+
+
+def binary_to_float(model):
+    """A copy of ``model`` with every binary layer replaced by a plain Conv2D / Linear whose
+    weight is its binary weight ``sign(w) * alpha`` (same outputs; compiles with
+    ``fastconv.compile``). ``model`` is not changed."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a fastconv.nn.Module, got {type(model).__name__}")
+    new = copy.deepcopy(model)
+
+    def plain(b):
+        if isinstance(b, BinaryConv2D):
+            m = nn.Conv2D(b.in_channels, b.out_channels, b.kernel_size, b.stride, b.padding,
+                          b.dilation, b.groups, bias=b.bias is not None, dtype=b.dtype)
+        else:
+            m = nn.Linear(b.in_features, b.out_features, bias=b.bias is not None, dtype=b.dtype)
+        m.weight.data[...] = binary_weight(b.weight.data)[0]
+        if b.bias is not None:
+            m.bias.data[...] = b.bias.data
+        m.input_grad = b.input_grad
+        return m
+
+    if isinstance(new, (BinaryConv2D, BinaryLinear)):
+        return plain(new)
+
+    def swap(m):
+        for name, child in list(m.named_children()):
+            if isinstance(child, (BinaryConv2D, BinaryLinear)):
+                m.add_module(name, plain(child))
+            else:
+                swap(child)
+
+    swap(new)
     return new
