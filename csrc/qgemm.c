@@ -4,17 +4,20 @@
  *
  * Layout. Weights W (M x K) are packed once into 8-row panels: panel pi, k
  * group kq (4 consecutive k) holds rows 8pi..8pi+7, 4 bytes each (32 bytes),
- * zero-padded beyond M and K. The uint8 operand is packed per call, one block
- * of nc columns at a time, into NR-column panels: k group kq holds NR
- * columns x 4 bytes (k-interleaved, zero beyond K and N). So one k group of a
- * panel is one SIMD register of "4 k values per int32 lane", which is what
- * vpdpbusd and vpmaddubsw + vpmaddwd consume; one 4-byte weight group
- * is broadcast to every lane.
+ * zero-padded beyond M and K. The uint8 operand is consumed in NR-column
+ * panels: k group kq of a panel is NR columns x 4 bytes (4 k values per
+ * column), one SIMD register of "4 k values per int32 lane", which is what
+ * vpdpbusd and vpmaddubsw + vpmaddwd consume; one 4-byte weight group is
+ * broadcast to every lane. A GEMM / Linear operand is packed into that form
+ * one panel at a time; a convolution on a C4 image (4 channels per pixel)
+ * already is in it and is read in place (see "convolutions on C4 images").
  *
  * Micro-kernels: an 8 x NR int32 tile, summed over all of K in registers
- * (K <= FC_QGEMM_MAX_K, no K blocking), then stored to a small tile buffer
- * that the epilogue turns into uint8 / float32 / int32 output:
- *   avx512_vnni  8 x 32 (16 zmm accumulators), vpdpbusd
+ * (K <= FC_QGEMM_MAX_K, no K blocking), then the epilogue turns it into
+ * uint8 / float32 / int32 output:
+ *   avx512_vnni  8 x 32 (16 zmm accumulators), vpdpbusd; for a C4 uint8
+ *                output the requantization and the channel interleave are
+ *                done in registers (ukr_vnni_c4)
  *   avx2         8 x 16, two halves of 4 rows (8 ymm accumulators each),
  *                vpmaddubsw + vpmaddwd on the low 7 bits, and on the high bit
  *                (scaled by 128) only for panels that have one (qops.h)
@@ -23,10 +26,11 @@
  * the same sequence of float32 operations in each (no FMA) and rounds half
  * to even explicitly.
  *
- * Driver: jobs = (problem, column block[, share of row panels when there are
- * fewer jobs than threads]); each thread packs its block into its own
- * workspace and runs every row panel against it. Every output element is one
- * full-K sum, so the result does not depend on the thread count.
+ * Driver: jobs = (problem, share of the column panels, share of the row
+ * panels when there are fewer problems than threads); each job packs (or
+ * pads) its operand into its own workspace and runs its row panels against
+ * every column panel. Every output element is one full-K sum, so the result
+ * does not depend on the thread count.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -32,12 +32,11 @@
  *                into int16 with saturation, and 2 * 255 * 127 > 32767, so
  *                the activations are split: a = (a & 127) + 128 * (a >> 7).
  *                The low part gives pair sums <= 2 * 127 * 128 = 32512 (never
- *                saturates, for any int8 weight); the high bit part is
- *                multiplied separately and scaled by 128 in vpmaddwd. Packing
- *                records which column panels hold a byte >= 128, and the
- *                kernel skips the high part for the others (7-bit activations,
- *                e.g. fastconv.quantize(..., reduce_range=True), never pay it).
- *                Exact for every input.
+ *                saturates, for any int8 weight); the high bit is multiplied
+ *                separately and scaled by 128 in vpmaddwd, in a second pass
+ *                that runs only when the operand panel holds a byte >= 128
+ *                (seen while the first pass loads it). Exact for every input;
+ *                7-bit activations never pay the second pass.
  *   generic      portable C.
  */
 #ifndef FASTCONV_QOPS_H
