@@ -20,7 +20,8 @@
  *                done in registers (ukr_vnni_c4)
  *   avx2         8 x 16, two halves of 4 rows (8 ymm accumulators each),
  *                vpmaddubsw + vpmaddwd on the low 7 bits, and on the high bit
- *                (scaled by 128) only for panels that have one (qops.h)
+ *                (scaled by 128) only for panels that have one (qops.h); the
+ *                C4 requantization also in registers (ukr_avx2_c4)
  *   generic      8 x 8, plain C
  * Integer sums are exact, so the variants agree bit for bit; the epilogue is
  * the same sequence of float32 operations in each (no FMA) and rounds half
@@ -364,12 +365,36 @@ static const qkern kern_vnni = {2, VNNI_NR, ukr_vnni, epi_avx512, ukr_vnni_c4};
     _mm256_storeu_si256((__m256i *)(tile + (i) * AVX2_NR), c##i##0);          \
     _mm256_storeu_si256((__m256i *)(tile + (i) * AVX2_NR + 8), c##i##1);
 
+/* Requantize 8 lanes of one row (epi_avx2's arithmetic) to int32 in [0, 255]. */
+FC_TARGET_AVX2 static inline __m256i avx2_rq(__m256i acc, __m256i bias, __m256 m, __m256 lo,
+                                             __m256 hi, __m256i zo)
+{
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, bias)), m);
+    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_add_epi32(_mm256_cvttps_epi32(v), zo);
+}
+
+/* 4 rows x 8 columns of int32 in [0, 255] -> 8 columns x 4 bytes (32 bytes at o):
+ * the packs leave each 128-bit lane a 4 x 4 byte block (row-major), one
+ * vpshufb transposes it to column-major, and lane order is column order. */
+FC_TARGET_AVX2 static inline void avx2_c4_store(__m256i r0, __m256i r1, __m256i r2, __m256i r3,
+                                                uint8_t *o)
+{
+    const __m256i t = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                       0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(r0, r1), _mm256_packus_epi32(r2, r3));
+    _mm256_storeu_si256((__m256i *)o, _mm256_shuffle_epi8(b, t));
+}
+
 /* Rows 0..3 of the weight panel w (its groups 32 bytes apart). The low 7 bits
  * of every operand byte first, OR-ing the bytes on the way; the high bits
  * (times 128) in a second pass only when one was set: *high caches that
- * answer for the second half. */
+ * answer for the second half. Out: the int32 tile rows, or (p != NULL) the
+ * requantized rows as one C4 quad (16 columns x 4 bytes at ut4). */
 FC_TARGET_AVX2 static void ukr_avx2_half(int64_t kq, const uint8_t *w, const uint8_t *base,
-                                         const int64_t *off, int32_t *tile, int *high)
+                                         const int64_t *off, int32_t *tile, int *high,
+                                         const qtile_epi *p, int row0, uint8_t *ut4)
 {
     const __m256i ones = _mm256_set1_epi16(1), c128 = _mm256_set1_epi16(128);
     const __m256i m7f = _mm256_set1_epi8(0x7f), m01 = _mm256_set1_epi8(1);
@@ -398,15 +423,33 @@ FC_TARGET_AVX2 static void ukr_avx2_half(int64_t kq, const uint8_t *w, const uin
             w += 4 * MR;
         }
     }
-    AVX2_STORE(0) AVX2_STORE(1) AVX2_STORE(2) AVX2_STORE(3)
+    if (p == NULL) {
+        AVX2_STORE(0) AVX2_STORE(1) AVX2_STORE(2) AVX2_STORE(3)
+        return;
+    }
+    const __m256 lo = _mm256_set1_ps(p->lo), hi = _mm256_set1_ps(p->hi);
+    const __m256i zo = _mm256_set1_epi32(p->zo);
+#define AVX2_RQ(i, h) avx2_rq(c##i##h, _mm256_set1_epi32(p->bias[row0 + (i)]), \
+                              _mm256_set1_ps(p->mult[row0 + (i)]), lo, hi, zo)
+    avx2_c4_store(AVX2_RQ(0, 0), AVX2_RQ(1, 0), AVX2_RQ(2, 0), AVX2_RQ(3, 0), ut4);
+    avx2_c4_store(AVX2_RQ(0, 1), AVX2_RQ(1, 1), AVX2_RQ(2, 1), AVX2_RQ(3, 1), ut4 + 32);
+#undef AVX2_RQ
 }
 
 FC_TARGET_AVX2 static void ukr_avx2(int64_t kq, const uint8_t *w, const uint8_t *base,
                                     const int64_t *off, int32_t *tile)
 {
     int high = -1;
-    ukr_avx2_half(kq, w, base, off, tile, &high);
-    ukr_avx2_half(kq, w + 16, base, off, tile + 4 * AVX2_NR, &high);
+    ukr_avx2_half(kq, w, base, off, tile, &high, NULL, 0, NULL);
+    ukr_avx2_half(kq, w + 16, base, off, tile + 4 * AVX2_NR, &high, NULL, 0, NULL);
+}
+
+FC_TARGET_AVX2 static void ukr_avx2_c4(int64_t kq, const uint8_t *w, const uint8_t *base,
+                                       const int64_t *off, const qtile_epi *p, uint8_t *ut4)
+{
+    int high = -1;
+    ukr_avx2_half(kq, w, base, off, NULL, &high, p, 0, ut4);
+    ukr_avx2_half(kq, w + 16, base, off, NULL, &high, p, 4, ut4 + AVX2_NR * 4);
 }
 
 /* Contiguous rows: 8 lanes at a time, the tail in scalar code (same arithmetic). */
@@ -457,7 +500,7 @@ FC_TARGET_AVX2 static void epi_avx2(const int32_t *tile, int64_t ldt, int mr, in
     }
 }
 
-static const qkern kern_avx2 = {1, AVX2_NR, ukr_avx2, epi_avx2, NULL};
+static const qkern kern_avx2 = {1, AVX2_NR, ukr_avx2, epi_avx2, ukr_avx2_c4};
 #endif /* FC_Q_X86 */
 
 static const qkern *qkernel(void)

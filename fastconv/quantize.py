@@ -114,15 +114,17 @@ def fold_batchnorm(model):
 # ---------------------------------------------------------------- observers
 
 
-def activation_qparams(lo, hi):
-    """uint8 scale and zero point covering [lo, hi] (widened to contain 0)."""
+def activation_qparams(lo, hi, levels=255):
+    """uint8 scale and zero point mapping [lo, hi] (widened to contain 0) onto the
+    levels 0 .. ``levels`` (255; 127 for ``reduce_range``, values up to twice the range
+    still fit)."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"the calibration run produced non-finite values (range [{lo}, {hi}])")
-    scale = (hi - lo) / 255.0
+    scale = (hi - lo) / float(levels)
     if scale <= 1e-12:
         return 1.0, 0
-    zero = int(min(255, max(0, round(-lo / scale))))
+    zero = int(min(levels, max(0, round(-lo / scale))))
     return float(np.float32(scale)), zero
 
 
@@ -159,8 +161,8 @@ def _kl_threshold(a, nbins=2048, levels=255):
 class Observer:
     """Collects what one tensor holds over the calibration batches."""
 
-    def __init__(self, method, percentile, rng):
-        self.method, self.percentile, self.rng = method, percentile, rng
+    def __init__(self, method, percentile, rng, levels=255):
+        self.method, self.percentile, self.rng, self.levels = method, percentile, rng, levels
         self.lo, self.hi = np.inf, -np.inf
         self.samples = []
         self.kept = 0
@@ -191,7 +193,7 @@ class Observer:
             s = np.concatenate(self.samples)
             t = _kl_threshold(np.abs(s)) if lo < 0 else _kl_threshold(s)
             lo, hi = max(lo, -t), min(hi, t)
-        return activation_qparams(lo, hi)
+        return activation_qparams(lo, hi, self.levels)
 
 
 # ---------------------------------------------------------------- calibration run
@@ -341,7 +343,8 @@ class _Converter:
         return self.island(m, in_qp, lay, last)
 
 
-def quantize(model, calibration, *, per_channel=True, method="minmax", percentile=99.99, seed=0):
+def quantize(model, calibration, *, per_channel=True, method="minmax", percentile=99.99,
+             reduce_range=False, seed=0):
     """An int8 copy of ``model`` (a :class:`~fastconv.qlayers.QuantizedModel`; ``model``
     itself is not changed) calibrated on ``calibration``: an array of inputs (N, C, H, W)
     or an iterable of batches (arrays, or (X, y) pairs).
@@ -349,6 +352,11 @@ def quantize(model, calibration, *, per_channel=True, method="minmax", percentil
     ``per_channel``: one weight scale per output channel (default) or per tensor.
     ``method``: ``"minmax"``, ``"percentile"`` (clip at ``percentile``) or ``"entropy"``
     (KL divergence). ``seed``: the sampling of values for percentile / entropy.
+    ``reduce_range``: calibrate the activations onto 7 bits (levels 0..127; larger
+    values, up to twice the calibrated range, still fit in the uint8). On CPUs without
+    AVX-512 VNNI the int8 kernels then skip their second pass over the activations'
+    top bit (qops.h), about 2x faster, at some accuracy; the results are the same on
+    every CPU either way.
     The result takes and returns float32; see the module docstring for what runs
     in int8.
     """
@@ -358,6 +366,9 @@ def quantize(model, calibration, *, per_channel=True, method="minmax", percentil
         raise TypeError("model is already quantized")
     if not isinstance(per_channel, (bool, np.bool_)):
         raise TypeError(f"per_channel must be True or False, got {per_channel!r}")
+    if not isinstance(reduce_range, (bool, np.bool_)):
+        raise TypeError(f"reduce_range must be True or False, got {reduce_range!r}")
+    levels = 127 if reduce_range else 255
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     percentile = as_float(percentile, "percentile", 50.0, 100.0, low_open=True)
@@ -367,9 +378,9 @@ def quantize(model, calibration, *, per_channel=True, method="minmax", percentil
         folded.to(np.float32)
     rng = np.random.default_rng(seed)
     obs = {}
-    _observe_all(folded, obs, lambda: Observer(method, percentile, rng))
+    _observe_all(folded, obs, lambda: Observer(method, percentile, rng, levels))
     # the network input: its range as it is (pixel values are no distribution to clip)
-    in_obs = Observer("minmax" if method == "entropy" else method, percentile, rng)
+    in_obs = Observer("minmax" if method == "entropy" else method, percentile, rng, levels)
     shapes = {}
     in_shape = None
     for xb in _batches(calibration):
@@ -382,7 +393,8 @@ def quantize(model, calibration, *, per_channel=True, method="minmax", percentil
     body, out_qp, out_lay = _Converter(obs, shapes, bool(per_channel)).convert(folded, in_qp, in_lay, True)
     if not isinstance(body, nn.Sequential):
         body = nn.Sequential(body)
-    q = QuantizedModel(body, method=method, per_channel=per_channel, float_bytes=_float_bytes(model),
+    q = QuantizedModel(body, method=method + (", 7-bit" if reduce_range else ""),
+                       per_channel=per_channel, float_bytes=_float_bytes(model),
                        out_layout=out_lay if out_qp is not None else None)
     q.set_edges(in_qp, out_qp)
     return q.eval()

@@ -228,3 +228,46 @@ def test_isa_control():
                      env=subprocess_env(FASTCONV_ISA="generic"))
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "generic"
+
+
+c4_cases = st.tuples(
+    st.integers(1, 2), st.integers(1, 9), st.sampled_from([1, 1, 2]), st.integers(1, 5),
+    st.integers(3, 20), st.integers(3, 20), st.integers(1, 3), st.integers(1, 3),
+    st.sampled_from([1, 1, 2]), st.sampled_from([0, 1, 2]), st.sampled_from([1, 1, 2]),
+    st.sampled_from([256, 128]), st.integers(0, 2**31 - 1))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=c4_cases)
+def test_c4_conv_matches_reference(isa, case):
+    """The int8 layers' path: C4 input, C4 uint8 output (requantized and interleaved in
+    registers by the SIMD kernels), also 7-bit activations (AVX2's single pass)."""
+    N, C, G, Kg, H, W, R, S, stride, padding, dil, top, seed = case
+    rng = np.random.default_rng(seed)
+    C *= 4 * G if G > 1 else 1
+    Kc = Kg * 4 * G if G > 1 else Kg * 3
+    x = rng.integers(0, top, (N, C, H, W)).astype(np.uint8)
+    w = rng.integers(-128, 128, (Kc, C // G, R, S)).astype(np.int8)
+    geo = dict(stride=stride, padding=padding, dilation=dil, groups=G)
+    e = _epi(rng, Kc)
+    try:
+        expect = ref.qconv2d_c4(ref.to_c4(x, e["a_zero"]), w, **e, relu=True, **geo)
+    except ValueError:
+        return
+    x4 = qf.to_c4(x, e["a_zero"])
+    _same(x4, ref.to_c4(x, e["a_zero"]))
+    _same(qf.qconv2d_c4(x4, w, **e, relu=True, **geo), expect)
+    _same(qf.qconv2d_c4(x4, w, **e, out="float32", out_layout="nchw", **geo),
+          ref.qconv2d_c4(x4, w, **e, out="float32", out_layout="nchw", **geo))
+    _same(qf.from_c4(x4, C), x)
+    _same(qf.qmax_pool2d_c4(x4, 2, ceil_mode=True) if min(H, W) >= 2 else x4,
+          ref.qmax_pool2d_c4(x4, 2, ceil_mode=True) if min(H, W) >= 2 else x4)
+
+
+def test_quantize_into_c4(isa):
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((3, 5, 9, 33)) * 3).astype(np.float32)
+    x.reshape(-1)[::5] = np.float32(0.5 * 0.02)                      # ties
+    x[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]
+    _same(qf.quantize_u8_c4(x, 0.02, 100), ref.to_c4(ref.quantize_u8(x, 0.02, 100), 100))
+    _same(qf.quantize_u8(x, 0.02, 100), ref.quantize_u8(x, 0.02, 100))

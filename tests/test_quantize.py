@@ -105,6 +105,22 @@ def test_methods_and_per_tensor(lenet, shapes, method, per_channel):
         assert len(set(q.body[0].weight_scale.tolist())) == 1
 
 
+def test_reduce_range(lenet, shapes):
+    (X, _), (Xt, yt) = shapes
+    q = fastconv.quantize(lenet, X[:200], reduce_range=True)
+    assert int(q.input_zero) <= 127 and "7-bit" in repr(q)
+    assert abs(_acc(q, Xt, yt) - _acc(lenet, Xt, yt)) <= 0.03
+    outs = []
+    try:
+        for isa in ("generic", "avx2", "avx512_vnni"):
+            if K.set_qisa(isa) == isa:
+                outs.append(q.forward(Xt[:16]))
+    finally:
+        K.set_qisa(None)
+    for o in outs:
+        np.testing.assert_array_equal(o, outs[0])
+
+
 def test_calibration_forms(lenet, shapes):
     (X, y), _ = shapes
     a = fastconv.quantize(lenet, X[:128])
