@@ -401,9 +401,11 @@ class QuantizedModel(Module):
     quantized with the calibrated ``input`` scale / zero point, and a uint8 result
     dequantized with ``output``'s (when the last layer does not write float32)."""
 
-    def __init__(self, body, *, method="minmax", per_channel=True, float_bytes=0, out_layout=None):
+    def __init__(self, body, *, method="minmax", per_channel=True, float_bytes=0, out_layout=None,
+                 in_c4=True):
         super().__init__(np.float32)
         self.out_layout = _layout(out_layout)
+        self.in_c4 = bool(in_c4)          # 4-d inputs enter in the C4 layout
         if not isinstance(body, Module):
             raise TypeError(f"body must be a fastconv.nn.Module, got {type(body).__name__}")
         self.body = body
@@ -418,7 +420,8 @@ class QuantizedModel(Module):
 
     def config(self):
         return dict(method=self.method, per_channel=self.per_channel, float_bytes=self.float_bytes,
-                    out_layout=None if self.out_layout is None else list(self.out_layout))
+                    out_layout=None if self.out_layout is None else list(self.out_layout),
+                    in_c4=self.in_c4)
 
     def set_edges(self, in_qp, out_qp=None):
         self.input_scale[...] = in_qp[0]
@@ -452,7 +455,7 @@ class QuantizedModel(Module):
             m.__dict__["_reuse"] = True
         try:
             s = float(self.input_scale)
-            q = qf.quantize_u8_c4(x, s, z) if x.ndim == 4 else qf.quantize_u8(x, s, z)
+            q = qf.quantize_u8_c4(x, s, z) if x.ndim == 4 and self.in_c4 else qf.quantize_u8(x, s, z)
             y = self.body.forward(q)
             if y.dtype == np.uint8:
                 y = y.copy()          # (a kept buffer)

@@ -389,13 +389,16 @@ def quantize(model, calibration, *, per_channel=True, method="minmax", percentil
         in_shape = xb.shape[1:]
         _run(folded, xb, obs, shapes)
     in_qp = in_obs.qparams()
-    in_lay = ("c4", int(in_shape[0])) if len(in_shape) == 3 else None
+    # images enter in the C4 layout when a convolution reads them first (else, e.g. a
+    # Flatten and a Linear, the padding of the channels to 4 would be wasted work)
+    first = next((k for k in folded.modules() if not k._modules), None)
+    in_lay = ("c4", int(in_shape[0])) if len(in_shape) == 3 and _plain(first, nn.Conv2D) else None
     body, out_qp, out_lay = _Converter(obs, shapes, bool(per_channel)).convert(folded, in_qp, in_lay, True)
     if not isinstance(body, nn.Sequential):
         body = nn.Sequential(body)
     q = QuantizedModel(body, method=method + (", 7-bit" if reduce_range else ""),
                        per_channel=per_channel, float_bytes=_float_bytes(model),
-                       out_layout=out_lay if out_qp is not None else None)
+                       out_layout=out_lay if out_qp is not None else None, in_c4=in_lay is not None)
     q.set_edges(in_qp, out_qp)
     return q.eval()
 
