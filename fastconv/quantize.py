@@ -38,6 +38,7 @@ import numpy as np
 
 from . import nn
 from . import compressed_io  # noqa: F401  (registers the save/load codec of compressed models)
+from ._qargs import MAX_K
 from ._args import as_float, as_int
 from .qlayers import QConv2D, QFlatten, QFloat, QLinear, QMaxPool2D, QReLU, QuantizedModel
 
@@ -269,6 +270,18 @@ def _qbias(b, s_in, w_scale):
     return np.clip(q, -(2**30), 2**30).astype(np.int32)
 
 
+def _fits(m, lay):
+    """The int8 kernels sum at most MAX_K products per output (exact int32 sums); a
+    layer reading more stays float (an island)."""
+    if isinstance(m, nn.Conv2D):
+        k = -(-(m.in_channels // m.groups) // 4) * 4 * m.kernel_size[0] * m.kernel_size[1]
+    elif lay is not None and lay[0] == "flat_c4":      # channels padded to 4
+        k = -(-lay[1] // 4) * 4 * lay[2]
+    else:
+        k = m.in_features
+    return k <= MAX_K
+
+
 class _Converter:
     """Builds the int8 modules. Each step takes and returns the activation's uint8
     scale / zero point (``qp``; None: float32) and its layout (``lay``: ("c4", C) for a
@@ -313,7 +326,8 @@ class _Converter:
             k = kids[i]
             k_last = last and i == len(kids) - 1
             nxt = kids[i + 1] if i + 1 < len(kids) else None
-            if _plain(k, nn.Conv2D) or _plain(k, nn.Linear):
+            if (_plain(k, nn.Conv2D) and lay is not None and lay[0] == "c4"
+                    or _plain(k, nn.Linear) and (lay is None or lay[0] != "c4")) and _fits(k, lay):
                 relu = nxt if _plain(nxt, nn.ReLU) else None
                 k_last = last and i + (2 if relu else 1) == len(kids)
                 q, qp, lay = self.weighted(k, qp, lay, relu, k_last)
@@ -329,7 +343,7 @@ class _Converter:
         if _plain(m, nn.Sequential):
             return self.seq(m, in_qp, lay, last)
         c4 = lay is not None and lay[0] == "c4"
-        if _plain(m, nn.Conv2D) and c4 or _plain(m, nn.Linear) and not c4:
+        if (_plain(m, nn.Conv2D) and c4 or _plain(m, nn.Linear) and not c4) and _fits(m, lay):
             return self.weighted(m, in_qp, lay, None, last)
         if _plain(m, nn.MaxPool2D) and c4 and not last:
             return QMaxPool2D(m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode), in_qp, lay

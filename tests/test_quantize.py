@@ -176,6 +176,17 @@ def test_float_islands_and_residual_networks(shapes):
     assert np.abs(qs.forward(X[:8]) - s.forward(X[:8])).max() < 0.05
 
 
+def test_layers_beyond_the_int32_limit_stay_float():
+    """More than 32768 products per output would not sum exactly in int32: such a layer
+    becomes a float island, the rest stays int8."""
+    m = nn.Sequential(nn.Conv2D(1, 4, 3, padding=1, seed=1), nn.ReLU(), nn.Flatten(),
+                      nn.Linear(4 * 100 * 100, 10, seed=2)).eval()
+    x = np.random.default_rng(0).random((4, 1, 100, 100)).astype(np.float32)
+    q = fastconv.quantize(m, x)
+    assert [type(k).__name__ for k in q.body] == ["QConv2D", "QFlatten", "QFloat"]
+    assert np.abs(q.forward(x) - m.forward(x)).max() < 0.05 * np.abs(m.forward(x)).max()
+
+
 def test_inference_only(lenet, shapes):
     (X, _), _ = shapes
     q = fastconv.quantize(lenet, X[:64])
