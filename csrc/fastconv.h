@@ -218,5 +218,6 @@ FC_DECLARE_ALL(double, f64)
 #ifdef __cplusplus
 }
 #endif
+#include "qops.h"   /* int8 inference kernels (qgemm.c, qconv.c) */
 #endif /* FASTCONV_H */
 #include "ops_extra.h"   /* issue 14: lp pooling, deformable convolution */

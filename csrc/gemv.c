@@ -7,7 +7,7 @@
  *
  * Variants: AVX-512, AVX2+FMA and portable C, compiled with function target
  * attributes (no -march) and chosen at each call from fastconv's GEMM
- * setting (so FASTCONV_ISA and fc_gemm_set_isa apply here too). The SIMD
+ * setting (so FASTCONV_ISA and fc_set_isa apply here too). The SIMD
  * variants fuse multiply-adds and reduce lanes in a tree; the portable one
  * sums in 4 interleaved chains: variants differ by rounding only, and are
  * exact on integer data whose sums fit in the mantissa.

@@ -90,7 +90,7 @@ fc_status fc_plan_run_f64(const fc_plan_op *ops, int64_t nops, const double *x, 
  * after the sum) for rows i < M and vectors v < nv; W row-major (M, K), as a
  * Linear layer's weight. Parallel over rows; each row's sum is read from W
  * once for all nv vectors. The SIMD variant follows fastconv's GEMM setting
- * (fc_gemm_isa / fc_gemm_set_isa / FASTCONV_ISA). FC_EINVAL on negative sizes
+ * (fc_isa_level / fc_set_isa / FASTCONV_ISA). FC_EINVAL on negative sizes
  * or leading dimensions shorter than a row.
  */
 fc_status fc_gemv_f32(int64_t M, int64_t K, const float *W, int64_t ldw, int64_t nv,

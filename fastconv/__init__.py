@@ -75,6 +75,11 @@ from . import models, nn, optim
 from ._config import config, openmp_enabled, release_workspace, show_config
 from .inference import compile  # noqa: A001  (fastconv.compile: the compiled inference plan)
 from ._backend import get_backend, use_backend
+# compression (int8, pruning, binary weights); importing these also registers the
+# save/load codec of compressed models (fastconv.compressed_io)
+from .quantize import quantize  # noqa: E402
+from .prune import prune  # noqa: E402
+from .binarize import binarize  # noqa: E402
 
 __all__ = [
     "conv2d",
@@ -114,6 +119,9 @@ __all__ = [
     "optim",
     "models",
     "compile",
+    "quantize",
+    "prune",
+    "binarize",
 ]
 
 #: Submodules loaded on first use of ``fastconv.<name>`` (they pull in more of the

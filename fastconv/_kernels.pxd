@@ -217,3 +217,59 @@ cdef extern from "fastconv.h" nogil:
                                        const double *w, const double *dy, double *dx,
                                        double *doffset, double *dmask, double *dw, double *db,
                                        int nthreads)
+
+
+
+# int8 inference kernels (csrc/qops.h, included at the end of fastconv.h).
+from libc.stdint cimport uint8_t, int8_t
+
+cdef extern from "fastconv.h" nogil:
+    enum:
+        FC_QOUT_I32
+        FC_QOUT_U8
+        FC_QOUT_F32
+        FC_QGEMM_MAX_K
+        FC_QBIAS_MAX
+        FC_QGEMM_MR
+
+    ctypedef struct fc_qepi:
+        int32_t out_kind
+        int32_t relu
+        int32_t a_zero
+        int32_t out_zero
+        const int32_t *bias
+        const float *mult
+
+    int fc_cpu_has_avx512_vnni()
+    int fc_qgemm_isa()
+    int fc_qgemm_set_isa(int level)
+    size_t fc_qgemm_packed_bytes(int64_t M, int64_t K)
+    fc_status fc_qgemm_pack_w(int64_t M, int64_t K, const int8_t *w, int64_t ldw,
+                              uint8_t *packed, int32_t *rowsum)
+    fc_status fc_qgemm_u8s8(int64_t M, int64_t N, int64_t K, const uint8_t *packed_w,
+                            const int32_t *rowsum, const uint8_t *a, int64_t lda, int a_trans,
+                            const fc_qepi *epi, void *c, int64_t ldc_row, int64_t ldc_col,
+                            int nthreads)
+    fc_status fc_qlinear_u8(int64_t N, int64_t M, int64_t K, const uint8_t *x,
+                            const uint8_t *packed_w, const int32_t *rowsum, const fc_qepi *epi,
+                            void *y, int nthreads)
+    fc_status fc_qim2col_u8(const fc_conv_geom *g, const uint8_t *x, uint8_t pad_value,
+                            uint8_t *cols, int nthreads)
+    fc_status fc_qconv2d_u8(const fc_conv_geom *g, const uint8_t *x, const uint8_t *packed_w,
+                            const int32_t *rowsum, const fc_qepi *epi, void *y, int nthreads)
+    fc_status fc_qconv2d_c4(const fc_conv_geom *g, const uint8_t *x_c4, const uint8_t *packed_w,
+                            const int32_t *rowsum, const fc_qepi *epi, int y_c4, void *y,
+                            int nthreads)
+    fc_status fc_qreorder_to_c4(int64_t N, int64_t C, int64_t L, const uint8_t *x, uint8_t pad,
+                                uint8_t *y, int nthreads)
+    fc_status fc_qreorder_from_c4(int64_t N, int64_t C, int64_t L, const uint8_t *x, uint8_t *y,
+                                  int nthreads)
+    fc_status fc_qmaxpool2d_c4(const fc_pool_geom *g, const uint8_t *x, uint8_t *y, int nthreads)
+    fc_status fc_qmaxpool2d_u8(const fc_pool_geom *g, const uint8_t *x, uint8_t *y, int nthreads)
+    fc_status fc_qrelu_u8(int64_t n, const uint8_t *x, uint8_t zp, uint8_t *y, int nthreads)
+    fc_status fc_quantize_u8(int64_t N, int64_t C, int64_t L, const float *x,
+                             const float *inv_scale, const int32_t *zp, uint8_t *q, int nthreads)
+    fc_status fc_quantize_u8_c4(int64_t N, int64_t C, int64_t L, const float *x, float inv_scale,
+                                int32_t zp, uint8_t *y, int nthreads)
+    fc_status fc_dequantize_u8(int64_t N, int64_t C, int64_t L, const uint8_t *q,
+                               const float *scale, const int32_t *zp, float *y, int nthreads)

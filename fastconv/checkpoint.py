@@ -57,6 +57,14 @@ _OPT_PREFIX = "optimizer/"
 _SCHED_PREFIX = "scheduler/"
 
 
+#: Codecs of compressed models (registered by fastconv.compressed_io, which the package
+#: imports): ``encode(model)`` gives ``(spec, arrays)`` for a model it handles (int8,
+#: pruned, binary), else None; ``decode(spec, arrays, model, path)`` rebuilds the model
+#: from the spec when ``model`` is None. So such files keep int8 weights as int8, binary
+#: weights as bits, and load without the caller rebuilding the network.
+MODEL_CODECS = []
+
+
 class CheckpointError(ValueError):
     """A model or checkpoint file is unreadable, or does not fit the model it is loaded into."""
 
@@ -197,6 +205,13 @@ def save_model(model, path, metadata=None):
         raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
     arrays = _model_arrays(model)
     meta = _header("model", model)
+    for codec in MODEL_CODECS:
+        enc = codec.encode(model)
+        if enc is not None:
+            meta["module_spec"], state = enc
+            arrays = {_MODEL_PREFIX + k: np.asarray(v, order="C") for k, v in state.items()}
+            meta["architecture"] = [[k, list(v.shape), v.dtype.name] for k, v in state.items()]
+            break
     meta["metadata"] = _to_json(metadata or {}, "unused/", {})
     arrays[_META_KEY] = _meta_array(meta)
     return _atomic_savez(path, arrays)
@@ -213,6 +228,11 @@ def load_model(path, model=None):
     loading are bitwise those of the saved model.
     """
     meta, arrays = _read(path)
+    if meta.get("module_spec") is not None:
+        state = {k[len(_MODEL_PREFIX):]: v for k, v in arrays.items() if k.startswith(_MODEL_PREFIX)}
+        for codec in MODEL_CODECS:
+            return codec.decode(meta["module_spec"], state, model, path)
+        raise CheckpointError(f"{path} holds a compressed model: import fastconv to read it")
     if model is None:
         info = _from_json(meta.get("metadata", {}), {})
         builder = info.get("builder") if isinstance(info, dict) else None

@@ -8,6 +8,7 @@ Subcommands (one module each in :mod:`fastconv.commands`)::
     fastconv check   self-test: native kernels against the NumPy reference
     fastconv tune    time the convolution algorithms on your layers for algo="auto"
     fastconv bench   benchmarks (fastconv.bench.main, which parses its own options)
+    fastconv compress  prune and/or quantize a saved model to int8, report and save it
 
 Each module has ``add_parser(subparsers)`` and ``run(args) -> exit code``; add
 a subcommand by writing one and listing it in :data:`COMMANDS`. Exit codes: 0
@@ -26,6 +27,7 @@ import sys
 from . import _env
 from ._version import __version__
 from .commands import bench as bench_cmd
+from .commands import compress as compress_cmd
 from .commands import check as check_cmd
 from .commands import evaluate as evaluate_cmd
 from .commands import info as info_cmd
@@ -43,6 +45,7 @@ COMMANDS = {
     "check": check_cmd,
     "tune": tune_cmd,
     "bench": bench_cmd,
+    "compress": compress_cmd,
 }
 
 

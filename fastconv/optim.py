@@ -89,6 +89,8 @@ class Optimizer:
         for p, st in zip(self.params, self.state):
             if p.requires_grad:
                 self._update(p, st, lr)
+                if getattr(p, "mask", None) is not None:   # pruned weights stay zero (fastconv.prune)
+                    p.data *= p.mask
 
     def _update(self, p, state, lr):
         raise NotImplementedError

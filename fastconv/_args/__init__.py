@@ -11,7 +11,8 @@ layers, the trainer, the data loaders and the command line. Its modules, by conc
   PyTorch's output-size rules and int64 overflow checks;
 * :mod:`.geometry_extra`: transposed and 1-d convolution, adaptive and Lp pooling,
   deformable convolution;
-* :mod:`.paths`: flags, non-finite data values, output files and folders.
+* :mod:`.paths`: flags, non-finite data values, output files and folders;
+* :mod:`.quant`: int8 / uint8 operands, zero points, scales and kernel epilogues.
 
 Import the names from here (``from fastconv._args import conv_params``).
 """
@@ -61,3 +62,15 @@ from .geometry_extra import (  # noqa: F401
     single,
 )
 from .paths import as_bool, first_nonfinite, output_dir, output_file  # noqa: F401
+from .quant import (  # noqa: F401
+    MAX_K,
+    Epilogue,
+    check_c4,
+    check_int8,
+    check_k,
+    check_uint8,
+    epilogue,
+    qparams,
+    qparams_axis,
+    zero_point,
+)
