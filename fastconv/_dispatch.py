@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _kernels as K
 from . import _tunetable
+from ._args import check_winograd, winograd_ok  # noqa: F401  (the rule is validation)
 
 __all__ = [
     "conv_work",
@@ -45,21 +46,6 @@ def conv_geom(p, n=None):
         p.stride[0], p.stride[1], p.pad_top, p.pad_bottom, p.pad_left, p.pad_right,
         p.dilation[0], p.dilation[1],
     )
-
-
-def winograd_ok(p):
-    """True when the geometry is one Winograd handles: 3x3, stride 1, dilation 1."""
-    return (p.R, p.S) == (3, 3) and tuple(p.stride) == (1, 1) and tuple(p.dilation) == (1, 1)
-
-
-def check_winograd(p):
-    """ValueError unless Winograd handles geometry ``p`` (for an explicit ``algo='winograd'``)."""
-    if not winograd_ok(p):
-        raise ValueError(
-            "algo='winograd' needs a 3x3 kernel with stride 1 and dilation 1, got kernel "
-            f"{p.R}x{p.S}, stride {tuple(p.stride)}, dilation {tuple(p.dilation)}; "
-            "use algo='auto' (or 'gemm', 'direct', 'im2col') for this layer"
-        )
 
 
 def choose_algo(algo, p, backward=False, dtype=None):

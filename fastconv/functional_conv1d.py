@@ -17,38 +17,12 @@ import numpy as np
 
 from . import _kernels as K
 from . import _runtime
-from ._args import (
-    check_algo,
-    check_array,
-    check_shape,
-    common_dtype,
-    contiguous,
-    torch_keywords,
-)
-from ._args import conv1d_params
-from ._dispatch import check_winograd, choose_algo, conv_work, finite_safe
+from ._args import conv1d_inputs
+from ._args import contiguous, torch_keywords
+from ._dispatch import choose_algo, conv_work, finite_safe
 from .functional_convpass import run_pass
 
 __all__ = ["conv1d", "conv1d_backward"]
-
-
-def _inputs(x, w, b, stride, padding, dilation, groups, algo, dy=None):
-    check_array(x, "x", 3)
-    check_array(w, "w", 3)
-    if b is not None:
-        check_array(b, "b", 1)
-    if dy is not None:
-        check_array(dy, "dy", 3)
-    dtype = common_dtype(x=x, w=w, b=b, dy=dy)
-    check_algo(algo)
-    p = conv1d_params(x.shape, w.shape, stride, padding, dilation, groups)
-    if b is not None:
-        check_shape(b, (p.K,), "b")
-    if dy is not None:
-        check_shape(dy, (p.N, p.K, p.Q), "dy")
-    if algo == "winograd":
-        check_winograd(p)     # never 1 x R: a clear error
-    return p, dtype
 
 
 def _as2d(a):
@@ -63,7 +37,7 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
     L_out = floor((L + 2p - d(R-1) - 1)/s) + 1. ``padding``: an int, ``"valid"`` or
     ``"same"`` (stride 1 only). ``algo`` as :func:`fastconv.conv2d`.
     """
-    p, dtype = _inputs(x, w, b, stride, padding, dilation, groups, algo)
+    p, dtype = conv1d_inputs(x, w, b, stride, padding, dilation, groups, algo)
     try:
         y = np.empty((p.N, p.K, p.Q), dtype)
     except (MemoryError, ValueError) as e:
@@ -86,7 +60,7 @@ def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, need_dx
     dy: (N, K, L_out). Returns (dx, dw, db): dx (N, C, L) or None when ``need_dx`` is
     false, dw (K, C/groups, R), db (K,) or None when ``need_db`` is false.
     """
-    p, dtype = _inputs(x, w, None, stride, padding, dilation, groups, algo, dy=dy)
+    p, dtype = conv1d_inputs(x, w, None, stride, padding, dilation, groups, algo, dy=dy)
     dw = np.zeros(w.shape, dtype)
     dx = np.zeros(x.shape, dtype) if need_dx else None
     db = np.zeros(p.K, dtype) if need_db else None

@@ -22,16 +22,9 @@ import numpy as np
 
 from . import _kernels as K
 from . import _runtime
-from ._args import (
-    check_algo,
-    check_array,
-    check_shape,
-    common_dtype,
-    contiguous,
-    torch_keywords,
-)
-from ._args import conv_transpose_params
-from ._dispatch import check_winograd, choose_algo, conv_work, finite_safe
+from ._args import conv_transpose_inputs
+from ._args import contiguous, torch_keywords
+from ._dispatch import choose_algo, conv_work, finite_safe
 from .functional_convpass import run_pass
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward"]
@@ -47,26 +40,6 @@ def _alloc(shape, dtype, what):
         return np.empty(shape, dtype=dtype)
     except (MemoryError, ValueError) as e:
         raise MemoryError(f"cannot allocate {what} of shape {tuple(shape)}") from e
-
-
-def _inputs(x, w, b, stride, padding, output_padding, groups, dilation, algo, dy=None):
-    check_array(x, "x", 4)
-    check_array(w, "w", 4)
-    if b is not None:
-        check_array(b, "b", 1)
-    if dy is not None:
-        check_array(dy, "dy", 4)
-    dtype = common_dtype(x=x, w=w, b=b, dy=dy)
-    check_algo(algo)
-    t = conv_transpose_params(x.shape, w.shape, stride, padding, output_padding, groups,
-                              dilation)
-    if b is not None:
-        check_shape(b, (t.y_shape[1],), "b")
-    if dy is not None:
-        check_shape(dy, t.y_shape, "dy")
-    if algo == "winograd" and t.conv is not None:
-        check_winograd(t.conv)
-    return t, dtype
 
 
 def _crop(a, p):
@@ -88,7 +61,7 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     smaller than stride or dilation. ``algo`` as :func:`fastconv.conv2d` (it picks the
     kernels of the backward-data pass of the matching convolution).
     """
-    t, dtype = _inputs(x, w, b, stride, padding, output_padding, groups, dilation, algo)
+    t, dtype = conv_transpose_inputs(x, w, b, stride, padding, output_padding, groups, dilation, algo)
     y = _alloc(t.y_shape, dtype, "conv_transpose2d output")
     N, Cout, Ho, Wo = t.y_shape
     if N == 0:
@@ -120,7 +93,7 @@ def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, g
     ``need_dx`` is false, dw (C_in, C_out/groups, kh, kw), db (C_out,) or None when
     ``need_db`` is false.
     """
-    t, dtype = _inputs(x, w, None, stride, padding, output_padding, groups, dilation, algo,
+    t, dtype = conv_transpose_inputs(x, w, None, stride, padding, output_padding, groups, dilation, algo,
                        dy=dy)
     p = t.conv
     N, Cout = t.y_shape[:2]

@@ -16,33 +16,10 @@ import numpy as np
 
 from . import _kernels as K
 from . import _runtime
-from ._args import (
-    check_array,
-    check_shape,
-    common_dtype,
-    contiguous,
-    torch_keywords,
-)
-from ._args import deform_params
+from ._args import deform_inputs
+from ._args import contiguous, torch_keywords
 
 __all__ = ["deform_conv2d", "deform_conv2d_backward"]
-
-
-def _inputs(x, offset, w, b, stride, padding, dilation, mask, dy=None):
-    check_array(x, "x", 4)
-    check_array(offset, "offset", 4)
-    check_array(w, "w", 4)
-    for name, a, nd in (("b", b, 1), ("mask", mask, 4), ("dy", dy, 4)):
-        if a is not None:
-            check_array(a, name, nd)
-    dtype = common_dtype(x=x, offset=offset, w=w, b=b, mask=mask, dy=dy)
-    p = deform_params(x.shape, offset.shape, w.shape, stride, padding, dilation,
-                      None if mask is None else mask.shape)
-    if b is not None:
-        check_shape(b, (p.K,), "b")
-    if dy is not None:
-        check_shape(dy, (p.N, p.K, p.P, p.Q), "dy")
-    return p, dtype
 
 
 def _geom(p):
@@ -67,7 +44,7 @@ def deform_conv2d(x, offset, w, b=None, stride=1, padding=0, dilation=1, mask=No
     None; mask: None or (N, OG*kh*kw, P, Q) (modulated deformable convolution, DCNv2).
     Returns y (N, K, P, Q), P and Q as conv2d's.
     """
-    p, dtype = _inputs(x, offset, w, b, stride, padding, dilation, mask)
+    p, dtype = deform_inputs(x, offset, w, b, stride, padding, dilation, mask)
     y = np.empty((p.N, p.K, p.P, p.Q), dtype)
     if p.N == 0:
         return y
@@ -82,7 +59,7 @@ def deform_conv2d_backward(dy, x, offset, w, stride=1, padding=0, dilation=1, ma
                            need_dx=True, need_db=True):
     """Gradients of :func:`deform_conv2d`: (dx, doffset, dmask, dw, db); dx None without
     ``need_dx``, dmask None without a mask, db None without ``need_db``."""
-    p, dtype = _inputs(x, offset, w, None, stride, padding, dilation, mask, dy=dy)
+    p, dtype = deform_inputs(x, offset, w, None, stride, padding, dilation, mask, dy=dy)
     dx = np.zeros(x.shape, dtype) if need_dx else None
     doffset = np.zeros(offset.shape, dtype)
     dmask = np.zeros(mask.shape, dtype) if mask is not None else None

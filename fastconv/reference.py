@@ -30,6 +30,7 @@ import numpy as np
 
 from fastconv._args import (
     check_algo,
+    check_winograd,
     check_array,
     check_max_pool_windows,
     check_shape,
@@ -135,6 +136,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
     g = conv_params(x.shape, w.shape, stride, padding, dilation, groups)
     if b is not None:
         check_shape(b, (g.K,), "b")
+    if algo == "winograd":
+        check_winograd(g)  # the same geometry rule as the native API
     (sh, sw), (dh, dw) = g.stride, g.dilation
     Cg, Kg = g.C // g.groups, g.K // g.groups
 
@@ -194,6 +197,8 @@ def conv2d_backward(
     g = conv_params(x.shape, w.shape, stride, padding, dilation, groups)
     common_dtype(x=x, dy=dy)
     check_shape(dy, g.y_shape, "dy")
+    if algo == "winograd":
+        check_winograd(g)
     (sh, sw), (dh, dw_) = g.stride, g.dilation
     Cg, Kg = g.C // g.groups, g.K // g.groups
 

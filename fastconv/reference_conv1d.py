@@ -6,33 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._args import (
-    check_algo,
-    check_array,
-    check_shape,
-    common_dtype,
-    torch_keywords,
-)
-from ._args import conv1d_params
+from ._args import conv1d_inputs
+from ._args import torch_keywords
 
 __all__ = ["conv1d", "conv1d_backward"]
-
-
-def _setup(x, w, b, stride, padding, dilation, groups, algo, dy=None):
-    check_array(x, "x", 3)
-    check_array(w, "w", 3)
-    if b is not None:
-        check_array(b, "b", 1)
-    if dy is not None:
-        check_array(dy, "dy", 3)
-    dtype = common_dtype(x=x, w=w, b=b, dy=dy)
-    check_algo(algo)
-    p = conv1d_params(x.shape, w.shape, stride, padding, dilation, groups)
-    if b is not None:
-        check_shape(b, (p.K,), "b")
-    if dy is not None:
-        check_shape(dy, (p.N, p.K, p.Q), "dy")
-    return p, dtype
 
 
 def _tap(p, r):
@@ -44,7 +21,7 @@ def _tap(p, r):
 @torch_keywords
 def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto"):
     """1-d convolution (NumPy), as ``torch.nn.functional.conv1d``."""
-    p, dtype = _setup(x, w, b, stride, padding, dilation, groups, algo)
+    p, dtype = conv1d_inputs(x, w, b, stride, padding, dilation, groups, algo)
     G, Kg, Cg = p.groups, p.K // p.groups, p.C // p.groups
     xp = np.pad(x, ((0, 0), (0, 0), (p.pad_left, p.pad_right))).astype(dtype, copy=False)
     y = np.zeros((p.N, p.K, p.Q), dtype)
@@ -61,7 +38,7 @@ def conv1d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
 def conv1d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1, need_dx=True,
                     need_db=True, algo="auto"):
     """Gradients of :func:`conv1d` (NumPy): (dx or None, dw, db or None)."""
-    p, dtype = _setup(x, w, None, stride, padding, dilation, groups, algo, dy=dy)
+    p, dtype = conv1d_inputs(x, w, None, stride, padding, dilation, groups, algo, dy=dy)
     G, Kg, Cg = p.groups, p.K // p.groups, p.C // p.groups
     xp = np.pad(x, ((0, 0), (0, 0), (p.pad_left, p.pad_right))).astype(dtype, copy=False)
     dxp = np.zeros(xp.shape, dtype)

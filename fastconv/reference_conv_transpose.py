@@ -12,35 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._args import (
-    check_algo,
-    check_array,
-    check_shape,
-    common_dtype,
-    pair,
-    torch_keywords,
-)
-from ._args import conv_transpose_params
+from ._args import conv_transpose_inputs
+from ._args import pair, torch_keywords
 
 __all__ = ["conv_transpose2d", "conv_transpose2d_backward"]
-
-
-def _setup(x, w, b, stride, padding, output_padding, groups, dilation, algo, dy=None):
-    check_array(x, "x", 4)
-    check_array(w, "w", 4)
-    if b is not None:
-        check_array(b, "b", 1)
-    if dy is not None:
-        check_array(dy, "dy", 4)
-    dtype = common_dtype(x=x, w=w, b=b, dy=dy)
-    check_algo(algo)
-    t = conv_transpose_params(x.shape, w.shape, stride, padding, output_padding, groups,
-                              dilation)
-    if b is not None:
-        check_shape(b, (t.y_shape[1],), "b")
-    if dy is not None:
-        check_shape(dy, t.y_shape, "dy")
-    return t, dtype
 
 
 def _canvas(t, x_shape, w_shape, stride, dilation, padding):
@@ -67,7 +42,7 @@ def _norm(stride, padding, dilation):
 def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
                      algo="auto"):
     """Transposed convolution, as ``torch.nn.functional.conv_transpose2d`` (NumPy)."""
-    t, dtype = _setup(x, w, b, stride, padding, output_padding, groups, dilation, algo)
+    t, dtype = conv_transpose_inputs(x, w, b, stride, padding, output_padding, groups, dilation, algo)
     stride, padding, dilation = _norm(stride, padding, dilation)
     N, Cout, Ho, Wo = t.y_shape
     Cin, Kg = w.shape[:2]
@@ -91,7 +66,7 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
 def conv_transpose2d_backward(dy, x, w, stride=1, padding=0, output_padding=0, groups=1,
                               dilation=1, need_dx=True, need_db=True, algo="auto"):
     """Gradients of :func:`conv_transpose2d`: (dx or None, dw, db or None) (NumPy)."""
-    t, dtype = _setup(x, w, None, stride, padding, output_padding, groups, dilation, algo,
+    t, dtype = conv_transpose_inputs(x, w, None, stride, padding, output_padding, groups, dilation, algo,
                       dy=dy)
     stride, padding, dilation = _norm(stride, padding, dilation)
     N, Cout, Ho, Wo = t.y_shape

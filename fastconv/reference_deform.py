@@ -9,32 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._args import (
-    check_array,
-    check_shape,
-    common_dtype,
-    torch_keywords,
-)
-from ._args import deform_params
+from ._args import deform_inputs
+from ._args import torch_keywords
 
 __all__ = ["deform_conv2d", "deform_conv2d_backward"]
-
-
-def _setup(x, offset, w, b, stride, padding, dilation, mask, dy=None):
-    check_array(x, "x", 4)
-    check_array(offset, "offset", 4)
-    check_array(w, "w", 4)
-    for name, a, nd in (("b", b, 1), ("mask", mask, 4), ("dy", dy, 4)):
-        if a is not None:
-            check_array(a, name, nd)
-    dtype = common_dtype(x=x, offset=offset, w=w, b=b, mask=mask, dy=dy)
-    p = deform_params(x.shape, offset.shape, w.shape, stride, padding, dilation,
-                      None if mask is None else mask.shape)
-    if b is not None:
-        check_shape(b, (p.K,), "b")
-    if dy is not None:
-        check_shape(dy, (p.N, p.K, p.P, p.Q), "dy")
-    return p, dtype
 
 
 def _taps(p, offset, mask):
@@ -87,7 +65,7 @@ def _cols(x, p, offset, mask):
 @torch_keywords
 def deform_conv2d(x, offset, w, b=None, stride=1, padding=0, dilation=1, mask=None):
     """Deformable convolution (NumPy), as ``torchvision.ops.deform_conv2d``."""
-    p, dtype = _setup(x, offset, w, b, stride, padding, dilation, mask)
+    p, dtype = deform_inputs(x, offset, w, b, stride, padding, dilation, mask)
     cols = _cols(x, p, offset, mask)
     G, Kg, Cg = p.groups, p.K // p.groups, p.C // p.groups
     y = np.empty((p.N, p.K, p.P, p.Q), dtype)
@@ -103,7 +81,7 @@ def deform_conv2d(x, offset, w, b=None, stride=1, padding=0, dilation=1, mask=No
 def deform_conv2d_backward(dy, x, offset, w, stride=1, padding=0, dilation=1, mask=None,
                            need_dx=True, need_db=True):
     """Gradients of :func:`deform_conv2d` (NumPy): (dx, doffset, dmask, dw, db)."""
-    p, dtype = _setup(x, offset, w, None, stride, padding, dilation, mask, dy=dy)
+    p, dtype = deform_inputs(x, offset, w, None, stride, padding, dilation, mask, dy=dy)
     G, Kg, Cg = p.groups, p.K // p.groups, p.C // p.groups
     cols = _cols(x, p, offset, mask)
     dw = np.zeros(w.shape, dtype)

@@ -115,3 +115,12 @@ def test_every_layer_documents_forward_and_backward():
         if isinstance(cls, type) and issubclass(cls, (nn.Module, nn.Loss)):
             for meth in ("forward", "backward"):
                 assert getattr(cls, meth).__doc__, f"{name}.{meth} has no docstring"
+
+
+@pytest.mark.parametrize("api", API, ids=["native", "reference"])
+def test_winograd_geometry_rule_is_the_same_in_both_apis(api):
+    x, w = _x(), _x((4, 3, 3, 3), 1)
+    with pytest.raises(ValueError, match="algo='winograd' needs a 3x3 kernel with stride 1"):
+        api.conv2d(x, w, stride=2, algo="winograd")
+    with pytest.raises(ValueError, match="algo='winograd' needs a 3x3 kernel with stride 1"):
+        api.conv1d(_x((2, 3, 20)), _x((4, 3, 3), 2), algo="winograd")

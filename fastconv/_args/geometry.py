@@ -262,3 +262,18 @@ def fold_params(cols_shape, output_size, kernel_size, stride=1, padding=0, dilat
             f"{H}x{W} image with these kernel_size, stride, padding and dilation"
         )
     return p
+
+
+def winograd_ok(p):
+    """True when the geometry is one Winograd handles: 3x3, stride 1, dilation 1."""
+    return (p.R, p.S) == (3, 3) and tuple(p.stride) == (1, 1) and tuple(p.dilation) == (1, 1)
+
+
+def check_winograd(p):
+    """ValueError unless Winograd handles geometry ``p`` (for an explicit ``algo='winograd'``)."""
+    if not winograd_ok(p):
+        raise ValueError(
+            "algo='winograd' needs a 3x3 kernel with stride 1 and dilation 1, got kernel "
+            f"{p.R}x{p.S}, stride {tuple(p.stride)}, dilation {tuple(p.dilation)}; "
+            "use algo='auto' (or 'gemm', 'direct', 'im2col') for this layer"
+        )
