@@ -159,6 +159,9 @@ cp "$ROOT"/benchmarks/*.py "$WORK/t/benchmarks/" 2>/dev/null || true
 cp "$ROOT/pyproject.toml" "$WORK/t/"
 # tests/test_examples.py runs the scripts in examples/; test_bench reads BENCHMARKS.md.
 cp -r "$ROOT/examples" "$WORK/t/examples"
+# tests/test_mutations.py runs the mutation harness, which finds the tests beside it.
+mkdir -p "$WORK/t/tools"
+cp "$ROOT/tools/mutate.py" "$WORK/t/tools/"
 cp "$ROOT/BENCHMARKS.md" "$ROOT/README.md" "$WORK/t/"
 rm -rf "$WORK/t/tests/__pycache__"
 # The real-data tests look for MNIST beside the checkout (../shared/data/mnist).
