@@ -13,7 +13,8 @@
 # with a venv of its own (numpy, Cython, setuptools). Each is smoke-tested from a
 # scratch folder: conv2d, its backward and max pooling against fastconv.reference
 # in float32 and float64 (integer-valued data: exact sums), the OpenMP answer, and
-# `fastconv check`. clang and LLVM's OpenMP runtime (libomp-dev) are installed with
+# `fastconv check`. clang, LLVM's OpenMP runtime (libomp-dev) and clang's sanitizer
+# runtime (libclang-rt-<major>-dev) are installed with
 # apt-get when missing; without apt-get the clang steps are skipped with a message.
 # Exits non-zero on any failure.
 set -euo pipefail
@@ -45,6 +46,26 @@ if ! command -v clang >/dev/null || ! clang_omp; then
     else
         have_clang=0
         say "SKIPPED (clang steps): no clang and no apt-get to install it"
+    fi
+fi
+# The C tests run under ASan/UBSan too: clang needs its sanitizer runtime, which
+# Debian ships apart from the compiler (libclang-rt-<major>-dev).
+clang_san() {
+    printf 'int main(void){return 0;}\n' > "$WORK/san.c"
+    clang -fsanitize=address,undefined "$WORK/san.c" -o "$WORK/san" >/dev/null 2>&1
+}
+if [ "$have_clang" = 1 ] && ! clang_san; then
+    major="$(clang --version | sed -n 's/.*clang version \([0-9][0-9]*\).*/\1/p' | head -1)"
+    if command -v apt-get >/dev/null && [ -n "$major" ]; then
+        say "installing clang's sanitizer runtime libclang-rt-$major-dev (apt-get)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q --no-install-recommends "libclang-rt-$major-dev" > /dev/null \
+            || { apt-get update -q > /dev/null && apt-get install -y -q --no-install-recommends \
+                 "libclang-rt-$major-dev" > /dev/null; } \
+            || die "apt-get install libclang-rt-$major-dev"
+        clang_san || die "clang -fsanitize=address,undefined does not link after installing libclang-rt-$major-dev"
+    else
+        die "clang has no ASan/UBSan runtime and it cannot be installed here (no apt-get)"
     fi
 fi
 [ "$have_clang" = 0 ] || say "clang: $(clang --version | head -1)"
