@@ -17,9 +17,11 @@ packed, 1 bit per weight (``numpy.packbits``), with its float32 ``alpha``: the
 loaded model computes exactly the same outputs (its latent weights are the
 binary ones, ``sign * alpha``, which resume training from there).
 
-``fastconv.compile`` does not lower the binary layers (it raises a TypeError
-naming them); :func:`binary_to_float` turns a trained binary model into plain
-Conv2D / Linear layers holding ``sign * alpha``, the same outputs, which compile.
+``fastconv.compile`` runs a binary model as it runs a float one: the binary
+layers declare their ``sign * alpha`` weight through ``effective_weight()``,
+so the plan convolves with it (fused and folded like any Conv2D / Linear).
+:func:`binary_to_float` turns a trained binary model into plain Conv2D /
+Linear layers holding ``sign * alpha``, the same outputs.
 """
 
 from __future__ import annotations
@@ -56,9 +58,13 @@ def _bits_repr(m):
 class BinaryConv2D(nn.Conv2D):
     """Conv2D computing with sign(w) * mean|w| per output channel; straight-through gradient."""
 
+    def effective_weight(self):
+        """sign(w) * alpha, the weight the forward pass convolves with."""
+        return binary_weight(self.weight.data)[0]
+
     def forward(self, x):
         self._check_input(x, 4, self.in_channels)
-        wb, _ = binary_weight(self.weight.data)
+        wb = self.effective_weight()
         b = None if self.bias is None else self.bias.data
         y = ops().conv2d(x, wb, b, **self._conv_args())
         self._x, self._wb, self._y_shape = x, wb, y.shape
@@ -88,11 +94,15 @@ class BinaryConv2D(nn.Conv2D):
 class BinaryLinear(nn.Linear):
     """Linear computing with sign(w) * mean|w| per output feature; straight-through gradient."""
 
+    def effective_weight(self):
+        """sign(w) * alpha, the weight the forward pass multiplies by."""
+        return binary_weight(self.weight.data)[0]
+
     def forward(self, x):
         self._check_input(x)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"{self._short()} expects a 2-d input (N, {self.in_features}), got shape {x.shape}")
-        wb, _ = binary_weight(self.weight.data)
+        wb = self.effective_weight()
         y = ops().linear(x, wb, None if self.bias is None else self.bias.data)
         self._x, self._wb = x, wb
         return y
@@ -162,8 +172,7 @@ def binarize(model, *, keep_first=False, keep_last=False):
 
 def binary_to_float(model):
     """A copy of ``model`` with every binary layer replaced by a plain Conv2D / Linear whose
-    weight is its binary weight ``sign(w) * alpha`` (same outputs; compiles with
-    ``fastconv.compile``). ``model`` is not changed."""
+    weight is its binary weight ``sign(w) * alpha`` (same outputs). ``model`` is not changed."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a fastconv.nn.Module, got {type(model).__name__}")
     new = copy.deepcopy(model)

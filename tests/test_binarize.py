@@ -38,8 +38,9 @@ def test_layers_are_replaced_and_compute_with_binary_weights():
     f = binary_to_float(b)
     assert not any(isinstance(k, (BinaryConv2D, BinaryLinear)) for k in f.modules())
     np.testing.assert_allclose(fastconv.compile(f)(x), b.eval().forward(x), rtol=1e-4, atol=1e-4)
-    with pytest.raises(TypeError, match="BinaryConv2D"):
-        fastconv.compile(b)                    # a clear error; binary_to_float(b) compiles
+    # the binary model compiles as it is: the plan convolves with sign(w) * alpha
+    np.testing.assert_allclose(fastconv.compile(b)(x), b.eval().forward(x), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(fastconv.compile(b)(x), m.eval().forward(x), atol=1e-3)
     kept = fastconv.binarize(m, keep_first=True, keep_last=True)
     assert type(kept[0]) is nn.Conv2D and type(kept[9]) is nn.Linear
     assert type(kept[3]) is BinaryConv2D and type(kept[7]) is BinaryLinear

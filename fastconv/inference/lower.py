@@ -9,7 +9,8 @@ weights at compile time and later training does not half-change it.
 Supported: Sequential, Residual, Concat, Conv2D, Linear, BatchNorm2D, ReLU,
 LeakyReLU, Sigmoid, Tanh, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Flatten,
 Dropout. A module of another type, or a subclass that overrides ``forward``,
-is a TypeError naming it.
+is a TypeError naming it; a Conv2D / Linear subclass that overrides
+``effective_weight`` (binary weights) is lowered with that weight.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ __all__ = ["lower"]
 def _plain(m, cls):
     """True when m is a cls whose forward is cls's own (a subclass may compute something else)."""
     return isinstance(m, cls) and type(m).forward is cls.forward
+
+
+def _weighted(m, cls):
+    """True when m is a cls (Conv2D, Linear) computing cls's arithmetic: its own forward, or a
+    subclass that declares the weight it really uses by overriding ``effective_weight``."""
+    return isinstance(m, cls) and (type(m).forward is cls.forward
+                                   or type(m).effective_weight is not cls.effective_weight)
 
 
 def lower(model):
@@ -58,16 +66,16 @@ def _lower(g, m, v, path):
         _check(g, v, m)
         outs = [_lower(g, b, v, f"{path}.{i}") for i, b in enumerate(m.children())]
         return g.add("concat", outs, {"axis": m.axis, "module": m})
-    if _plain(m, nn.Conv2D):
+    if _weighted(m, nn.Conv2D):
         _check(g, v, m, 4, m.in_channels)
-        w = np.array(m.weight.data, dtype=np.float64)
+        w = np.array(m.effective_weight(), dtype=np.float64)
         b = None if m.bias is None else np.array(m.bias.data, dtype=np.float64)
         return g.add("conv", [v], {"w": w, "b": b, "stride": m.stride, "padding": m.padding,
                                    "dilation": m.dilation, "groups": m.groups, "module": m,
                                    "name": path})
-    if _plain(m, nn.Linear):
+    if _weighted(m, nn.Linear):
         _check(g, v, m)
-        w = np.array(m.weight.data, dtype=np.float64)
+        w = np.array(m.effective_weight(), dtype=np.float64)
         b = None if m.bias is None else np.array(m.bias.data, dtype=np.float64)
         return g.add("linear", [v], {"w": w, "b": b, "module": m, "name": path})
     if _plain(m, nn.BatchNorm2D):

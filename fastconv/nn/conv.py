@@ -60,6 +60,13 @@ class Conv2D(Module):
     def _conv_args(self):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
 
+    def effective_weight(self):
+        """The weight this layer convolves with (``weight.data`` here). A subclass whose
+        forward is this convolution with a transformed weight (e.g. binary weights)
+        overrides this instead of ``forward``'s arithmetic, and ``fastconv.compile``
+        lowers it as a plain convolution with this weight."""
+        return self.weight.data
+
     def forward(self, x):
         """x (N, in_channels, H, W) -> y (N, out_channels, P, Q); caches x for backward."""
         self._check_input(x, 4, self.in_channels)

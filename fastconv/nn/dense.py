@@ -36,6 +36,11 @@ class Linear(Module):
             self.bias.data[...] = 0
         return self
 
+    def effective_weight(self):
+        """The weight this layer multiplies by (``weight.data`` here); see
+        :meth:`Conv2D.effective_weight`."""
+        return self.weight.data
+
     def forward(self, x):
         """x (N, in_features) -> y (N, out_features) = x @ weight.T + bias; caches x."""
         self._check_input(x)
