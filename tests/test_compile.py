@@ -283,6 +283,24 @@ def test_unsupported_module():
     with pytest.raises(TypeError, match="cannot lower model.1 .Doubler."):
         fastconv.compile(nn.Sequential(nn.ReLU(), Doubler()))
 
+    class ScaledConv(nn.Conv2D):          # computes something else than its weight says
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    with pytest.raises(TypeError, match="cannot lower model.0 .ScaledConv."):
+        fastconv.compile(nn.Sequential(ScaledConv(1, 2, 3)))
+
+    class HalfConv(nn.Conv2D):            # declares the weight it uses: lowered with it
+        def effective_weight(self):
+            return self.weight.data / 2
+
+        def forward(self, x):
+            return fastconv.conv2d(x, self.effective_weight(), self.bias.data)
+
+    m = nn.Sequential(HalfConv(1, 2, 3, seed=0))
+    x = np.random.default_rng(0).standard_normal((2, 1, 7, 7)).astype(np.float32)
+    np.testing.assert_allclose(fastconv.compile(m)(x), m.forward(x), rtol=1e-5, atol=1e-6)
+
 
 # ---------------------------------------------------------------- pieces
 
