@@ -3,6 +3,7 @@ integer reference), float islands, save / load, the `fastconv compress` command,
 (slow) the accuracy of an int8 LeNet-5 on MNIST."""
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -201,11 +202,36 @@ def test_inference_only(lenet, shapes):
         q.to(np.float64)
     with pytest.raises(TypeError, match="uint8"):
         q.body[0].forward(X[:1])
-    with pytest.raises(TypeError, match="QuantizedModel"):
-        fastconv.compile(q)                   # the plan has no int8 ops: a clear error
     text = repr(q)
     assert "int8 weights per-channel" in text and "0.2" in text and "kB" in text
     assert "QConv2D(1, 20" in text and "u8(s=" in text
+
+
+def test_compile_int8(lenet, shapes):
+    (X, _), (Xt, _) = shapes
+    q = fastconv.quantize(lenet, X[:64])
+    plan = fastconv.compile(q)
+    want = q.forward(Xt[:16])
+    np.testing.assert_array_equal(plan(Xt[:16]), want)          # the same int8 kernels: bitwise
+    np.testing.assert_array_equal(plan(Xt[:3]), q.forward(Xt[:3]))
+    state = q.state_dict()                                       # a snapshot: later edits stay out
+    state["body.0.weight"] = np.zeros_like(state["body.0.weight"])
+    q.load_state_dict(state)
+    assert not np.array_equal(q.forward(Xt[:16]), want)
+    np.testing.assert_array_equal(plan(Xt[:16]), want)
+    assert "QuantizedPlan" in repr(plan)
+    with pytest.raises(ValueError, match="tune=True"):
+        fastconv.compile(q, tune=True)
+    with pytest.raises(TypeError, match="float32"):
+        plan(Xt[:2].astype(np.float64))
+    # several threads, each its own inputs, through one plan
+    batches = [Xt[16 * i:16 * i + 16] for i in range(8)]
+    expect = [plan(b) for b in batches]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            got = list(pool.map(plan, batches))
+            for g, e in zip(got, expect):
+                np.testing.assert_array_equal(g, e)
 
 
 def test_save_and_load(lenet, shapes, tmp_path):

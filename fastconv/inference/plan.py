@@ -24,6 +24,7 @@ from .fuse import fuse
 from .ir import Node
 from .lower import lower
 from .memory import plan_arena
+from .qplan import QuantizedModel, QuantizedPlan
 from .shapes import infer_shapes
 
 __all__ = ["Plan", "compile"]
@@ -46,7 +47,17 @@ def compile(model, tune=False, fuse_pool=True):  # noqa: A001  (fastconv.compile
     ``tune=True`` times the candidate algorithms of every convolution (direct, gemm,
     winograd) and fully connected layer (gemv, gemm) on the first input of each
     shape and keeps the fastest; otherwise the built-in policy chooses.
+
+    An int8 model (``fastconv.quantize``) compiles to a :class:`.qplan.QuantizedPlan`:
+    its layers are already fused int8 kernels; the plan snapshots the weights and is
+    safe to call from several threads. Its kernels have one algorithm each, so
+    ``tune=True`` is refused for it.
     """
+    if isinstance(model, QuantizedModel):
+        if tune:
+            raise ValueError("fastconv.compile: tune=True applies to float models; an int8 "
+                             "model's kernels have one algorithm each (use tune=False)")
+        return QuantizedPlan(model)
     return Plan(model, tune=tune, fuse_pool=fuse_pool)
 
 
