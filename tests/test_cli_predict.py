@@ -99,7 +99,7 @@ def test_npz_float64_is_tight_and_integer_input_is_converted(files, tmp_path, ca
 
 
 @pytest.mark.parametrize("batch", ["16", "100"])
-def test_onnx_matches_the_exported_model(files, tmp_path, capsys, batch):
+def test_onnx_matches_the_exported_model(files, tmp_path, capsys, batch, threads):
     d, x = files["dir"], files["x"]
     out = tmp_path / "y.npy"
     rc, stdout, err = run_main(["predict", str(d / "lenet.onnx"), "--input", str(d / "x.npy"),
@@ -169,7 +169,7 @@ def test_bad_input_is_one_line_exit_2(files, capsys, monkeypatch, argv, message)
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "x", "1.5"])
-def test_batch_size_and_threads_must_be_positive_ints(files, capsys, value):
+def test_batch_size_and_threads_must_be_positive_ints(files, capsys, value, threads):
     d = files["dir"]
     for opt in ("--batch-size", "--threads"):
         rc, _, err = run_main(["predict", str(d / "lenet.npz"), "--input", str(d / "x.npy"), opt, value], capsys)
