@@ -148,3 +148,19 @@ def test_as_a_child_process(lenet_onnx, tmp_path):
     res = run_python(["-m", "fastconv", "bench", "--onnx", str(lenet_onnx / "lenet.onnx"), "--batch", "x"],
                      cwd=tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_free_sizes_need_input_shape(tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    path = tmp_path / "free.onnx"
+    fastconv.onnx.save(get_model("lenet5", seed=1), path, input_shape=(1, 28, 28))
+    m = onnx.load(str(path))
+    for i in (2, 3):  # H and W left free
+        m.graph.input[0].type.tensor_type.shape.dim[i].dim_param = "HW"[i - 2]
+    onnx.save(m, str(path))
+    rc, _, err = run_main(["bench", "--onnx", str(path), "--quiet"], capsys)
+    assert rc == 2 and "takes (N, 1, ?, ?) float32: give the free sizes with --input-shape" in err
+    rc, out, err = run_main(["bench", "--onnx", str(path), "--input-shape", "1,28,28", "--quick", "--quiet",
+                             "--threads", "1"], capsys)
+    assert rc == 0, err
+    assert "| 1 | 1 | plan |" in out and "| 1 | 1 | forward |" in out
