@@ -141,7 +141,7 @@ class _Runner:
             if self.want_compiled:
                 raise CLIError(f"--compiled: {self.name} cannot be compiled: {one_line(exc)}") from None
             self.compiled = False
-            self.note = f" (not compiled: {one_line(exc)})"
+            self.note = f" (not compilable: {one_line(exc).split(': ')[0]})"  # the reason, not the list
             return model.forward
         self.compiled = True
         return plan
