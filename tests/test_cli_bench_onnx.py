@@ -98,6 +98,7 @@ BAD = [
     (["--cases", "conv"], "--cases and --onnx cannot be used together"),
     (["--input-shape", "1,x"], "--input-shape must be positive sizes"),
     (["--input-shape", "1,28"], "has 2 sizes"),
+    (["--json", "/dev/null/x.json"], "--json /dev/null/x.json: /dev/null is a file, not a folder"),
 ]
 
 

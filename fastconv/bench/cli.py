@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from .._args.paths import output_file
 from .cases import GROUPS, select_cases, thread_list
 from .env import environment
 from .onnxbench import format_onnx_table, parse_batches, run_onnx
@@ -89,6 +90,8 @@ def _run_onnx(args, progress):
         if args.repeat is not None and args.repeat < 1:
             raise ValueError(f"--repeat must be a positive int, got {args.repeat}")
         shape = None if args.input_shape is None else _input_shape(args.input_shape)
+        if args.json:
+            output_file(args.json, "--json")  # before the timing, not after it
         repeat = args.repeat or (1 if args.quick else DEFAULT_REPEAT)
         env = environment()
         kw = {"min_time": MIN_TIME_QUICK} if args.quick else {}
@@ -127,6 +130,8 @@ def run_from_args(args):
         threads = thread_list(args.threads, args.quick)
         if args.repeat is not None and args.repeat < 1:
             raise ValueError(f"--repeat must be a positive int, got {args.repeat}")
+        if args.json:
+            output_file(args.json, "--json")  # before the timing, not after it
     except (TypeError, ValueError) as e:
         print(f"fastconv bench: error: {e}", file=sys.stderr)
         return 2
