@@ -5,9 +5,11 @@ Subcommands (one module each in :mod:`fastconv.commands`)::
     fastconv train   train a CNN (default: LeNet-5 on the built-in shapes set) and save it
     fastconv info    version, build, OpenMP, threads and CPU features
     fastconv evaluate  accuracy and loss of a saved model on a dataset
+    fastconv predict   run a saved model (.npz or .onnx) on the inputs in a .npy file
     fastconv check   self-test: native kernels against the NumPy reference
     fastconv tune    time the convolution algorithms on your layers for algo="auto"
-    fastconv bench   benchmarks (fastconv.bench.main, which parses its own options)
+    fastconv bench   benchmarks (fastconv.bench.main, which parses its own options); with
+                     --onnx FILE: one ONNX model in fastconv, onnxruntime and OpenVINO
     fastconv compress  prune and/or quantize a saved model to int8, report and save it
 
 Each module has ``add_parser(subparsers)`` and ``run(args) -> exit code``; add
@@ -31,6 +33,7 @@ from .commands import compress as compress_cmd
 from .commands import check as check_cmd
 from .commands import evaluate as evaluate_cmd
 from .commands import info as info_cmd
+from .commands import predict as predict_cmd
 from .commands import train as train_cmd
 from .commands import tune as tune_cmd
 from .commands._common import CLIError
@@ -41,6 +44,7 @@ __all__ = ["main", "build_parser", "COMMANDS", "CLIError"]
 COMMANDS = {
     "train": train_cmd,
     "evaluate": evaluate_cmd,
+    "predict": predict_cmd,
     "info": info_cmd,
     "check": check_cmd,
     "tune": tune_cmd,

@@ -40,13 +40,21 @@ The package: :mod:`~fastconv.bench.cases` (the layer set), :mod:`~fastconv.bench
 (environment probing, thread settings, the optional torch), :mod:`~fastconv.bench.impls`
 (the fastconv, NumPy and PyTorch callables), :mod:`~fastconv.bench.runner` (timing loop and
 result rows; the timer is :mod:`fastconv._timing`), :mod:`~fastconv.bench.report` (tables)
-and :mod:`~fastconv.bench.cli` (the command line).
+and :mod:`~fastconv.bench.cli` (the command line). ``fastconv bench --onnx FILE`` times one
+ONNX model in fastconv, onnxruntime and OpenVINO (:mod:`~fastconv.bench.onnxbench`, reading
+the file through :mod:`~fastconv.bench.onnxfile`); the pytest-benchmark suites in
+``benchmarks/`` also time the 1-d and transposed convolutions
+(:mod:`~fastconv.bench.opimpls`) and whole-model inference (:mod:`~fastconv.bench.inferimpls`).
 """
 
 from __future__ import annotations
 
 from .cases import (
+    CONV1D_CASES,
     CONV_CASES,
+    CONVT_CASES,
+    INFER_BATCHES,
+    INFER_CASES,
     GROUPS,
     POOL_CASES,
     TRAIN_BATCH,
@@ -54,6 +62,7 @@ from .cases import (
     TRAIN_LR,
     TRAIN_MOMENTUM,
     case_params,
+    convt_case,
     select_cases,
     thread_list,
 )
@@ -77,6 +86,11 @@ __all__ = [
     "CONV_CASES",
     "POOL_CASES",
     "TRAIN_CASES",
+    "CONV1D_CASES",
+    "CONVT_CASES",
+    "INFER_CASES",
+    "INFER_BATCHES",
+    "convt_case",
     "select_cases",
     "conv_algos",
     "auto_algo",

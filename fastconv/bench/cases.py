@@ -22,6 +22,11 @@ __all__ = [
     "case_params",
     "LAYER_ORIGINS",
     "layer_set_markdown",
+    "CONV1D_CASES",
+    "CONVT_CASES",
+    "convt_case",
+    "INFER_CASES",
+    "INFER_BATCHES",
 ]
 
 #: name -> (N, C, H, W, K, R, S, stride, pad, groups); FLOPs = 2 N K (C/groups) R S P Q.
@@ -66,6 +71,23 @@ TRAIN_CASES = {
 TRAIN_BATCH = 64
 TRAIN_LR = 0.01
 TRAIN_MOMENTUM = 0.9
+
+#: 1-d convolution cases: name -> (N, C, L, K, R, stride, pad, groups) on (N, C, L) arrays;
+#: FLOPs = 2 N K (C/groups) R L_out. "conv1d_audio" is issue 14's target layer.
+CONV1D_CASES = {
+    "conv1d_audio": (16, 64, 4000, 64, 9, 1, 4, 1),
+    "conv1d_text": (32, 128, 256, 128, 5, 1, 2, 1),
+    "conv1d_strided": (8, 32, 16000, 64, 11, 4, 5, 1),
+}
+
+#: Transposed convolution cases: the transposed version of every convolution case (its
+#: adjoint: input (N, K, P, Q), weights (K, C/groups, R, S) in PyTorch's layout, the same
+#: stride, padding and groups, output_padding chosen so the output is (N, C, H, W) again).
+CONVT_CASES = tuple(f"{name}_t" for name in CONV_CASES)
+
+#: Inference cases: model -> (input shape of one image); run at each of INFER_BATCHES.
+INFER_CASES = {"lenet5": (1, 28, 28), "vgg_small": (3, 32, 32)}
+INFER_BATCHES = (1, 64)
 
 GROUPS = {"conv": tuple(CONV_CASES), "pool": tuple(POOL_CASES), "train": tuple(TRAIN_CASES)}
 GROUPS["all"] = GROUPS["conv"] + GROUPS["pool"] + GROUPS["train"]
@@ -127,6 +149,20 @@ def case_params(name):
     """The ``ConvParams`` (geometry) of convolution case ``name``."""
     N, C, H, W, K, R, S, stride, pad, groups = CONV_CASES[name]
     return conv_params((N, C, H, W), (K, C // groups, R, S), stride, pad, 1, groups)
+
+
+def convt_case(name):
+    """(N, C_in, H_in, W_in, C_out, R, S, stride, pad, output_padding, groups) of transposed
+    case ``name`` (a CONVT_CASES entry, e.g. ``"resnet_3x3_t"``)."""
+    if name not in CONVT_CASES:
+        raise ValueError(f"unknown transposed convolution case {name!r}; choose from {', '.join(CONVT_CASES)}")
+    base = name[:-2]
+    N, C, H, W, K, R, S, stride, pad, groups = CONV_CASES[base]
+    p = case_params(base)
+    P, Q = p.P, p.Q
+    op_h = H - ((P - 1) * stride - 2 * pad + R)
+    op_w = W - ((Q - 1) * stride - 2 * pad + S)
+    return N, K, P, Q, C, R, S, stride, pad, (op_h, op_w), groups
 
 
 def layer_set_markdown():

@@ -7,10 +7,12 @@ import json
 import os
 import sys
 
+from .._args.paths import output_file
 from .cases import GROUPS, select_cases, thread_list
 from .env import environment
+from .onnxbench import format_onnx_table, parse_batches, run_onnx
 from .report import format_environment, format_table
-from .runner import DEFAULT_REPEAT, run
+from .runner import DEFAULT_REPEAT, MIN_TIME_QUICK, run
 
 __all__ = ["add_parser", "run_from_args", "main"]
 
@@ -18,10 +20,19 @@ __all__ = ["add_parser", "run_from_args", "main"]
 def _add_arguments(p):
     p.add_argument("--threads", default=None,
                    help="comma-separated thread counts, e.g. 1,2 (default: 1 and fastconv's current count; "
-                        "with --quick only the current count)")
-    p.add_argument("--cases", default="all",
+                        "with --quick or --onnx only the current count)")
+    p.add_argument("--cases", default=None,
                    help="comma-separated case names or groups: all, conv, pool, train "
                         f"(cases: {', '.join(GROUPS['all'])}); default all")
+    p.add_argument("--onnx", metavar="FILE", default=None,
+                   help="instead of the layer set, time this ONNX model: fastconv's compiled plan and "
+                        "model.forward, onnxruntime and OpenVINO (when installed), on the same input; "
+                        "prints latencies, ratios and how far the outputs differ")
+    p.add_argument("--batch", default=None, metavar="N[,N...]",
+                   help="with --onnx: comma-separated batch sizes (default 1)")
+    p.add_argument("--input-shape", dest="input_shape", default=None, metavar="C,H,W",
+                   help="with --onnx: the input sizes after the batch axis, for a file that leaves "
+                        "them free")
     p.add_argument("--repeat", type=int, default=None,
                    help=f"timing rounds; the median is reported (default {DEFAULT_REPEAT}, 1 with --quick)")
     p.add_argument("--json", metavar="PATH", default=None,
@@ -57,14 +68,70 @@ def add_parser(subparsers):
     return p
 
 
+def _input_shape(text):
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+        if not shape or min(shape) < 1:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"--input-shape must be positive sizes such as 3,224,224; got {text!r}") from None
+    return shape
+
+
+def _run_onnx(args, progress):
+    """``--onnx FILE``: the ONNX comparison (see :mod:`fastconv.bench.onnxbench`)."""
+    try:
+        if getattr(args, "cases", None) is not None:
+            raise ValueError("--cases and --onnx cannot be used together")
+        if getattr(args, "per_algo", None) or getattr(args, "interleave", False):
+            raise ValueError("--per-algo and --interleave do not apply to --onnx")
+        batches = parse_batches(args.batch if args.batch is not None else "1")
+        threads = thread_list(args.threads, quick=True)
+        if args.repeat is not None and args.repeat < 1:
+            raise ValueError(f"--repeat must be a positive int, got {args.repeat}")
+        shape = None if args.input_shape is None else _input_shape(args.input_shape)
+        if args.json:
+            output_file(args.json, "--json")  # before the timing, not after it
+        repeat = args.repeat or (1 if args.quick else DEFAULT_REPEAT)
+        env = environment()
+        kw = {"min_time": MIN_TIME_QUICK} if args.quick else {}
+        results = run_onnx(args.onnx, batches, threads, repeat, input_shape=shape, progress=progress, **kw)
+    except (TypeError, ValueError, OSError) as e:
+        print(f"fastconv bench: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    print(format_environment(env))
+    print()
+    print(f"{args.onnx}: latency per batch (median of {repeat}); 'vs ref' = time / the compiled plan's "
+          "time (above 1: the plan is faster); diffs against model.forward")
+    print()
+    print(format_onnx_table(results), end="")
+    if args.json:
+        _write_json(args, env, results)
+    return 0
+
+
+def _write_json(args, env, results):
+    with open(args.json, "w") as f:
+        arguments = {k: v for k, v in vars(args).items() if k != "func"}
+        json.dump({"environment": env, "arguments": arguments, "results": results}, f, indent=1)
+        f.write("\n")
+
+
 def run_from_args(args):
     """Run the benchmark for parsed arguments (of :func:`add_parser`); return the exit code."""
     progress = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if getattr(args, "onnx", None) is not None:
+        return _run_onnx(args, progress)
     try:
-        names = select_cases(args.cases)
+        for opt in ("batch", "input_shape"):
+            if getattr(args, opt, None) is not None:
+                raise ValueError(f"--{opt.replace('_', '-')} needs --onnx FILE")
+        names = select_cases(args.cases if args.cases is not None else "all")
         threads = thread_list(args.threads, args.quick)
         if args.repeat is not None and args.repeat < 1:
             raise ValueError(f"--repeat must be a positive int, got {args.repeat}")
+        if args.json:
+            output_file(args.json, "--json")  # before the timing, not after it
     except (TypeError, ValueError) as e:
         print(f"fastconv bench: error: {e}", file=sys.stderr)
         return 2
@@ -79,15 +146,13 @@ def run_from_args(args):
     print()
     print(format_table(results), end="")
     if args.json:
-        with open(args.json, "w") as f:
-            arguments = {k: v for k, v in vars(args).items() if k != "func"}
-            json.dump({"environment": env, "arguments": arguments, "results": results}, f, indent=1)
-            f.write("\n")
+        _write_json(args, env, results)
     return 0
 
 
 def main(argv=None):
-    """``python -m fastconv.bench [--threads 1,2] [--cases ...] [--repeat R] [--json PATH] [--quick]``."""
+    """``python -m fastconv.bench [--threads 1,2] [--cases ...] [--repeat R] [--json PATH] [--quick]``,
+    or ``... --onnx FILE [--batch 1,8]``."""
     parser = _add_arguments(argparse.ArgumentParser(
         prog="fastconv bench",
         description="Time fastconv against a plain-NumPy baseline and PyTorch (when installed).",

@@ -8,7 +8,8 @@ from .. import bench
 
 __all__ = ["add_parser", "run", "main"]
 
-HELP = "time fastconv against NumPy and PyTorch on the benchmark layer set"
+HELP = ("time fastconv against NumPy and PyTorch on the benchmark layer set; with --onnx FILE, "
+        "an ONNX model in fastconv against onnxruntime and OpenVINO")
 
 
 def add_parser(sub):
