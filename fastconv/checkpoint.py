@@ -27,6 +27,7 @@ model first and changes nothing unless everything fits.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +148,7 @@ def _read(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{path}: not a readable .npz file ({exc})") from None
     if _META_KEY not in arrays:
         raise CheckpointError(f"{path}: not a fastconv model or checkpoint (no {_META_KEY!r} entry)")

@@ -131,6 +131,12 @@ def test_resume_errors(shapes_small, tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(CheckpointError, match="not a readable"):
         trainer.load_checkpoint(tmp_path / "junk.npz")
+    whole = (tmp_path / "w.npz").read_bytes()       # a zip archive cut short: BadZipFile inside
+    (tmp_path / "cut.npz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(CheckpointError, match="not a readable"):
+        trainer.load_checkpoint(tmp_path / "cut.npz")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_model(tmp_path / "cut.npz")
     with pytest.raises(FileNotFoundError):
         trainer.fit((X[:32], y[:32]), epochs=2, resume=tmp_path / "missing.npz")
     with pytest.warns(UserWarning, match="seed"):

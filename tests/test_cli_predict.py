@@ -201,7 +201,7 @@ def test_as_a_child_process(files, tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr and res.stderr.count("\n") == 1
 
 
-def test_int8_model_runs_through_forward(files, tmp_path, capsys):
+def test_int8_model_runs_compiled(files, tmp_path, capsys):
     d, x = files["dir"], files["x"]
     q = fastconv.quantize(files["lenet"], x[:16])
     save_model(q, tmp_path / "q.npz")
@@ -209,5 +209,27 @@ def test_int8_model_runs_through_forward(files, tmp_path, capsys):
     rc, stdout, err = run_main(["predict", str(tmp_path / "q.npz"), "--input", str(d / "x.npy"),
                                 "--batch-size", "10", "--output", str(out)], capsys)
     assert rc == 0, err
-    assert "QuantizedModel" in stdout and "model.forward (not compilable:" in stdout
-    np.testing.assert_allclose(np.load(out), q.forward(x), rtol=1e-6, atol=1e-6)
+    assert "QuantizedModel" in stdout and "compiled plan" in stdout
+    np.testing.assert_array_equal(np.load(out), q.forward(x))   # the same int8 kernels
+
+
+def test_uncompilable_network_falls_back_unless_compiled_is_asked(files, tmp_path, capsys,
+                                                                   monkeypatch):
+    from fastconv.commands import predict
+
+    def refuse(model):
+        raise TypeError("fastconv.compile cannot lower model.3 (Odd): supported are ...")
+
+    monkeypatch.setattr(predict, "fc_compile", refuse)
+    d, x = files["dir"], files["x"]
+    out = tmp_path / "y.npy"
+    rc, stdout, err = run_main(["predict", str(d / "lenet.npz"), "--input", str(d / "x.npy"),
+                                "--output", str(out)], capsys)
+    assert rc == 0, err
+    assert "model.forward (not compilable: fastconv.compile cannot lower model.3 (Odd))" in stdout
+    np.testing.assert_allclose(np.load(out), files["lenet"].forward(x), rtol=1e-6, atol=1e-6)
+    out.unlink()
+    rc, _, err = run_main(["predict", str(d / "lenet.npz"), "--input", str(d / "x.npy"),
+                           "--output", str(out), "--compiled"], capsys)
+    assert rc == 2 and "--compiled:" in err and "cannot be compiled" in err and "Odd" in err
+    assert not out.exists()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -132,7 +131,7 @@ def run(args):
     path = Path(args.model)
     try:
         model = load_model(path)
-    except (OSError, CheckpointError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+    except (OSError, CheckpointError, ValueError, TypeError) as exc:
         raise CLIError(f"cannot load {path}: {one_line(exc)}") from None
     if model.dtype != np.float32:
         model.to(np.float32)

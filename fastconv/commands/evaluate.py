@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import zipfile
 
 import numpy as np
 
@@ -48,7 +47,7 @@ def _load(path):
     try:
         meta = read_metadata(path)
         model = load_model(path)
-    except (OSError, CheckpointError, zipfile.BadZipFile) as exc:  # a damaged .npz: BadZipFile
+    except (OSError, CheckpointError) as exc:
         raise CLIError(f"cannot load the model {path}: {one_line(exc)}") from None
     except (TypeError, ValueError) as exc:
         raise CLIError(f"cannot rebuild the network of {path}: {one_line(exc)} (fastconv evaluate "

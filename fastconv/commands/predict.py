@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -157,7 +156,7 @@ def _npz(path, x, compiled, input_path):
     try:
         meta = read_metadata(path)
         model = load_model(path)
-    except (OSError, CheckpointError, zipfile.BadZipFile) as exc:  # checkpoint lets BadZipFile through
+    except (OSError, CheckpointError) as exc:
         raise CLIError(f"cannot load the model {path}: {one_line(exc)}") from None
     except (TypeError, ValueError) as exc:
         raise CLIError(f"cannot rebuild the network of {path}: {one_line(exc)} (predict needs a file "

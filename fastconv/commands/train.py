@@ -18,7 +18,6 @@ import argparse
 import inspect
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -167,7 +166,7 @@ def _read_resume(args):
     --resume's checkpoint, read before anything else is done."""
     try:
         info = training_settings(args.resume)
-    except (OSError, CheckpointError, zipfile.BadZipFile) as exc:  # a damaged .npz: BadZipFile
+    except (OSError, CheckpointError) as exc:
         raise CLIError(f"cannot resume from {args.resume}: {one_line(exc)}") from None
     stored = info["metadata"].get("cli") if isinstance(info["metadata"], dict) else None
     return info["epoch"], (info["plan"] or {}).get("epochs"), stored if isinstance(stored, dict) else None
