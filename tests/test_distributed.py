@@ -33,11 +33,12 @@ def _mpi_problem():
     if mpiexec_path() is None:
         return "no mpiexec on PATH or beside python (pip install \"fastconv[mpi]\")"
     try:
-        res = run_mpi(2, ["-c", "from mpi4py import MPI; print(MPI.COMM_WORLD.Get_size())"],
+        res = run_mpi(2, ["-c", "from mpi4py import MPI; c = MPI.COMM_WORLD; "
+                                "s = c.allreduce(1); c.Get_rank() or print(c.Get_size(), s)"],
                       env=clean_env(), timeout=60)
     except Exception as exc:  # noqa: BLE001 - any failure to start is a reason to skip
         return f"mpiexec -n 2 cannot start: {exc}"
-    if res.returncode != 0 or res.stdout.split() != ["2", "2"]:
+    if res.returncode != 0 or res.stdout.split() != ["2", "2"]:  # world size, sum of ones
         return f"mpiexec -n 2 python (mpi4py) does not run a 2-rank job: {res.stderr.strip()[:300]}"
     return None
 
