@@ -38,6 +38,7 @@ The callbacks live in :mod:`fastconv.callbacks`, the data checks in
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -60,7 +61,7 @@ from .checkpoint import (
     training_settings,
 )
 from .data.loader import BatchLoader
-from .distributed.parallel import from_option
+from .distributed.parallel import DataParallel, from_option
 from .nn.module import Module
 
 __all__ = [
@@ -90,8 +91,9 @@ class History:
     ``val``); the accuracies stay empty for regression; ``lr``: the learning
     rate used in each epoch;
     ``epoch_seconds``: wall time of each epoch's training steps;
-    ``allreduce_seconds``: of that, the time spent summing the gradients over
-    the ranks (data-parallel runs only, see :mod:`fastconv.distributed`).
+    ``allreduce_seconds`` / ``wait_seconds``: of that, the time spent summing
+    the gradients over the ranks, and waiting for the slowest rank before it
+    (data-parallel runs only, see :mod:`fastconv.distributed`).
     ``epochs``: number of epochs completed (counting those before a resume);
     ``images_per_second``: training throughput over all of them;
     ``stopped_early``: True when a callback stopped training.
@@ -107,13 +109,14 @@ class History:
     lr: list = field(default_factory=list)
     epoch_seconds: list = field(default_factory=list)
     allreduce_seconds: list = field(default_factory=list)
+    wait_seconds: list = field(default_factory=list)
     epochs: int = 0
     train_images: int = 0
     train_seconds: float = 0.0
     stopped_early: bool = False
 
     _KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
-             "allreduce_seconds", "epochs", "images_per_second", "train_images", "train_seconds", "stopped_early")
+             "allreduce_seconds", "wait_seconds", "epochs", "images_per_second", "train_images", "train_seconds", "stopped_early")
 
     @property
     def images_per_second(self):
@@ -142,7 +145,7 @@ class History:
     def from_dict(cls, d):
         h = cls()
         for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
-                  "allreduce_seconds"):
+                  "allreduce_seconds", "wait_seconds"):
             h.__dict__[k] = [float(v) for v in d.get(k, [])]
         h.epochs = int(d.get("epochs", len(h.loss)))
         h.train_images = int(d.get("train_images", 0))
@@ -288,10 +291,7 @@ class Trainer:
         stored. With the same ``seed``, data and ``epochs`` as the original
         run, the result is that of the uninterrupted run.
         """
-        if self.distributed is None:
-            return self._fit(train, epochs, batch_size, val, callbacks, seed, checkpoint,
-                             checkpoint_every, resume)
-        with self.distributed.guard():
+        with self.distributed.guard() if self.distributed is not None else contextlib.nullcontext():
             return self._fit(train, epochs, batch_size, val, callbacks, seed, checkpoint,
                              checkpoint_every, resume)
 
@@ -417,7 +417,6 @@ class Trainer:
         seen = 0
         t0 = time.perf_counter()
         dist = self.distributed
-        reduce0 = dist.allreduce_seconds if dist is not None else 0.0
         try:
             for xb, yb in batches:
                 n = len(yb)
@@ -464,10 +463,9 @@ class Trainer:
             h.accuracy.append(correct / N)
             logs["accuracy"] = correct / N
         if dist is not None:
-            dist.end_epoch(model)
-            logs["allreduce_seconds"] = dist.allreduce_seconds - reduce0
-            logs["steps"] = len(batches)
+            logs.update(dist.end_epoch(model, len(batches)))
             h.allreduce_seconds.append(logs["allreduce_seconds"])
+            h.wait_seconds.append(logs["wait_seconds"])
         return logs
 
     @staticmethod
@@ -481,10 +479,8 @@ class Trainer:
         if "val_accuracy" in logs:
             parts.append(f"val_acc {100 * logs['val_accuracy']:6.2f}%")
         parts += [f"{logs['images_per_second']:,.0f} img/s", f"{logs['seconds']:.1f} s"]
-        if "allreduce_seconds" in logs and logs.get("steps"):
-            share = 100 * logs["allreduce_seconds"] / logs["seconds"] if logs["seconds"] > 0 else 0.0
-            parts.append(f"allreduce {1e3 * logs['allreduce_seconds'] / logs['steps']:.2f} ms/step "
-                         f"({share:.1f}%)")
+        if "allreduce_seconds" in logs:
+            parts.append(DataParallel.summary(logs))
         return "  ".join(parts)
 
     # -- inference ---------------------------------------------------------

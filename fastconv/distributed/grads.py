@@ -52,10 +52,12 @@ class GradientBuckets:
     ``extra``: how many extra values of the model's dtype to reduce with the last bucket
     (the trainer sends its step's loss sum and correct count along, at no extra call).
     ``num_buckets`` tells how many calls a step makes; ``seconds`` accumulates the time
-    spent in them (waiting for the slowest rank included).
+    spent in them. ``split_wait``: first wait for every rank at a barrier, timed apart
+    in ``wait_seconds`` (the load imbalance), so ``seconds`` is the transfer alone;
+    else the waiting is in ``seconds``.
     """
 
-    def __init__(self, model, bucket_mb=BUCKET_MB, extra=0):
+    def __init__(self, model, bucket_mb=BUCKET_MB, extra=0, split_wait=False):
         _check_model(model)
         bucket_mb = as_float(bucket_mb, "bucket_mb", 0.0, None, low_open=True)
         self.extra = as_int(extra, "extra", 0)
@@ -73,7 +75,9 @@ class GradientBuckets:
         self.groups = groups
         self.buffers = [np.empty(sum(p.size for p in g) + (self.extra if i == len(groups) - 1 else 0),
                                  self.dtype) for i, g in enumerate(groups)]
+        self.split_wait = bool(split_wait)
         self.seconds = 0.0
+        self.wait_seconds = 0.0
         self.calls = 0
 
     @property
@@ -87,6 +91,10 @@ class GradientBuckets:
         world = comm.world()
         MPI = comm._World.MPI
         out = np.zeros(self.extra)
+        if self.split_wait and world is not None and comm.size() > 1:
+            t0 = time.perf_counter()
+            world.Barrier()
+            self.wait_seconds += time.perf_counter() - t0
         for i, (group, buf) in enumerate(zip(self.groups, self.buffers)):
             o = 0
             for p in group:

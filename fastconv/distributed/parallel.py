@@ -37,6 +37,7 @@ class DataParallel:
         self.bucket_mb = as_float(bucket_mb, "bucket_mb", 0.0, None, low_open=True)
         comm.init(required=as_bool(required, "required"))
         self._buckets = None
+        self._mark = (0.0, 0.0)
         self._swaps = []
         self.step_count = 0
 
@@ -55,8 +56,14 @@ class DataParallel:
 
     @property
     def allreduce_seconds(self):
-        """Seconds spent in the gradient allreduce since the last :meth:`begin`."""
+        """Seconds spent in the gradient allreduce since the last :meth:`begin` (the
+        transfer: the ranks have met at a barrier first)."""
         return 0.0 if self._buckets is None else self._buckets.seconds
+
+    @property
+    def wait_seconds(self):
+        """Seconds spent waiting at that barrier for the slowest rank (load imbalance)."""
+        return 0.0 if self._buckets is None else self._buckets.wait_seconds
 
     # -- the run -----------------------------------------------------------
 
@@ -65,8 +72,9 @@ class DataParallel:
         broadcast_parameters(model)
         if self.sync_batchnorm and not self._swaps:
             self._swaps = convert_sync_batchnorm(model)
-        self._buckets = GradientBuckets(model, self.bucket_mb, extra=2)
+        self._buckets = GradientBuckets(model, self.bucket_mb, extra=2, split_wait=True)
         self.step_count = 0
+        self._mark = (0.0, 0.0)
 
     def end(self, model):
         """After training: the model's own BatchNorm layers back."""
@@ -121,14 +129,29 @@ class DataParallel:
         optimizer.step()
         return value, int(round(float(sums[1])))
 
-    def end_epoch(self, model):
-        """After an epoch: with local BatchNorm statistics, rank 0's running statistics
-        everywhere (as DDP's buffer broadcast), so every rank evaluates the same model."""
+    def end_epoch(self, model, steps):
+        """After an epoch of ``steps`` steps: with local BatchNorm statistics, rank 0's
+        running statistics everywhere (as DDP's buffer broadcast), so every rank evaluates
+        the same model. Returns the epoch's logs ``allreduce_seconds``, ``wait_seconds``
+        (see :class:`GradientBuckets`) and ``steps``."""
+        now = (self.allreduce_seconds, self.wait_seconds)
+        logs = {"allreduce_seconds": now[0] - self._mark[0], "wait_seconds": now[1] - self._mark[1],
+                "steps": steps}
+        self._mark = now
         if not self.sync_batchnorm and any(True for _ in model.named_buffers()):
             world = comm.world()
             if world is not None and self.size > 1:
                 for _, b in model.named_buffers():
                     world.Bcast(b, root=0)
+        return logs
+
+    @staticmethod
+    def summary(logs):
+        """The per-epoch line's part on the allreduce: time per step and share of the epoch."""
+        steps = max(1, logs.get("steps", 1))
+        ms = [1e3 * logs[k] / steps for k in ("allreduce_seconds", "wait_seconds")]
+        share = 100 * logs["allreduce_seconds"] / logs["seconds"] if logs.get("seconds", 0) > 0 else 0.0
+        return f"allreduce {ms[0]:.2f} ms/step ({share:.1f}%), wait {ms[1]:.2f} ms/step"
 
     def evaluate(self, model, data, loss, batch_size=256, task=None):
         """:func:`fastconv.train.evaluate` sharded: each rank evaluates its block of the
