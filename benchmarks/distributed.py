@@ -12,7 +12,7 @@ of them alike), R times each:
 
 and prints the median wall time of each, the speed-ups, and the share of the
 training time the N-rank run spent in the gradient allreduce (from its
-per-epoch lines; waiting for the slowest rank included). Needs
+per-epoch lines), with the time rank 0 waited for the slowest rank apart. Needs
 `pip install "fastconv[mpi]"`. BLAS and OpenMP threads are pinned to the same
 count as fastconv's, so each configuration uses exactly the cores it names.
 """
@@ -48,11 +48,12 @@ def _run(cmd, threads, cwd):
 
 
 def _allreduce_share(stdout):
-    """(ms per step, % of the epoch time) averaged over the per-epoch lines."""
-    found = re.findall(r"allreduce ([0-9.]+) ms/step \(([0-9.]+)%\)", stdout)
+    """(transfer ms per step, its % of the epoch time, wait ms per step) averaged over
+    the per-epoch lines."""
+    found = re.findall(r"allreduce ([0-9.]+) ms/step \(([0-9.]+)%\), wait ([0-9.]+) ms/step", stdout)
     if not found:
-        return None, None
-    return (statistics.mean(float(a) for a, _ in found), statistics.mean(float(b) for _, b in found))
+        return None, None, None
+    return tuple(statistics.mean(float(f[i]) for f in found) for i in range(3))
 
 
 def main(argv=None):
@@ -102,8 +103,9 @@ def main(argv=None):
     print(f"\n{N} ranks x 1 thread vs 1 rank x {N} threads: {one2 / two:.2f}x")
     ms = [s for s in shares if s[0] is not None]
     if ms:
-        print(f"allreduce: {statistics.mean(a for a, _ in ms):.2f} ms/step, "
-              f"{statistics.mean(b for _, b in ms):.1f}% of the training time (rank 0, waiting included)")
+        print(f"allreduce (rank 0): {statistics.mean(s[0] for s in ms):.2f} ms/step, "
+              f"{statistics.mean(s[1] for s in ms):.1f}% of the training time; waiting for the "
+              f"other rank before it: {statistics.mean(s[2] for s in ms):.2f} ms/step")
     print("(whole command: data generation, training, evaluation; figures from a shared machine "
           "are noisy, run it on a quiet one)")
     return 0
