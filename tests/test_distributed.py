@@ -22,9 +22,10 @@ LAUNCHER_VARS = [v for _, r, s in _env.LAUNCHER_VARIABLES for v in (r, s)]
 def clean_env(**extra):
     """The child's environment without any MPI launcher's variables (a process started
     by hand), one kernel thread."""
-    env = subprocess_env(FASTCONV_NUM_THREADS="1", **extra)
+    env = subprocess_env(FASTCONV_NUM_THREADS="1")
     for v in LAUNCHER_VARS + ["PMI_FD", "PMI_PORT", "PMIX_NAMESPACE"]:
         env.pop(v, None)
+    env.update(extra)
     return env
 
 
@@ -126,6 +127,21 @@ def test_cli_distributed_without_launcher(tmp_path):
     assert res.stderr.startswith("fastconv: error: --distributed: distributed training needs an MPI "
                                  "launcher"), res.stderr
     assert res.stdout == ""
+
+
+def test_cli_without_mpi4py_says_how_to_install_it(tmp_path):
+    """A launcher's variables but no mpi4py (a stand-in package that fails to import)."""
+    fake = tmp_path / "fake" / "mpi4py"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named mpi4py.MPI (stand-in)')\n")
+    env = clean_env(PMI_RANK="0", PMI_SIZE="2")
+    env["PYTHONPATH"] = str(fake.parent) + os.pathsep + env["PYTHONPATH"]
+    res = run_python(["-m", "fastconv", "train", "--epochs", "1", "--no-save"], env=env, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    assert res.stderr.strip() == ("fastconv: error: distributed training needs mpi4py (No module named "
+                                  'mpi4py.MPI (stand-in)): pip install "fastconv[mpi]" (mpi4py and an '
+                                  "MPI library from wheels)")
 
 
 # ------------------------------------------------------------------ 2-rank jobs
