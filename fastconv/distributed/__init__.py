@@ -57,6 +57,7 @@ from .comm import (
     size,
 )
 from .grads import GradientBuckets, allreduce_gradients, broadcast_parameters, shard, shard_bounds
+from .overlap import OverlappedBuckets
 from .parallel import DataParallel, from_option
 from .syncbn import SyncBatchNorm2D, convert_sync_batchnorm, restore_batchnorm
 
@@ -73,6 +74,7 @@ __all__ = [
     "broadcast_parameters",
     "allreduce_gradients",
     "GradientBuckets",
+    "OverlappedBuckets",
     "shard",
     "shard_bounds",
     "DataParallel",

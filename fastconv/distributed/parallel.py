@@ -16,6 +16,7 @@ from .._args import as_bool, as_float
 from .._trainchecks import evaluate, task_of
 from . import comm
 from .grads import BUCKET_MB, GradientBuckets, broadcast_parameters, shard_bounds
+from .overlap import OverlappedBuckets
 from .syncbn import SyncBatchNorm2D, convert_sync_batchnorm, restore_batchnorm
 
 __all__ = ["DataParallel", "from_option"]
@@ -27,13 +28,17 @@ class DataParallel:
     ``sync_batchnorm``: compute BatchNorm's statistics over the global batch
     (:class:`~fastconv.distributed.SyncBatchNorm2D`) rather than over each rank's
     share (the default). ``bucket_mb``: the size of the gradient buckets
-    (:class:`~fastconv.distributed.GradientBuckets`). ``required``: without an MPI
+    (:class:`~fastconv.distributed.GradientBuckets`). ``overlap``: start each bucket's
+    allreduce during the backward pass, as soon as its gradients are final
+    (:class:`~fastconv.distributed.OverlappedBuckets`; the per-epoch allreduce time is
+    then what the overlap did not hide, and no wait is measured apart). ``required``: without an MPI
     launcher, raise :class:`~fastconv.distributed.DistributedError` (True) or run as
     one process (False). MPI starts when the object is made.
     """
 
-    def __init__(self, sync_batchnorm=False, bucket_mb=BUCKET_MB, required=True):
+    def __init__(self, sync_batchnorm=False, bucket_mb=BUCKET_MB, required=True, overlap=False):
         self.sync_batchnorm = as_bool(sync_batchnorm, "sync_batchnorm")
+        self.overlap = as_bool(overlap, "overlap")
         self.bucket_mb = as_float(bucket_mb, "bucket_mb", 0.0, None, low_open=True)
         comm.init(required=as_bool(required, "required"))
         self._buckets = None
@@ -72,12 +77,17 @@ class DataParallel:
         broadcast_parameters(model)
         if self.sync_batchnorm and not self._swaps:
             self._swaps = convert_sync_batchnorm(model)
-        self._buckets = GradientBuckets(model, self.bucket_mb, extra=2, split_wait=True)
+        if self.overlap:
+            self._buckets = OverlappedBuckets(model, self.bucket_mb, extra=2).attach(model)
+        else:
+            self._buckets = GradientBuckets(model, self.bucket_mb, extra=2, split_wait=True)
         self.step_count = 0
         self._mark = (0.0, 0.0)
 
     def end(self, model):
-        """After training: the model's own BatchNorm layers back."""
+        """After training: the hooks off, the model's own BatchNorm layers back."""
+        if isinstance(self._buckets, OverlappedBuckets):
+            self._buckets.detach()
         restore_batchnorm(self._swaps)
         self._swaps = []
 
@@ -96,20 +106,22 @@ class DataParallel:
         n = len(yb)
         lo, hi = shard_bounds(n)
         optimizer.zero_grad()
-        local_loss = 0.0
-        correct = 0
+        overlap = isinstance(self._buckets, OverlappedBuckets)
+        extra = (0.0, 0)
         if hi > lo:
             xl, yl = xb[lo:hi], yb[lo:hi]
             out = model.forward(xl)
             value = loss_fn.forward(out, yl)
+            extra = (value * (hi - lo), int(np.count_nonzero(out.argmax(axis=1) == yl)) if classify else 0)
+            if overlap:
+                self._buckets.prepare(extra)
             dy = loss_fn.backward()
             model.backward(dy * dy.dtype.type((hi - lo) / n))
-            local_loss = value * (hi - lo)
-            if classify:
-                correct = int(np.count_nonzero(out.argmax(axis=1) == yl))
         elif self._swaps:
             # no image for this rank: a stand-in batch that counts for nothing keeps the
             # synchronised BatchNorm layers' collectives in step with the other ranks
+            if overlap:  # the buckets start at the same points of backward as on the other
+                self._buckets.prepare(extra, zeros=True)  # ranks (the order of collectives), with zeros
             layers = [m for m in model.modules() if isinstance(m, SyncBatchNorm2D)]
             for m in layers:
                 m.ghost = True
@@ -121,8 +133,10 @@ class DataParallel:
             finally:
                 for m in layers:
                     m.ghost = False
-            optimizer.zero_grad()
-        sums = self._buckets.allreduce(extra=(local_loss, correct))
+            optimizer.zero_grad()  # the stand-in's gradients (not zero: BatchNorm mixes in the others')
+        elif overlap:
+            self._buckets.prepare(extra)
+        sums = self._buckets.finish() if overlap else self._buckets.allreduce(extra=extra)
         self.step_count += 1
         value = float(sums[0]) / n
         check_loss(value)
@@ -184,7 +198,7 @@ class DataParallel:
 
     def __repr__(self):
         return (f"DataParallel(rank={self.rank}, size={self.size}, sync_batchnorm={self.sync_batchnorm}, "
-                f"bucket_mb={self.bucket_mb:g})")
+                f"bucket_mb={self.bucket_mb:g}, overlap={self.overlap})")
 
 
 def from_option(option):
