@@ -119,6 +119,9 @@ def add_parser(sub):
                    help="train data-parallel over the processes of an MPI job (on by itself under "
                         "`mpiexec -n N fastconv train ...` with N > 1; needs pip install "
                         '"fastconv[mpi]"): --batch-size is the global batch, split across the ranks')
+    p.add_argument("--overlap-allreduce", action="store_true",
+                   help="data-parallel: sum the gradients in 1 MB buckets, each started during the "
+                        "backward pass as soon as its gradients are final")
     p.add_argument("--sync-batchnorm", action="store_true",
                    help="data-parallel: BatchNorm statistics over the whole global batch (default: "
                         "each rank's share)")
@@ -251,7 +254,9 @@ def _data_parallel(args):
     if not args.distributed and (found is None or found[2] < 2):
         return None
     try:
-        return DataParallel(sync_batchnorm=args.sync_batchnorm, required=True)
+        return DataParallel(sync_batchnorm=args.sync_batchnorm, required=True,
+                            overlap=args.overlap_allreduce,
+                            **({"bucket_mb": 1.0} if args.overlap_allreduce else {}))
     except DistributedError as exc:
         raise CLIError(f"--distributed: {one_line(exc)}" if args.distributed else one_line(exc)) from None
 
