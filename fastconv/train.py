@@ -116,7 +116,8 @@ class History:
     stopped_early: bool = False
 
     _KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
-             "allreduce_seconds", "wait_seconds", "epochs", "images_per_second", "train_images", "train_seconds", "stopped_early")
+             "allreduce_seconds", "wait_seconds", "epochs", "images_per_second", "train_images",
+             "train_seconds", "stopped_early")
 
     @property
     def images_per_second(self):
