@@ -267,7 +267,7 @@ def run(args):
         return _run(args, None)
     if args.threads is None and _env.num_threads() is None:
         set_num_threads(max(1, get_num_threads() // local_size()))  # share the cores
-    with dist.guard():
+    with dist.guard(user_errors=(CLIError,)):
         return _run(args, dist)
 
 

@@ -108,15 +108,18 @@ def barrier():
         _World.comm.Barrier()
 
 
-def fail(exc, code=1, *, file=None):
+def fail(exc, code=1, *, file=None, show_type=True):
     """Report ``exc`` as the failure of this rank and end the whole job: one line naming
     the rank and the error on stderr, then ``MPI_Abort`` (every rank exits with ``code``,
     none is left waiting in a collective). Without MPI: only the message, then
-    ``SystemExit(code)``."""
+    ``SystemExit(code)``. ``show_type``: name the exception's type before its message
+    (False for errors meant for the user, such as the command's usage errors)."""
     out = file or sys.stderr
     text = " ".join((str(exc).strip() or type(exc).__name__).split())
     where = f"rank {_World.rank} of {_World.size}"
-    print(f"fastconv: error: {where} failed: {type(exc).__name__}: {text}", file=out, flush=True)
+    what = f"{type(exc).__name__}: {text}" if show_type else text
+    out.write(f"fastconv: error: {where} failed: {what}\n")  # one write: lines of ranks do not mix
+    out.flush()
     if _World.comm is not None and _World.size > 1:
         _World.comm.Abort(code)
     raise SystemExit(code)

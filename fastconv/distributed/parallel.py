@@ -186,14 +186,16 @@ class DataParallel:
         return {"loss": sums[0] / n, "n": n}
 
     @contextlib.contextmanager
-    def guard(self):
+    def guard(self, user_errors=()):
         """Any exception raised inside ends the whole job: the rank and the error are
-        printed, then MPI_Abort (no rank is left waiting in a collective)."""
+        printed, then MPI_Abort (no rank is left waiting in a collective). Exceptions of
+        the types ``user_errors`` are printed without their type and end it with code 2."""
         try:
             yield self
         except (Exception, KeyboardInterrupt) as exc:
             if self.size > 1:
-                comm.fail(exc)
+                user = isinstance(exc, tuple(user_errors))
+                comm.fail(exc, 2 if user else 1, show_type=not user)
             raise
 
     def __repr__(self):
