@@ -9,6 +9,14 @@
 ``FASTCONV_DATA``           the dataset cache folder (:mod:`fastconv.data`)
 ==========================  ==================================================
 
+And the variables an MPI launcher sets in each process it starts, read by
+:func:`mpi_launcher` (:mod:`fastconv.distributed` decides from them whether a
+run is data-parallel): MPICH's and Intel MPI's ``PMI_RANK`` / ``PMI_SIZE``
+(also set by Slurm's ``srun --mpi=pmi2``), Open MPI's
+``OMPI_COMM_WORLD_RANK`` / ``OMPI_COMM_WORLD_SIZE``, PMIx's ``PMIX_RANK``
+(with Slurm's ``SLURM_STEP_NUM_TASKS``, as ``srun --mpi=pmix`` sets them)
+and Slurm's own ``SLURM_PROCID`` / ``SLURM_STEP_NUM_TASKS``.
+
 A bad value raises :class:`EnvironmentVariableError` (a ``ValueError``) naming
 the variable, the value and what is expected, at the first kernel call (the
 values) and at the start of every ``fastconv`` command (the values and the
@@ -94,12 +102,42 @@ def data_dir():
     return path
 
 
+#: (launcher name, rank variable, size variable), tried in this order.
+LAUNCHER_VARIABLES = (
+    ("MPICH/Hydra (PMI)", "PMI_RANK", "PMI_SIZE"),
+    ("Open MPI", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+    ("PMIx", "PMIX_RANK", "SLURM_STEP_NUM_TASKS"),
+    ("Slurm srun", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS"),
+)
+
+
+def mpi_launcher():
+    """``(launcher name, rank, size)`` from the variables an MPI launcher (mpiexec,
+    mpirun, srun) sets in the processes it starts, or None when none is set (a
+    process started by hand). A malformed value is an :class:`EnvironmentVariableError`."""
+    for name, rank_var, size_var in LAUNCHER_VARIABLES:
+        rank, size = os.environ.get(rank_var), os.environ.get(size_var)
+        if rank is None or size is None or not rank.strip() or not size.strip():
+            continue
+        try:
+            r, n = int(rank), int(size)
+        except ValueError:
+            raise _bad(rank_var if not rank.strip().isdigit() else size_var,
+                       rank if not rank.strip().isdigit() else size,
+                       "an integer (it is set by the MPI launcher)") from None
+        if n < 1 or not 0 <= r < n:
+            raise _bad(rank_var, rank, f"a rank in [0, {size_var}={n})")
+        return name, r, n
+    return None
+
+
 def check(paths=False):
     """Check every variable above; raise :class:`EnvironmentVariableError` on the first
     bad one. ``paths``: also the variables that name files and folders (what the
     ``fastconv`` command does at its start)."""
     num_threads()
     isa_cap()
+    mpi_launcher()
     if paths:
         tune_file()
         data_dir()

@@ -38,6 +38,7 @@ The callbacks live in :mod:`fastconv.callbacks`, the data checks in
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -60,6 +61,7 @@ from .checkpoint import (
     training_settings,
 )
 from .data.loader import BatchLoader
+from .distributed.parallel import DataParallel, from_option
 from .nn.module import Module
 
 __all__ = [
@@ -88,7 +90,10 @@ class History:
     ``val_accuracy``: on the validation set after each epoch (empty without
     ``val``); the accuracies stay empty for regression; ``lr``: the learning
     rate used in each epoch;
-    ``epoch_seconds``: wall time of each epoch's training steps.
+    ``epoch_seconds``: wall time of each epoch's training steps;
+    ``allreduce_seconds`` / ``wait_seconds``: of that, the time spent summing
+    the gradients over the ranks, and waiting for the slowest rank before it
+    (data-parallel runs only, see :mod:`fastconv.distributed`).
     ``epochs``: number of epochs completed (counting those before a resume);
     ``images_per_second``: training throughput over all of them;
     ``stopped_early``: True when a callback stopped training.
@@ -103,13 +108,16 @@ class History:
     val_accuracy: list = field(default_factory=list)
     lr: list = field(default_factory=list)
     epoch_seconds: list = field(default_factory=list)
+    allreduce_seconds: list = field(default_factory=list)
+    wait_seconds: list = field(default_factory=list)
     epochs: int = 0
     train_images: int = 0
     train_seconds: float = 0.0
     stopped_early: bool = False
 
     _KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
-             "epochs", "images_per_second", "train_images", "train_seconds", "stopped_early")
+             "allreduce_seconds", "wait_seconds", "epochs", "images_per_second", "train_images",
+             "train_seconds", "stopped_early")
 
     @property
     def images_per_second(self):
@@ -137,7 +145,8 @@ class History:
     @classmethod
     def from_dict(cls, d):
         h = cls()
-        for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds"):
+        for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_seconds",
+                  "allreduce_seconds", "wait_seconds"):
             h.__dict__[k] = [float(v) for v in d.get(k, [])]
         h.epochs = int(d.get("epochs", len(h.loss)))
         h.train_images = int(d.get("train_images", 0))
@@ -175,7 +184,13 @@ class Trainer:
     docstring); None decides from the loss (SoftmaxCrossEntropy, MSELoss),
     else from the targets' dtype. ``metadata``: a JSON-able dict stored in
     every checkpoint (``read_checkpoint(path)["metadata"]``; the ``fastconv``
-    command keeps its options there).
+    command keeps its options there). ``distributed``: data-parallel training
+    over the ranks of an MPI job (:mod:`fastconv.distributed`): None (the
+    default) when an MPI launcher started more than one process, True always
+    (a :class:`fastconv.distributed.DistributedError` without mpi4py or a
+    launcher), False never, or a :class:`fastconv.distributed.DataParallel`
+    (e.g. with ``sync_batchnorm=True``); ``trainer.distributed`` is that object
+    or None.
 
     ``trainer.epoch`` counts completed epochs; ``trainer.history`` is the
     :class:`History` of the last ``fit``; ``trainer.replanned`` is
@@ -184,7 +199,7 @@ class Trainer:
     """
 
     def __init__(self, model, loss, optimizer, scheduler=None, augment=None, progress=None,
-                 verbose=None, task=None, metadata=None):
+                 verbose=None, task=None, metadata=None, distributed=None):
         if not isinstance(model, Module):
             raise TypeError(f"model must be a fastconv.nn.Module, got {type(model).__name__}")
         if not (hasattr(loss, "forward") and hasattr(loss, "backward")):
@@ -212,6 +227,8 @@ class Trainer:
         self.verbose = self.progress is not False if verbose is None else verbose
         self.task = task
         self.metadata = metadata
+        self.distributed = from_option(distributed)
+        self._main = self.distributed is None or self.distributed.is_main
         self.epoch = 0
         self.seed = 0
         self.history = History()
@@ -225,7 +242,7 @@ class Trainer:
     # -- output ------------------------------------------------------------
 
     def _bar(self, total, desc):
-        if self.progress is False:
+        if self.progress is False or not self._main:
             return None
         from tqdm import tqdm
 
@@ -233,7 +250,7 @@ class Trainer:
                     file=sys.stderr, smoothing=0.1, disable=None if self.progress is None else False)
 
     def _say(self, text):
-        if self.verbose:
+        if self.verbose and self._main:
             print(text, file=sys.stdout, flush=True)
 
     # -- training ----------------------------------------------------------
@@ -275,9 +292,17 @@ class Trainer:
         stored. With the same ``seed``, data and ``epochs`` as the original
         run, the result is that of the uninterrupted run.
         """
+        with self.distributed.guard() if self.distributed is not None else contextlib.nullcontext():
+            return self._fit(train, epochs, batch_size, val, callbacks, seed, checkpoint,
+                             checkpoint_every, resume)
+
+    def _fit(self, train, epochs, batch_size, val, callbacks, seed, checkpoint, checkpoint_every, resume):
+        dist = self.distributed
         epochs = as_int(epochs, "epochs", 0)
         batch_size = as_int(batch_size, "batch_size", 1)
         seed = as_int(seed, "seed", 0)
+        if dist is not None:
+            dist.check_batch_size(batch_size)
         callbacks = list(callbacks) if callbacks is not None else []
         for i, cb in enumerate(callbacks):
             if not any(hasattr(cb, h) for h in ("on_train_begin", "on_epoch_end", "on_train_end")):
@@ -315,6 +340,8 @@ class Trainer:
         model = self.model
         prev_mode, prev_input_grad = model.training, model.input_grad
         model.input_grad = False
+        if dist is not None:
+            dist.begin(model)
         try:
             for cb in callbacks:
                 if hasattr(cb, "on_train_begin"):
@@ -322,7 +349,7 @@ class Trainer:
             for e in range(start, epochs):
                 logs = self._train_epoch(X, y, batch_size, e, epochs, task)
                 if val is not None:
-                    v = evaluate(model, (Xv, yv), self.loss, task=task, _checked=True)
+                    v = self.evaluate((Xv, yv), _checked=True)
                     logs["val_loss"] = v["loss"]
                     history.val_loss.append(v["loss"])
                     if "accuracy" in v:
@@ -344,6 +371,8 @@ class Trainer:
                 if hasattr(cb, "on_train_end"):
                     cb.on_train_end(self, history)
         finally:
+            if dist is not None:
+                dist.end(model)
             model.train(prev_mode)
             model.input_grad = prev_input_grad
         return history
@@ -388,6 +417,7 @@ class Trainer:
         correct = 0
         seen = 0
         t0 = time.perf_counter()
+        dist = self.distributed
         try:
             for xb, yb in batches:
                 n = len(yb)
@@ -398,20 +428,23 @@ class Trainer:
                             "augment must return an array of the batch's dtype and length, got "
                             f"{type(xb).__name__} {getattr(xb, 'dtype', '')} {getattr(xb, 'shape', '')}"
                         )
-                out = model.forward(xb)
-                value = loss_fn.forward(out, yb)
-                if not math.isfinite(value):
-                    raise FloatingPointError(
-                        f"the training loss became {value} in epoch {e + 1} (batch starting at "
-                        f"image {seen} of the shuffled order): lower the learning rate (now {lr})"
-                    )
-                opt.zero_grad()
-                model.backward(loss_fn.backward())
-                opt.step()
-                total_loss += value * n
-                if classify:
-                    correct += int(np.count_nonzero(out.argmax(axis=1) == yb))
-                seen += n
+                if dist is not None:
+                    value, hits = dist.train_step(model, loss_fn, opt, xb, yb, classify,
+                                                  lambda v: _check_loss(v, e, seen, lr))
+                    total_loss += value * n
+                    correct += hits
+                    seen += n
+                else:
+                    out = model.forward(xb)
+                    value = loss_fn.forward(out, yb)
+                    _check_loss(value, e, seen, lr)
+                    opt.zero_grad()
+                    model.backward(loss_fn.backward())
+                    opt.step()
+                    total_loss += value * n
+                    if classify:
+                        correct += int(np.count_nonzero(out.argmax(axis=1) == yb))
+                    seen += n
                 if bar is not None:
                     bar.update(n)
                     bar.set_postfix_str(f"loss {total_loss / seen:.4f}", refresh=False)
@@ -430,6 +463,10 @@ class Trainer:
         if classify:
             h.accuracy.append(correct / N)
             logs["accuracy"] = correct / N
+        if dist is not None:
+            logs.update(dist.end_epoch(model, len(batches)))
+            h.allreduce_seconds.append(logs["allreduce_seconds"])
+            h.wait_seconds.append(logs["wait_seconds"])
         return logs
 
     @staticmethod
@@ -443,6 +480,8 @@ class Trainer:
         if "val_accuracy" in logs:
             parts.append(f"val_acc {100 * logs['val_accuracy']:6.2f}%")
         parts += [f"{logs['images_per_second']:,.0f} img/s", f"{logs['seconds']:.1f} s"]
+        if "allreduce_seconds" in logs:
+            parts.append(DataParallel.summary(logs))
         return "  ".join(parts)
 
     # -- inference ---------------------------------------------------------
@@ -455,8 +494,12 @@ class Trainer:
         (regression: no "accuracy"); the model's train/eval mode is restored afterwards.
         """
         if _checked:
-            return evaluate(self.model, data, self.loss, batch_size, self._task_seen, _checked=True)
-        X, y, task = check_data(data, "data", self.model, self.loss, self.task)
+            X, y = data
+            task = self._task_seen
+        else:
+            X, y, task = check_data(data, "data", self.model, self.loss, self.task)
+        if self.distributed is not None:
+            return self.distributed.evaluate(self.model, (X, y), self.loss, batch_size, task)
         return evaluate(self.model, (X, y), self.loss, batch_size, task, _checked=True)
 
     def predict(self, X, batch_size=256):
@@ -480,7 +523,10 @@ class Trainer:
         """Write a resumable checkpoint to ``path`` (.npz, atomically): model weights
         and buffers, optimiser and scheduler state, epoch, seed, history, the run's plan
         (epochs, batch size) and ``metadata``
-        (:func:`fastconv.checkpoint.save_training_checkpoint`). Returns the path."""
+        (:func:`fastconv.checkpoint.save_training_checkpoint`). Returns the path. In a
+        data-parallel run only rank 0 writes (the others return at once)."""
+        if not self._main:
+            return path
         return save_training_checkpoint(path, self.model, self.optimizer, self.scheduler,
                                         epoch=self.epoch, seed=self.seed, history=self.history.to_dict(),
                                         plan=self._plan, metadata=self.metadata)
@@ -535,6 +581,14 @@ class Trainer:
     def __repr__(self):
         return (f"Trainer(model={type(self.model).__name__}, loss={self.loss!r}, "
                 f"optimizer={self.optimizer!r}, epoch={self.epoch})")
+
+
+def _check_loss(value, e, seen, lr):
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"the training loss became {value} in epoch {e + 1} (batch starting at "
+            f"image {seen} of the shuffled order): lower the learning rate (now {lr})"
+        )
 
 
 def _t_max_conflict(user, old, new):

@@ -40,6 +40,26 @@ def run_python(args, *, env=None, cwd=None, **kwargs):
         return subprocess.run([sys.executable, *args], env=env or subprocess_env(),
                               cwd=cwd or scratch, **kwargs)
 
+def mpiexec_path():
+    """The ``mpiexec`` beside the test's Python (the mpich wheel puts it there), else the
+    one on PATH, else None."""
+    import shutil
+
+    here = Path(sys.executable).parent / "mpiexec"
+    return str(here) if here.exists() else shutil.which("mpiexec")
+
+
+def run_mpi(n, args, *, env=None, cwd=None, **kwargs):
+    """Run ``mpiexec -n N python ARGS``: N ranks of a child Python that imports the same
+    fastconv as the tests (as :func:`run_python`, from a scratch folder unless ``cwd``)."""
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    kwargs.setdefault("timeout", 120)
+    with tempfile.TemporaryDirectory() as scratch:
+        return subprocess.run([mpiexec_path(), "-n", str(n), sys.executable, *args],
+                              env=env or subprocess_env(), cwd=cwd or scratch, **kwargs)
+
+
 # Comparison tolerances against the reference, per dtype.
 TOL = {np.dtype(np.float32): dict(rtol=1e-4, atol=1e-4), np.dtype(np.float64): dict(rtol=1e-10, atol=1e-10)}
 

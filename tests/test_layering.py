@@ -67,7 +67,7 @@ MUST_NOT_LOAD = {
 }
 
 #: Optional third-party packages no fastconv module may import when it is imported.
-OPTIONAL = ["torch"]
+OPTIONAL = ["torch", "mpi4py"]
 
 _RANK = {entry: i for i, (_, entries) in enumerate(LAYERS) for entry in entries}
 

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import nn, optim, plotting
+from .. import _env, nn, optim, plotting
 from .._args import output_dir, output_file
 from .._version import __version__
 from .._runtime import get_num_threads, set_num_threads
 from ..checkpoint import CheckpointError, training_settings
+from ..distributed import DataParallel, DistributedError, launched, local_size
 from ..models import MODELS
 from ..train import Trainer, save_model
 from ._common import CLIError, nonneg_int, one_line, positive_float, positive_int
@@ -114,6 +115,16 @@ def add_parser(sub):
                    help="no progress bar (it is only drawn when stderr is a terminal anyway)")
     p.add_argument("--quiet", action="store_true",
                    help="no header, progress bar or per-epoch lines: only the results and errors")
+    p.add_argument("--distributed", action="store_true",
+                   help="train data-parallel over the processes of an MPI job (on by itself under "
+                        "`mpiexec -n N fastconv train ...` with N > 1; needs pip install "
+                        '"fastconv[mpi]"): --batch-size is the global batch, split across the ranks')
+    p.add_argument("--overlap-allreduce", action="store_true",
+                   help="data-parallel: sum the gradients in 1 MB buckets, each started during the "
+                        "backward pass as soon as its gradients are final")
+    p.add_argument("--sync-batchnorm", action="store_true",
+                   help="data-parallel: BatchNorm statistics over the whole global batch (default: "
+                        "each rank's share)")
     return p
 
 
@@ -237,8 +248,32 @@ def _optimizer(s, model):
 # ---------------------------------------------------------------- the command
 
 
+def _data_parallel(args):
+    """The run's :class:`DataParallel`, or None for one process (see --distributed)."""
+    found = launched()
+    if not args.distributed and (found is None or found[2] < 2):
+        return None
+    try:
+        return DataParallel(sync_batchnorm=args.sync_batchnorm, required=True,
+                            overlap=args.overlap_allreduce,
+                            **({"bucket_mb": 1.0} if args.overlap_allreduce else {}))
+    except DistributedError as exc:
+        raise CLIError(f"--distributed: {one_line(exc)}" if args.distributed else one_line(exc)) from None
+
+
 def run(args):
+    dist = _data_parallel(args)
+    if dist is None:
+        return _run(args, None)
+    if args.threads is None and _env.num_threads() is None:
+        set_num_threads(max(1, get_num_threads() // local_size()))  # share the cores
+    with dist.guard(user_errors=(CLIError,)):
+        return _run(args, dist)
+
+
+def _run(args, dist):
     keep_freed_memory()
+    main = dist is None or dist.is_main
     done = planned = stored = None
     if args.resume:
         done, planned, stored = _read_resume(args)
@@ -248,6 +283,9 @@ def run(args):
         raise CLIError(f"cannot resume from {args.resume}: its run has completed {done} epochs, "
                        f"--epochs {epochs} is fewer (--epochs is the total, counted from 1)")
     save_path, plot_dir, ckpt_path = _output_paths(args, s)
+    if dist is not None and s["batch_size"] < dist.size:
+        raise CLIError(f"--batch-size {s['batch_size']} is smaller than the number of ranks ({dist.size}): "
+                       "the global batch is split across the ranks, each needs at least one image")
     if plot_dir is not None:
         try:
             plotting.require_matplotlib()  # fail before training, not after it
@@ -256,7 +294,7 @@ def run(args):
     if args.threads is not None:
         set_num_threads(args.threads)
     quiet = args.quiet
-    say = (lambda *a: None) if quiet else print
+    say = (lambda *a: None) if quiet or not main else print
     dtype = np.dtype(s["dtype"])
 
     t_start = time.perf_counter()
@@ -274,7 +312,7 @@ def run(args):
             "cli": dict(s, test_size=args.test_size)}
     trainer = Trainer(model, nn.SoftmaxCrossEntropy(), opt, scheduler=sched,
                       progress=False if (args.no_progress or quiet) else None, verbose=not quiet,
-                      metadata=meta)
+                      metadata=meta, distributed=dist if dist is not None else False)
     if args.resume:
         try:
             trainer.load_checkpoint(args.resume, epochs=epochs)
@@ -285,9 +323,10 @@ def run(args):
     nt = get_num_threads()
     say(f"fastconv {__version__}: training {s['model']} on {s['dataset']} "
         f"({len(X):,} training / {len(Xt):,} test images of {C}x{H}x{W}, {n_classes} classes)")
+    ranks = f"{dist.size} ranks x " if dist is not None else ""
     say(f"  {model.num_parameters():,} parameters, {epochs} epochs, batch {s['batch_size']}, "
-        f"{opt_text} (cosine schedule), {nt} thread{'s' if nt != 1 else ''}, {dtype.name}")
-    if args.resume:
+        f"{opt_text} (cosine schedule), {ranks}{nt} thread{'s' if nt != 1 else ''}, {dtype.name}")
+    if args.resume and main:
         _print_resume(args.resume, trainer, done, planned, epochs, stored)
     sys.stdout.flush()
 
@@ -297,6 +336,8 @@ def run(args):
     except FloatingPointError as exc:
         raise CLIError(one_line(exc)) from None
     result = trainer.evaluate((Xt, yt))
+    if not main:
+        return 0
     print(f"test accuracy: {100 * result['accuracy']:.2f}% ({result['n']:,} images, loss {result['loss']:.4f})")
     if history.train_seconds > 0:
         print(f"training throughput: {history.images_per_second:,.0f} images/second")
