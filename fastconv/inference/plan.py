@@ -109,7 +109,7 @@ class Plan:
 
     def profile(self, x, repeat=20):
         """[(op description, seconds)]: each op's median time over ``repeat`` runs (the
-        executor's debug timing: thread 0's time from one barrier to the next, so with
+        executor's debug timing: thread 0's time from the end of one op to the next, so with
         several threads an op's time includes waiting for the slowest thread)."""
         return self.compiled_for(x).profile(np.ascontiguousarray(x), repeat)
 
