@@ -1,13 +1,18 @@
 """Inference latency: model.forward, the compiled plan, PyTorch and onnxruntime.
 
-    python benchmarks/inference.py                      # 2 threads, lenet5 + vgg_small, batch 1 and 64
-    python benchmarks/inference.py --threads 1 --batches 1 --repeat 11 --profile
+    python benchmarks/inference.py --repeat 7 --sample-ms 50    # 2 threads, every model, batch 1 and large
+    python benchmarks/inference.py --threads 1 --models resnet18 --batches 1 --profile
 
-Each model is built by fastconv.models (float32, seed 0); the same architecture is
-built in torch.nn with the same weights, and exported from there to ONNX
-(torch.onnx.export, dynamo=False) for an onnxruntime session with
-intra_op_num_threads = --threads. Every implementation's output is checked
-against model.forward first.
+lenet5 and vgg_small are built by fastconv.models (float32, seed 0); the same
+architecture is built in torch.nn with the same weights, and exported from there
+to ONNX (torch.onnx.export, dynamo=False) for onnxruntime. resnet18,
+mobilenet_v2 and squeezenet1_1 (224x224) are built in torch.nn by
+benchmarks/zoo.py (torchvision's architectures, random weights), exported once
+to ONNX, and that one file is what fastconv loads (fastconv.onnx.load ->
+model.forward and fastconv.compile) and what onnxruntime and OpenVINO (when
+importable) run. Sessions use --threads threads. Every implementation's output
+is checked against model.forward first. The large batch ("L" in --batches) is
+64 for the 32x32 models and 8 for the 224x224 ones.
 
 Timing: --repeat rounds; in each round every implementation is sampled once,
 one right after the other (so slow load drifts hit them alike); a sample is
@@ -34,6 +39,8 @@ from fastconv import nn
 from fastconv.models import get_model
 
 INPUT = {"lenet5": (1, 28, 28), "vgg_small": (3, 32, 32), "resnet_small": (3, 32, 32)}
+ZOO = ("resnet18", "mobilenet_v2", "squeezenet1_1")
+LARGE = {"lenet5": 64, "vgg_small": 64, "resnet_small": 64}
 
 
 def torch_model(model):
@@ -119,6 +126,44 @@ def ort_session(tmodel, shape, threads):
     return lambda x: sess.run(None, {"x": x})[0]
 
 
+def ort_file_session(path, threads):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return lambda x: sess.run(None, {"x": x})[0]
+
+
+def openvino_session(path, threads, shape):
+    """An OpenVINO CPU model of ``path`` for inputs of ``shape`` (f32 precision), or None."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    core = ov.Core()
+    m = core.read_model(path)
+    m.reshape({m.inputs[0].any_name: list(shape)})
+    cm = core.compile_model(m, "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
+    req = cm.create_infer_request()
+    return lambda x: req.infer({0: x})[cm.outputs[0]]
+
+
+def zoo_models(name, threads):
+    """(fastconv model, torch model, path of the ONNX file) of a benchmarks/zoo.py network."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import zoo
+
+    import fastconv.onnx
+
+    tmodel = zoo.build(name, seed=0)
+    path = zoo.export(tmodel, os.path.join(tempfile.mkdtemp(), f"{name}.onnx"), (1,) + zoo.INPUT[name])
+    return fastconv.onnx.load(path), tmodel, path
+
+
 def sample(fn, min_s):
     """Median per-call seconds of calls made back to back for at least min_s."""
     times = []
@@ -135,8 +180,8 @@ def sample(fn, min_s):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--models", default="lenet5,vgg_small")
-    ap.add_argument("--batches", default="1,64")
+    ap.add_argument("--models", default="lenet5,vgg_small," + ",".join(ZOO))
+    ap.add_argument("--batches", default="1,L", help="batch sizes; L: the model's large batch")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--sample-ms", type=float, default=100.0)
     ap.add_argument("--profile", action="store_true", help="print the plan's per-op times")
@@ -159,11 +204,18 @@ def main(argv=None):
           f"onnxruntime {onnxruntime.__version__ if onnxruntime else '-'}")
     rows = []
     for name in args.models.split(","):
-        model = get_model(name, seed=0).eval()
+        path = None
+        if name in ZOO:
+            model, tmodel, path = zoo_models(name, args.threads)
+            shape = (3, 224, 224)
+        else:
+            model = get_model(name, seed=0).eval()
+            tmodel = torch_model(model) if torch else None
+            shape = INPUT[name]
         plan = fastconv.compile(model, tune=args.tune)
-        tmodel = torch_model(model) if torch else None
-        for batch in (int(b) for b in args.batches.split(",")):
-            x = np.random.default_rng(0).standard_normal((batch,) + INPUT[name]).astype(np.float32)
+        for b in args.batches.split(","):
+            batch = (8 if name in ZOO else LARGE[name]) if b == "L" else int(b)
+            x = np.random.default_rng(0).standard_normal((batch,) + shape).astype(np.float32)
             want = model.forward(x)
             impls = {"forward": lambda: model.forward(x), "plan": lambda: plan(x)}
             if torch:
@@ -176,10 +228,15 @@ def main(argv=None):
                 impls["torch"] = run_torch
                 if onnxruntime:
                     try:
-                        run = ort_session(tmodel, x.shape, args.threads)
+                        run = (ort_file_session(path, args.threads) if path
+                               else ort_session(tmodel, x.shape, args.threads))
                         impls["ort"] = lambda: run(x)
                     except Exception as e:  # export needs onnx; report and go on
                         print(f"  onnxruntime skipped for {name}: {type(e).__name__}: {e}")
+                if path:
+                    ov_run = openvino_session(path, args.threads, x.shape)
+                    if ov_run is not None:
+                        impls["ov"] = lambda: ov_run(x)
             scale = float(np.abs(want).max())
             for k, f in impls.items():
                 err = float(np.abs(np.asarray(f()) - want).max()) / scale
@@ -194,13 +251,27 @@ def main(argv=None):
                 for op, t in plan.profile(x, repeat=50):
                     print(f"    {name} b{batch}  {op:<46s} {t * 1e6:8.1f} us")
 
-    cols = ["forward", "plan", "torch", "ort"]
-    print(f"\n{'model':<11}{'batch':>6}" + "".join(f"{c + ' ms':>12}" for c in cols)
-          + f"{'fwd/plan':>10}{'torch/plan':>11}{'ort/plan':>10}")
+    cols = ["forward", "plan", "torch", "ort", "ov"]
+    print(f"\n{'model':<14}{'batch':>6}" + "".join(f"{c + ' ms':>11}" for c in cols)
+          + f"{'fwd/plan':>10}{'torch/plan':>11}{'ort/plan':>10}{'ov/plan':>9}")
     for name, batch, best in rows:
-        ms = "".join(f"{best[c] * 1e3:12.3f}" if c in best else f"{'-':>12}" for c in cols)
+        ms = "".join(f"{best[c] * 1e3:11.3f}" if c in best else f"{'-':>11}" for c in cols)
         r = lambda c: f"{best[c] / best['plan']:.2f}x" if c in best else "-"  # noqa: E731
-        print(f"{name:<11}{batch:>6}{ms}{r('forward'):>10}{r('torch'):>11}{r('ort'):>10}")
+        print(f"{name:<14}{batch:>6}{ms}{r('forward'):>10}{r('torch'):>11}{r('ort'):>10}{r('ov'):>9}")
+    # geomeans of the ratios: batch 1, and each model's largest batch
+    for label, pick in (("batch 1", lambda bs: 1 if 1 in bs else None), ("large batch", max)):
+        chosen = []
+        for name in dict.fromkeys(n for n, _, _ in rows):
+            bs = [b for n, b, _ in rows if n == name]
+            b = pick(bs)
+            if b is not None and (label == "batch 1" or b > 1):
+                chosen += [best for n, bb, best in rows if n == name and bb == b]
+        for c in ("forward", "torch", "ort", "ov"):
+            rs = [best[c] / best["plan"] for best in chosen if c in best]
+            if rs:
+                gm = float(np.exp(np.mean(np.log(rs))))
+                print(f"geomean {c}/plan at {label} over {len(rs)} models: {gm:.2f}x "
+                      f"(min {min(rs):.2f}x)")
     print(f"\n{' '.join(sys.argv)}")
 
 

@@ -2,11 +2,12 @@
  * plan.c: the compiled inference plan's executor (see plan.h); the bodies,
  * one per type, are in plan.inc.
  *
- * The whole forward is one parallel region. Between two ops the threads meet
- * at a barrier of our own (an atomic counter and a sense flag, spinning
- * briefly and then yielding the core), because a batch-1 network of ten
+ * The whole forward is one parallel region. Between two ops the threads wait
+ * for the op's claimed units to be done (see plan_finish below), spinning
+ * briefly and then yielding the core, because a batch-1 network of ten
  * small ops would otherwise pay a team wake-up or a sleeping barrier
- * (OMP_WAIT_POLICY=PASSIVE, which fastconv sets) ten times per image.
+ * (OMP_WAIT_POLICY=PASSIVE, which fastconv sets) ten times per image, and a
+ * barrier would make every op wait for a thread the OS has descheduled.
  *
  * Calls into the existing kernels are made in exactly one small function per
  * kernel family (plan_call_conv, plan_call_maxpool, plan_call_avgpool,
@@ -15,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "fc_internal.h"
@@ -28,63 +30,112 @@
 #define PLAN_PAUSE() ((void)0)
 #endif
 
-/* ---- the barrier ----------------------------------------------------------- */
+/* ---- synchronisation between ops -------------------------------------------
+ * No barrier: every op's work is cut into units that the threads claim from
+ * the op's own counter (plan_claim) as they come. A thread that finds no unit
+ * left adds the units it claimed to the op's done counter and waits until
+ * done reaches the op's unit count (plan_finish), then moves to the next op.
+ * So a thread that the OS has descheduled (a busy machine) holds nobody up
+ * unless it holds a claimed unit: the others take over its share, and when
+ * it wakes it runs through the finished ops finding nothing left to claim.
+ * Waiting spins briefly, then yields the core. */
 typedef struct {
-    int count;
-    int sense;
-    int64_t next;   /* the current op's next unclaimed unit (plan_claim), 0 after each barrier */
-} plan_bar;
+    void *base[3];      /* input, output, arena */
+    int *status;
+    int64_t *next;      /* the current op's claim counter */
+    int64_t units;      /* per thread: the current op's unit count (0: claimed nothing) */
+    int64_t mine;       /* per thread: units of the current op this thread claimed */
+} plan_ctx;
+
+/* Counters per op, one cache line each: [0] the next unclaimed unit, [8] units done. */
+#define PLAN_SYNC_STRIDE 16
 
 /* Spins before a waiting thread starts yielding its core (a few microseconds:
  * an op's imbalance is usually below that; a busy machine gets the core back). */
 #define PLAN_SPINS 1000
 
-static void plan_barrier(plan_bar *b, int nth, int *my_sense)
-{
-    if (nth <= 1) {
-        b->next = 0;
-        return;
-    }
-#if defined(__GNUC__) || defined(__clang__)
-    const int s = !*my_sense;
-    *my_sense = s;
-    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == nth) {
-        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&b->next, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&b->sense, s, __ATOMIC_RELEASE);
-    } else {
-        int spins = 0;
-        while (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != s) {
-            if (++spins < PLAN_SPINS) PLAN_PAUSE();
-            else sched_yield();
-        }
-    }
-#else
-    (void)my_sense;
-    FC_PRAGMA(omp barrier)
-    FC_PRAGMA(omp single)
-    b->next = 0;
-#endif
-}
-
-/* Claim `step` units of the current op: returns the first, or >= the op's unit
- * count when none are left. Threads take units as they come, so one that
- * started late (woken for the region) or was preempted on a busy machine
- * takes fewer. Which thread computes a unit never changes its result. */
-static int64_t plan_claim(plan_bar *b, int64_t step)
+static int64_t plan_fetch_add(int64_t *p, int64_t v)
 {
     int64_t u;
 #if defined(__GNUC__) || defined(__clang__)
-    u = __atomic_fetch_add(&b->next, step, __ATOMIC_RELAXED);
+    u = __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL);
 #else
     FC_PRAGMA(omp atomic capture)
-    { u = b->next; b->next += step; }
+    { u = *p; *p += v; }
+    FC_PRAGMA(omp flush)
 #endif
     return u;
 }
 
+static int64_t plan_load(int64_t *p)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+#else
+    int64_t v;
+    FC_PRAGMA(omp flush)
+    FC_PRAGMA(omp atomic read)
+    v = *p;
+    return v;
+#endif
+}
+
+static void plan_yield(int *spins)
+{
+    if (++*spins < PLAN_SPINS) {
+        PLAN_PAUSE();
+    } else {
+#if defined(__GNUC__) || defined(__clang__)
+        sched_yield();
+#else
+        PLAN_PAUSE();
+#endif
+    }
+}
+
+/* Claim `step` units of the current op, which has `units` in all: returns the
+ * first, or >= units when none are left. Which thread computes a unit never
+ * changes its result. */
+static int64_t plan_claim(plan_ctx *c, int64_t step, int64_t units)
+{
+    const int64_t u = plan_fetch_add(c->next, step);
+    c->units = units;
+    if (u < units) c->mine += u + step <= units ? step : units - u;
+    return u;
+}
+
+/* Another unit of `total` items (pool planes, rows ...) cut into about
+ * nth * PLAN_UNITS_PER_THREAD units: 1 and its range [lo, hi), or 0 when none is left. */
+static int plan_next_range(plan_ctx *c, int64_t total, int nth, int64_t *lo, int64_t *hi);
+
+static int plan_status(int *status);
+
+/* The end of an op on this thread: count its claimed units done, wait for the rest. */
+static void plan_finish(int64_t *done, const plan_ctx *c, int nth, int *status)
+{
+    if (nth <= 1 || c->units <= 0) return;
+    int64_t d = plan_fetch_add(done, c->mine) + c->mine;
+    int spins = 0;
+    while (d < c->units) {
+        if (plan_status(status) != 0) return;
+        plan_yield(&spins);
+        d = plan_load(done);
+    }
+}
+
 /* Units per thread of a dynamically shared op: enough to even out a late start. */
 #define PLAN_UNITS_PER_THREAD 2
+
+static int plan_next_range(plan_ctx *c, int64_t total, int nth, int64_t *lo, int64_t *hi)
+{
+    int64_t units = nth > 1 ? (int64_t)nth * PLAN_UNITS_PER_THREAD : 1;
+    if (units > total) units = total;
+    if (units <= 0) return 0;
+    const int64_t u = plan_claim(c, 1, units);
+    if (u >= units) return 0;
+    fc_split(total, units, u, lo, hi);
+    return 1;
+}
 
 static double plan_now(void)
 {
@@ -127,11 +178,6 @@ static int64_t plan_gcd(int64_t a, int64_t b)
     return a;
 }
 
-typedef struct {
-    void *base[3];      /* input, output, arena */
-    int *status;
-    plan_bar *bar;
-} plan_ctx;
 
 #define T float
 #define SFX f32

@@ -7,10 +7,12 @@
  * once per forward, inside one parallel region: every op splits its outputs
  * over the threads (output channels / rows for one image, images for a
  * batch), calls the kernels single-threaded on its share, runs the op's
- * epilogue on that share right away (while it is in cache), and a barrier
- * separates consecutive ops. Buffers are named by fc_plan_ref: slot 0 is the
- * network input, slot 1 the network output, slot 2 the arena (one block for
- * every intermediate tensor, offsets planned by Python); offsets count
+ * epilogue on that share right away (while it is in cache), and a thread
+ * starts the next op once every unit of this one is done (shares are claimed
+ * as the threads come, so a descheduled thread holds up nobody). Buffers
+ * are named by fc_plan_ref: slot 0 is the network input, slot 1 the network
+ * output, slot 2 the arena (one block for every intermediate tensor, offsets
+ * planned by Python); offsets count
  * elements of the plan's type. Nothing is allocated here that Python sees;
  * the kernels take their usual internal workspace.
  */

@@ -19,6 +19,7 @@ Node ops (``attrs`` in brackets):
 ``gap``        global average pool (N, C, H, W) -> (N, C)
 ``flatten``    (N, ...) -> (N, prod): a view, no copy
 ``identity``   a view (Dropout in eval mode)
+``view``       [shape] a reshape, a view (0 in shape: that input axis, -1: inferred)
 ``add``        elementwise sum of two values of one shape (a residual)
 ``concat``     [axis] joins its inputs
 

@@ -6,9 +6,11 @@ the graph holds is a copy taken now (float64 for what fusion will still
 compute with, the model's dtype otherwise), so the plan is a snapshot of the
 weights at compile time and later training does not half-change it.
 
-Supported: Sequential, Residual, Concat, Conv2D, Linear, BatchNorm2D, ReLU,
-LeakyReLU, Sigmoid, Tanh, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Flatten,
-Dropout. A module of another type, or a subclass that overrides ``forward``,
+Supported: Sequential, Residual, Concat, Graph (one input, one output: what
+``fastconv.onnx.load`` builds), Conv2D, Linear, BatchNorm2D, ReLU, ReLU6,
+Clip, LeakyReLU, Sigmoid, Tanh, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Mean
+over (H, W), Flatten, Reshape, Dropout, Identity, and inside a Graph the
+two-input Add (equal shapes) and Cat. A module of another type, or a subclass that overrides ``forward``,
 is a TypeError naming it; a Conv2D / Linear subclass that overrides
 ``effective_weight`` (binary weights) is lowered with that weight.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import nn
+from ..nn.activation import Identity as _ActIdentity
 from .ir import Graph, Node
 
 __all__ = ["lower"]
@@ -62,6 +65,8 @@ def _lower(g, m, v, path):
         body = _lower(g, m.body, v, path + ".body")
         short = v if m.shortcut is None else _lower(g, m.shortcut, v, path + ".shortcut")
         return g.add("add", [body, short], {"module": m, "xin": v})
+    if _plain(m, nn.Graph):
+        return _lower_graph(g, m, v, path)
     if _plain(m, nn.Concat):
         _check(g, v, m)
         outs = [_lower(g, b, v, f"{path}.{i}") for i, b in enumerate(m.children())]
@@ -87,6 +92,11 @@ def _lower(g, m, v, path):
     if _plain(m, nn.LeakyReLU):
         _check(g, v, m)
         return g.add("act", [v], {"kind": "leaky_relu", "a": float(m.negative_slope), "b": 0.0})
+    if isinstance(m, nn.Clip) and type(m).forward is nn.Clip.forward:
+        _check(g, v, m)
+        lo = -np.inf if m.min is None else float(m.min)
+        hi = np.inf if m.max is None else float(m.max)
+        return g.add("act", [v], {"kind": "clip", "a": lo, "b": hi})
     if _plain(m, nn.Sigmoid):
         _check(g, v, m)
         return g.add("act", [v], {"kind": "sigmoid", "a": 0.0, "b": 0.0})
@@ -107,17 +117,59 @@ def _lower(g, m, v, path):
     if _plain(m, nn.GlobalAvgPool2D):
         _check(g, v, m, 4)
         return g.add("gap", [v])
+    if _plain(m, nn.Mean):
+        _check(g, v, m, 4)
+        if sorted(a % 4 for a in m.axes) != [2, 3]:
+            raise TypeError(f"fastconv.compile cannot lower {path} ({m!r}): only a Mean over "
+                            "axes (2, 3) of a 4-d input (a global average pool)")
+        y = g.add("gap", [v])
+        return g.add("view", [y], {"shape": (-1, 0, 1, 1), "module": m}) if m.keepdims else y
+    if _plain(m, nn.Reshape):
+        _check(g, v, m)
+        return g.add("view", [v], {"shape": m.shape, "module": m})
     if _plain(m, nn.Flatten):
         _check(g, v, m)
         return g.add("flatten", [v], {"module": m})
-    if _plain(m, nn.Dropout) or _plain(m, nn.Identity):
+    if _plain(m, nn.Dropout) or _plain(m, nn.Identity) or _plain(m, _ActIdentity):
         _check(g, v, m)
         return g.add("identity", [v])
     raise TypeError(
         f"fastconv.compile cannot lower {path} ({type(m).__name__}): supported are Sequential, "
-        "Residual, Concat, Conv2D, Linear, BatchNorm2D, ReLU, LeakyReLU, Sigmoid, Tanh, "
-        "MaxPool2D, AvgPool2D, GlobalAvgPool2D, Flatten, Dropout and Identity"
+        "Residual, Concat, Graph, Conv2D, Linear, BatchNorm2D, ReLU, ReLU6, Clip, LeakyReLU, "
+        "Sigmoid, Tanh, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Mean over (2, 3), Flatten, Reshape, "
+        "Dropout and Identity (and in a Graph, Add of two inputs and Cat)"
     )
+
+
+def _lower_graph(g, m, v, path):
+    """An nn.Graph node by node: value names map to IR values; Add of two data inputs
+    and Cat become ``add`` / ``concat``, every other node a one-input module."""
+    if len(m.inputs) != 1 or len(m.outputs) != 1:
+        raise TypeError(f"fastconv.compile cannot lower {path} (Graph with inputs {list(m.inputs)} "
+                        f"and outputs {list(m.outputs)}): a compiled Graph has one input and one output")
+    _check(g, v, m)
+    env = {m.inputs[0]: v}
+    for name, mod, ins, outs in m.nodes:
+        where = f"{path}.{name}"
+        vals = [env[i] for i in ins]
+        if len(outs) != 1:
+            raise TypeError(f"fastconv.compile cannot lower {where} ({type(mod).__name__}): "
+                            "a node with several outputs")
+        if isinstance(mod, nn.Add) and type(mod).forward is nn.Add.forward and not mod.fixed:
+            _check(g, vals[0], mod)
+            _check(g, vals[1], mod)
+            out = g.add("add", vals, {"module": mod})
+        elif _plain(mod, nn.Cat):
+            for x in vals:
+                _check(g, x, mod)
+            out = g.add("concat", vals, {"axis": mod.axis, "module": mod})
+        elif len(vals) == 1:
+            out = _lower(g, mod, vals[0], where)
+        else:
+            raise TypeError(f"fastconv.compile cannot lower {where} ({type(mod).__name__}) "
+                            f"with {len(vals)} inputs: only Add and Cat join values in a compiled Graph")
+        env[outs[0]] = out
+    return env[m.outputs[0]]
 
 
 def _bn_affine(m):

@@ -109,7 +109,7 @@ class Plan:
 
     def profile(self, x, repeat=20):
         """[(op description, seconds)]: each op's median time over ``repeat`` runs (the
-        executor's debug timing: thread 0's time from one barrier to the next, so with
+        executor's debug timing: thread 0's time from the end of one op to the next, so with
         several threads an op's time includes waiting for the slowest thread)."""
         return self.compiled_for(x).profile(np.ascontiguousarray(x), repeat)
 
@@ -153,11 +153,11 @@ class _Compiled:
         size = lambda v: int(np.prod(shapes[v], dtype=np.int64))  # noqa: E731
         base = {}
         for n in g.nodes:
-            if n.op in ("flatten", "identity"):
+            if n.op in ("flatten", "identity", "view"):
                 base[n.output] = base.get(n.inputs[0], n.inputs[0])
         root = lambda v: base.get(v, v)  # noqa: E731
         out_root = root(g.output)
-        steps = [n for n in g.nodes if n.op not in ("flatten", "identity")]
+        steps = [n for n in g.nodes if n.op not in ("flatten", "identity", "view")]
         if out_root == g.input:                       # the network is a view of its input
             out_root = g.output + ":copy"
             shapes[out_root] = shapes[g.output]
@@ -360,7 +360,7 @@ class _Compiled:
     def _owners(self):
         out = []
         for n in self.plan.fused.nodes:
-            if n.op in ("flatten", "identity"):
+            if n.op in ("flatten", "identity", "view"):
                 continue
             out += [n.output] * (len(n.inputs) if n.op == "concat" else 1)
         return out

@@ -83,6 +83,9 @@ def _infer(node, ins, geoms, dtype):
                              f"(ndim >= 2), got shape {s}")
         return (s[0], int(np.prod(s[1:], dtype=np.int64)))
     if op == "add":
+        if ins[0] != ins[1] and "xin" not in a:
+            raise ValueError(f"{a['module']._short()}: the compiled plan adds operands of equal "
+                             f"shape only, got {ins[0]} and {ins[1]}")
         if ins[0] != ins[1]:
             raise ValueError(
                 f"Residual: body output shape {ins[0]} differs from the shortcut's {ins[1]} "
@@ -90,6 +93,12 @@ def _infer(node, ins, geoms, dtype):
                 "that maps the input to the body's output shape"
             )
         return s
+    if op == "view":
+        target = tuple(s[i] if d == 0 else d for i, d in enumerate(a["shape"]))
+        try:
+            return np.broadcast_to(np.zeros((), np.bool_), s).reshape(target).shape
+        except ValueError:
+            raise ValueError(f"{a['module']._short()}: cannot reshape an input of shape {s}") from None
     if op == "concat":
         axis = a["axis"]
         ndim = len(ins[0])
