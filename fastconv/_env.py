@@ -9,6 +9,13 @@
 ``FASTCONV_DATA``           the dataset cache folder (:mod:`fastconv.data`)
 ==========================  ==================================================
 
+fastconv also *sets* two variables of other libraries when the user has not set
+them, at ``import fastconv``, before the libraries read them
+(:func:`set_runtime_defaults`): ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads
+sleep instead of spinning) and, when NumPy's OpenBLAS is not loaded yet,
+``OPENBLAS_THREAD_TIMEOUT`` (how long idle OpenBLAS threads spin after a BLAS
+call before they sleep: 2**n CPU cycles; see docs/performance.md).
+
 A bad value raises :class:`EnvironmentVariableError` (a ``ValueError``) naming
 the variable, the value and what is expected, at the first kernel call (the
 values) and at the start of every ``fastconv`` command (the values and the
@@ -92,6 +99,33 @@ def data_dir():
     if not _nearest_existing(path).is_dir():
         raise _bad("FASTCONV_DATA", value, "a folder (or a folder to create), not a file")
     return path
+
+
+#: fastconv's default for OPENBLAS_THREAD_TIMEOUT: OpenBLAS's idle threads spin 2**16
+#: cycles (about 25 us) after a call instead of OpenBLAS's 2**28 (about 0.1 s).
+OPENBLAS_TIMEOUT_DEFAULT = "16"
+
+
+def openblas_thread_timeout():
+    """``OPENBLAS_THREAD_TIMEOUT`` as a string (as OpenBLAS reads it), or None when unset."""
+    return os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+
+
+def set_runtime_defaults(environ=None, blas_loaded=False):
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` unless it or ``GOMP_SPINCOUNT`` is set, and
+    ``OPENBLAS_THREAD_TIMEOUT`` (:data:`OPENBLAS_TIMEOUT_DEFAULT`) unless it is set or
+    OpenBLAS is already loaded (``blas_loaded``: it reads the variable only when it
+    loads). ``environ``: the mapping to change (default ``os.environ``). Returns the
+    names set."""
+    env = os.environ if environ is None else environ
+    done = []
+    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+        done.append("OMP_WAIT_POLICY")
+    if "OPENBLAS_THREAD_TIMEOUT" not in env and not blas_loaded:
+        env["OPENBLAS_THREAD_TIMEOUT"] = OPENBLAS_TIMEOUT_DEFAULT
+        done.append("OPENBLAS_THREAD_TIMEOUT")
+    return done
 
 
 def check(paths=False):
