@@ -15,17 +15,21 @@ it; the application modules (``train``, ``data``, ``checkpoint``, ``callbacks``,
 from __future__ import annotations
 
 import os as _os
+import sys as _sys
 import importlib as _importlib
 
 from ._version import __version__
+from . import _env
 
 # OpenMP threads that busy-wait between parallel regions steal the cores from
 # NumPy's BLAS threads (used by Linear layers and the im2col path) and from
 # other processes: measured here, passive waiting trains LeNet-5 2.5-4x faster
-# on a busy 2-core machine. The OpenMP runtime reads this once, when the
-# extension is loaded just below; a value set by the user is left alone.
-if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
-    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+# on a busy 2-core machine. Likewise OpenBLAS's idle threads spin about 0.1 s
+# after each NumPy matrix product, which made fastconv's next calls 1.5-2.7x
+# slower on a 2-core machine (docs/performance.md). The runtimes read these
+# once, when they load (OpenMP with the extension just below, OpenBLAS with
+# NumPy); values set by the user are left alone.
+_env.set_runtime_defaults(blas_loaded="numpy" in _sys.modules)
 
 try:
     from . import _kernels
@@ -41,7 +45,7 @@ except ImportError as _e:  # a source checkout without the compiled extension
             "python setup.py build_ext --inplace"
         ) from _e
     raise
-from ._runtime import get_num_threads, set_num_threads
+from ._runtime import blas_info, get_num_threads, set_num_threads
 from .functional import (
     avg_pool2d,
     avg_pool2d_backward,
@@ -107,6 +111,7 @@ __all__ = [
     "deform_conv2d",
     "deform_conv2d_backward",
     "set_num_threads",
+    "blas_info",
     "get_num_threads",
     "openmp_enabled",
     "show_config",

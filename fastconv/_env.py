@@ -17,6 +17,13 @@ run is data-parallel): MPICH's and Intel MPI's ``PMI_RANK`` / ``PMI_SIZE``
 (with Slurm's ``SLURM_STEP_NUM_TASKS``, as ``srun --mpi=pmix`` sets them)
 and Slurm's own ``SLURM_PROCID`` / ``SLURM_STEP_NUM_TASKS``.
 
+fastconv also *sets* two variables of other libraries when the user has not set
+them, at ``import fastconv``, before the libraries read them
+(:func:`set_runtime_defaults`): ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads
+sleep instead of spinning) and, when NumPy's OpenBLAS is not loaded yet,
+``OPENBLAS_THREAD_TIMEOUT`` (how long idle OpenBLAS threads spin after a BLAS
+call before they sleep: 2**n CPU cycles; see docs/performance.md).
+
 A bad value raises :class:`EnvironmentVariableError` (a ``ValueError``) naming
 the variable, the value and what is expected, at the first kernel call (the
 values) and at the start of every ``fastconv`` command (the values and the
@@ -129,6 +136,32 @@ def mpi_launcher():
             raise _bad(rank_var, rank, f"a rank in [0, {size_var}={n})")
         return name, r, n
     return None
+
+#: fastconv's default for OPENBLAS_THREAD_TIMEOUT: OpenBLAS's idle threads spin 2**16
+#: cycles (about 25 us) after a call instead of OpenBLAS's 2**28 (about 0.1 s).
+OPENBLAS_TIMEOUT_DEFAULT = "16"
+
+
+def openblas_thread_timeout():
+    """``OPENBLAS_THREAD_TIMEOUT`` as a string (as OpenBLAS reads it), or None when unset."""
+    return os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+
+
+def set_runtime_defaults(environ=None, blas_loaded=False):
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` unless it or ``GOMP_SPINCOUNT`` is set, and
+    ``OPENBLAS_THREAD_TIMEOUT`` (:data:`OPENBLAS_TIMEOUT_DEFAULT`) unless it is set or
+    OpenBLAS is already loaded (``blas_loaded``: it reads the variable only when it
+    loads). ``environ``: the mapping to change (default ``os.environ``). Returns the
+    names set."""
+    env = os.environ if environ is None else environ
+    done = []
+    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+        done.append("OMP_WAIT_POLICY")
+    if "OPENBLAS_THREAD_TIMEOUT" not in env and not blas_loaded:
+        env["OPENBLAS_THREAD_TIMEOUT"] = OPENBLAS_TIMEOUT_DEFAULT
+        done.append("OPENBLAS_THREAD_TIMEOUT")
+    return done
 
 
 def check(paths=False):

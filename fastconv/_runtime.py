@@ -16,6 +16,7 @@ cache record.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import threading
@@ -80,6 +81,46 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+_OPENBLAS_GET_THREADS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+                         "openblas_get_num_threads")
+
+
+def _loaded_openblas():
+    """Paths of the OpenBLAS libraries mapped into this process (Linux: /proc/self/maps)."""
+    try:
+        with open("/proc/self/maps") as f:
+            fields = [line.split(None, 5) for line in f]
+    except OSError:
+        return []
+    paths = {parts[5].strip() for parts in fields if len(parts) == 6}
+    return sorted(p for p in paths if "openblas" in os.path.basename(p).lower())
+
+
+def blas_info():
+    """The OpenBLAS libraries loaded in this process (NumPy's, SciPy's, ...), each as a dict:
+    ``library`` (its path), ``num_threads`` (what ``openblas_get_num_threads`` says, None
+    when the library does not export it); plus ``thread_timeout``, the
+    ``OPENBLAS_THREAD_TIMEOUT`` in the environment (OpenBLAS reads it when it loads).
+    An empty list when no OpenBLAS is loaded (or on a system without /proc)."""
+    out = []
+    for path in _loaded_openblas():
+        n = None
+        try:
+            lib = ctypes.CDLL(path)   # already loaded: this only looks it up
+        except OSError:
+            lib = None
+        for name in _OPENBLAS_GET_THREADS if lib is not None else ():
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_int
+                fn.argtypes = []
+                n = int(fn())
+                break
+        out.append({"library": path, "num_threads": n,
+                    "thread_timeout": _env.openblas_thread_timeout()})
+    return out
 
 
 def cpu_name():

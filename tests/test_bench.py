@@ -46,7 +46,7 @@ def test_select_cases():
     assert bench.select_cases("pool") == list(bench.POOL_CASES)
     assert bench.select_cases(["depthwise", "lenet_c1", "lenet_c1"]) == ["lenet_c1", "depthwise"]
     assert bench.select_cases("all") == list(bench.CONV_CASES) + list(bench.POOL_CASES) + list(bench.TRAIN_CASES)
-    assert bench.select_cases("train,conv")[-2:] == ["lenet5", "vgg_small"]
+    assert bench.select_cases("train,conv")[-3:] == ["lenet5", "vgg_small", "resnet_small"]
     with pytest.raises(ValueError, match="unknown benchmark case 'nope'"):
         bench.select_cases("lenet_c1,nope")
     with pytest.raises(ValueError, match="cases is empty"):

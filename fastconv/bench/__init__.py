@@ -12,7 +12,7 @@ PyTorch's CPU kernels when ``torch`` can be imported, on the benchmark layer set
   reported as milliseconds, GFLOP/s (forward FLOPs = 2 N K (C/groups) R S P Q,
   backward twice that) and as a fraction of the machine's matrix-multiply peak;
 * ``pool`` cases: max and average pooling, forward and forward + backward;
-* ``train`` cases: one SGD-with-momentum step of ``lenet5`` / ``vgg_small``
+* ``train`` cases: one SGD-with-momentum step of ``lenet5`` / ``vgg_small`` / ``resnet_small``
   (batch 64, softmax cross-entropy) as images per second.
 
 The machine's peak is NumPy's float32 2048 x 2048 ``matmul`` rate, measured in

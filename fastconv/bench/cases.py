@@ -67,6 +67,7 @@ POOL_CASES = {
 TRAIN_CASES = {
     "lenet5": ((1, 28, 28), 10),
     "vgg_small": ((3, 32, 32), 10),
+    "resnet_small": ((3, 32, 32), 10),
 }
 TRAIN_BATCH = 64
 TRAIN_LR = 0.01

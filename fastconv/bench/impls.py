@@ -210,7 +210,8 @@ def _fastconv_trainer(name, x, labels):
 
 
 def torch_model(torch, name):
-    """PyTorch's twin of fastconv's model ``name`` (``lenet5`` or ``vgg_small``)."""
+    """PyTorch's twin of fastconv's model ``name`` (``lenet5``, ``vgg_small`` or
+    ``resnet_small``)."""
     tnn = torch.nn
     if name == "lenet5":
         return tnn.Sequential(
@@ -226,7 +227,37 @@ def torch_model(torch, name):
             tnn.Conv2d(64, 64, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
             tnn.Flatten(), tnn.Linear(4096, 256), tnn.ReLU(), tnn.Linear(256, 10),
         )
+    if name == "resnet_small":
+        def block(cin, cout, stride):
+            body = tnn.Sequential(
+                tnn.Conv2d(cin, cout, 3, stride, 1, bias=False), tnn.BatchNorm2d(cout), tnn.ReLU(),
+                tnn.Conv2d(cout, cout, 3, 1, 1, bias=False), tnn.BatchNorm2d(cout))
+            short = None
+            if stride != 1 or cin != cout:
+                short = tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False),
+                                       tnn.BatchNorm2d(cout))
+            return _TorchResidual(tnn, body, short)
+
+        return tnn.Sequential(
+            tnn.Conv2d(3, 16, 3, padding=1, bias=False), tnn.BatchNorm2d(16), tnn.ReLU(),
+            block(16, 16, 1), block(16, 32, 2), block(32, 32, 1),
+            tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Linear(32, 10),
+        )
     raise ValueError(f"no torch model for {name!r}")
+
+
+def _TorchResidual(tnn, body, short):
+    """relu(body(x) + shortcut(x)) as a torch module (fastconv's Residual + ReLU)."""
+    class Residual(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.short = body, short
+
+        def forward(self, x):
+            s = x if self.short is None else self.short(x)
+            return (self.body(x) + s).relu()
+
+    return Residual()
 
 
 def _torch_trainer(torch, name, x, labels):

@@ -62,11 +62,15 @@ class BatchNorm2D(Module):
                     f"{self._short()} in training mode needs more than one value per channel, "
                     f"got input shape {x.shape}"
                 )
-            mean = x.mean(axis=(0, 2, 3))
-            xc = x - mean[:, None, None]
-            var = np.square(xc).mean(axis=(0, 2, 3))
+            # Sums over the contiguous H*W rows first, then over the batch; xhat is
+            # built in one buffer (x - mean, scaled in place): fewer passes over the
+            # activations than mean / square / mean / multiply.
+            mean = x.reshape(N, C, -1).sum(axis=2).sum(axis=0) / n
+            xhat = x - mean[:, None, None]
+            xh3 = xhat.reshape(N, C, -1)
+            var = np.einsum("ncl,ncl->c", xh3, xh3) / n
             invstd = 1 / np.sqrt(var + self.eps)
-            xhat = xc * invstd[:, None, None]
+            xhat *= invstd[:, None, None]
             self.num_batches_tracked += 1
             f = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
             self.running_mean[...] = (1 - f) * self.running_mean + f * mean
@@ -75,7 +79,8 @@ class BatchNorm2D(Module):
             invstd = 1 / np.sqrt(self.running_var + self.eps)
             xhat = (x - self.running_mean[:, None, None]) * invstd[:, None, None]
         if self.affine:
-            y = xhat * self.weight.data[:, None, None] + self.bias.data[:, None, None]
+            y = np.multiply(xhat, self.weight.data[:, None, None])
+            y += self.bias.data[:, None, None]
         else:
             y = xhat
         self._cache = (xhat, invstd, bool(self.training))
@@ -88,8 +93,10 @@ class BatchNorm2D(Module):
             raise self._no_forward()
         xhat, invstd, batch_stats = self._cache
         self._check_grad(dy, xhat.shape)
-        sum_dy = dy.sum(axis=(0, 2, 3))
-        sum_dy_xhat = np.einsum("nchw,nchw->c", dy, xhat)
+        N, C = dy.shape[:2]
+        dy3 = dy.reshape(N, C, -1)
+        sum_dy = dy3.sum(axis=2).sum(axis=0)
+        sum_dy_xhat = np.einsum("ncl,ncl->c", dy3, xhat.reshape(N, C, -1))
         if self.affine:
             if self.weight.requires_grad:
                 self.weight.grad += sum_dy_xhat
@@ -100,10 +107,11 @@ class BatchNorm2D(Module):
         scale = invstd if not self.affine else self.weight.data * invstd
         if not batch_stats:
             return dy * scale[:, None, None]
-        N, C, H, W = dy.shape
-        n = N * H * W
-        dx = dy - (sum_dy / n)[:, None, None] - xhat * (sum_dy_xhat / n)[:, None, None]
-        dx *= scale[:, None, None]
+        n = dy.size // C
+        # scale * (dy - sum_dy / n - xhat * sum_dy_xhat / n), with one temporary
+        dx = np.multiply(xhat, (-scale * sum_dy_xhat / n)[:, None, None])
+        dx += dy * scale[:, None, None]
+        dx -= (scale * sum_dy / n)[:, None, None]
         return dx
 
     def extra_repr(self):
