@@ -19,7 +19,7 @@
  * portable kernel rounds the product and the sum (GCC does not contract
  * a*b+c under -std=c99), so variants differ from each other by rounding only.
  *
- * Micro-kernels: AVX-512 (float 14x32, double 14x16), AVX2+FMA (float 6x16,
+ * Micro-kernels: AVX-512 (float 14x32 and 8x48, double 14x16), AVX2+FMA (float 6x16,
  * double 6x8), portable C (4x8). The SIMD ones are compiled with function
  * target attributes (no -march flags), and picked per call at fastconv's
  * ISA level (fc_isa_level, runtime.c: the CPU features, capped by
@@ -636,6 +636,7 @@ FC_PACK_SIMD(pack_avx2_f64, FC_TARGET_AVX2, double, 4, __m256d, __m256i, tr4_pd2
 #undef VMLOAD
 #undef VMSTORE
 #undef PMASK
+#include "gemm_avx512w.inc"
 #endif /* FC_GEMM_X86 */
 
 /* ---- shared helpers --------------------------------------------------------- */
@@ -703,6 +704,10 @@ static const fc_gemm_kernel kern_avx2_f64 = {
 static const fc_gemm_kernel kern_avx512_f32 = {
     FC_ISA_AVX512, 4, 14, 32, 256, 280, 1024,
     ukr_avx512_f32, ukr_avx512_f32_lines, pack_avx512_f32_copy, pack_avx512_f32_trans};
+/* 8 x 48 (gemm_avx512w.inc): same kc and mc, nc a multiple of 48. */
+static const fc_gemm_kernel kern_avx512w_f32 = {
+    FC_ISA_AVX512, 4, 8, 48, 256, 280, 1008,
+    ukr_avx512w_f32, ukr_avx512w_f32_lines, pack_avx512_f32_copy, pack_avx512_f32_trans};
 static const fc_gemm_kernel kern_avx512_f64 = {
     FC_ISA_AVX512, 8, 14, 16, 256, 140, 1024,
     ukr_avx512_f64, ukr_avx512_f64_lines, pack_avx512_f64_copy, pack_avx512_f64_trans};
@@ -721,6 +726,32 @@ const fc_gemm_kernel *fc_gemm_kernel_f32(void)
     }
 #endif
     return &kern_generic_f32;
+}
+
+/* The float micro-kernel for products with M rows: at the AVX-512 level,
+ * the 8 x 48 tile when M is a multiple of 8 that the 14-row tile covers
+ * with more than 6% of its rows wasted (M = 8, 16, 32, 64, 128: the output
+ * channels of most convolution layers), else fc_gemm_kernel_f32. Each C
+ * element is the same fused chain over k either way (same kc), so the
+ * choice changes speed only, never a bit of the result. Measured on the
+ * development Xeon (CPU time, interleaved A/B, 1 thread): forward of
+ * resnet_1x1 (M = 64) +7%, resnet_3x3s2 (M = 128) +6%; on square products
+ * the 14 x 32 tile is ~5% faster, hence not everywhere. */
+const fc_gemm_kernel *fc_gemm_kernel_rows_f32(int64_t M)
+{
+    const fc_gemm_kernel *kn = fc_gemm_kernel_f32();
+#if FC_GEMM_X86
+    if (kn == &kern_avx512_f32 && M > 0 && M % 8 == 0 && (M + 13) / 14 * 14 * 100 > 106 * M)
+        return &kern_avx512w_f32;
+#endif
+    return kn;
+}
+
+/* The double micro-kernel for M rows: always that of the ISA level. */
+const fc_gemm_kernel *fc_gemm_kernel_rows_f64(int64_t M)
+{
+    (void)M;
+    return fc_gemm_kernel_f64();
 }
 
 /* The double micro-kernel (with its blocking) of the ISA level now. */

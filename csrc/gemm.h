@@ -68,6 +68,10 @@ typedef struct {
 typedef struct fc_gemm_kernel fc_gemm_kernel;
 const fc_gemm_kernel *fc_gemm_kernel_f32(void);
 const fc_gemm_kernel *fc_gemm_kernel_f64(void);
+/* The kernel for a product with M rows of C (A's rows): at some ISA levels a
+ * tile shape that fills M better (gemm.c says when); same results. */
+const fc_gemm_kernel *fc_gemm_kernel_rows_f32(int64_t M);
+const fc_gemm_kernel *fc_gemm_kernel_rows_f64(int64_t M);
 int fc_gemm_kernel_mr(const fc_gemm_kernel *kn);
 int fc_gemm_kernel_nr(const fc_gemm_kernel *kn);
 int fc_gemm_kernel_isa(const fc_gemm_kernel *kn);   /* FC_ISA_GENERIC, _AVX2 or _AVX512 */

@@ -324,3 +324,43 @@ def test_conv_gemm_large_image_takes_channels_in_chunks():
         for g, r, name in zip(got, want, ("dx", "dw", "db")):
             assert g.dtype == np.float32
             np.testing.assert_array_equal(g, r, err_msg=name)
+
+
+# Forward products whose rows (Kg output channels) are a multiple of 8 that a 14-row tile
+# covers badly run on the AVX-512 8 x 48 float tile (gemm.c, fc_gemm_kernel_rows_f32);
+# others on 14 x 32. Output widths around 16, 32, 48 and 96 columns exercise its masked last
+# vector and its one-, two- and three-vector tiles; 1x1 stride 1 reads the input in place.
+ROW_TILE_CASES = [
+    # N, C, H, W, K, R, S, stride, padding, dilation, groups
+    (2, 8, 4, 4, 8, 1, 1, 1, 0, 1, 1),            # 16 columns: one vector
+    (1, 5, 7, 7, 16, 1, 1, 1, 0, 1, 1),           # 49: three vectors + 1
+    (2, 12, 6, 8, 32, 3, 3, 1, 1, 1, 1),          # 48: one whole tile
+    (1, 20, 9, 11, 64, 3, 3, 2, 1, 1, 1),         # 30: strided, masked second vector
+    (1, 24, 10, 10, 128, 1, 1, 1, 0, 1, 1),       # 100 (Kg = 128)
+    (2, 32, 10, 10, 128, 3, 3, 1, 1, 1, 2),       # groups: Kg = 64 each
+    (1, 16, 13, 17, 96, 3, 3, 1, 1, 1, 1),        # Kg = 96: stays on 14 x 32
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", ROW_TILE_CASES)
+def test_conv_gemm_forward_row_tiles(case, dtype, threads):
+    """Every SIMD variant and thread count: the forward within the rounding bound of the
+    exact reference, and bitwise the same across variants that fuse each multiply-add
+    (avx2, avx512: the tile shape never changes an element's chain) and thread counts."""
+    x, w, b, kw = _conv_arrays(case, dtype, seed=5)
+    exact = conv_exact(x, w, b, **kw)
+    prev = K.isa()
+    fused = {}
+    try:
+        for name in ISAS:
+            K.set_isa(name)
+            for n in (1, 2, 3):
+                fastconv.set_num_threads(n)
+                y = fastconv.conv2d(x, w, b, algo="gemm", **kw)
+                check_conv(dict(y=y), exact, dtype, what=f"gemm {name} {n} threads")
+                if name != "generic":
+                    fused.setdefault("y", y)
+                    assert y.tobytes() == fused["y"].tobytes(), (name, n)
+    finally:
+        K.set_isa(prev)
