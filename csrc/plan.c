@@ -14,14 +14,17 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include "fc_compiler.h"
+#if FC_HAVE_ATOMICS
 #include <sched.h>
+#endif
 #include <string.h>
 #include <time.h>
 #include "fc_internal.h"
 #include "gemm.h"
 #include "plan.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if FC_X86_SIMD
 #include <immintrin.h>
 #define PLAN_PAUSE() _mm_pause()
 #else
@@ -45,18 +48,18 @@ static void plan_barrier(plan_bar *b, int nth, int *my_sense)
         b->next = 0;
         return;
     }
-#if defined(__GNUC__) || defined(__clang__)
+#if FC_HAVE_ATOMICS
     const int s = !*my_sense;
     *my_sense = s;
-    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == nth) {
-        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&b->next, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&b->sense, s, __ATOMIC_RELEASE);
+    if (fc_atomic_add_int(&b->count, 1) == nth) {
+        fc_atomic_store_int(&b->count, 0);
+        fc_atomic_store_i64(&b->next, 0);
+        fc_atomic_store_int(&b->sense, s);
     } else {
         int spins = 0;
-        while (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != s) {
+        while (fc_atomic_load_int(&b->sense) != s) {
             if (++spins < PLAN_SPINS) PLAN_PAUSE();
-            else sched_yield();
+            else sched_yield();   /* FC_HAVE_ATOMICS: GCC / clang, POSIX */
         }
     }
 #else
@@ -74,8 +77,8 @@ static void plan_barrier(plan_bar *b, int nth, int *my_sense)
 static int64_t plan_claim(plan_bar *b, int64_t step)
 {
     int64_t u;
-#if defined(__GNUC__) || defined(__clang__)
-    u = __atomic_fetch_add(&b->next, step, __ATOMIC_RELAXED);
+#if FC_HAVE_ATOMICS
+    u = fc_atomic_fetch_add_i64(&b->next, step);
 #else
     FC_PRAGMA(omp atomic capture)
     { u = b->next; b->next += step; }
@@ -89,16 +92,19 @@ static int64_t plan_claim(plan_bar *b, int64_t step)
 static double plan_now(void)
 {
     struct timespec ts;
+#if FC_GNUC
     clock_gettime(CLOCK_MONOTONIC, &ts);
+#else
+    timespec_get(&ts, TIME_UTC);   /* C11 (MSVC has no clock_gettime) */
+#endif
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static void plan_fail(int *status, fc_status st)
 {
     if (st == FC_OK) return;
-#if defined(__GNUC__) || defined(__clang__)
-    int expected = 0;
-    __atomic_compare_exchange_n(status, &expected, (int)st, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+#if FC_HAVE_ATOMICS
+    (void)fc_atomic_cas0_int(status, (int)st);
 #else
     FC_PRAGMA(omp critical(fc_plan_status))
     if (*status == 0) *status = (int)st;
@@ -107,8 +113,8 @@ static void plan_fail(int *status, fc_status st)
 
 static int plan_status(int *status)
 {
-#if defined(__GNUC__) || defined(__clang__)
-    return __atomic_load_n(status, __ATOMIC_ACQUIRE);
+#if FC_HAVE_ATOMICS
+    return fc_atomic_load_int(status);
 #else
     int s;
     FC_PRAGMA(omp atomic read)
