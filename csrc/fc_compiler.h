@@ -127,8 +127,7 @@ static inline int fc_cpu_x86_avx512_vnni(void)
         && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 }
 #elif FC_X86_SIMD
-/* cpuid and xgetbv: MSVC's <intrin.h>, or GCC's <cpuid.h> (which has an
- * __cpuidex of the same signature) in the proxy build. */
+/* cpuid and xgetbv: MSVC's <intrin.h>, or <cpuid.h> in the proxy build. */
 #if FC_MSVC
 #include <intrin.h>
 #else
@@ -136,8 +135,16 @@ static inline int fc_cpu_x86_avx512_vnni(void)
 #endif
 static inline void fc_cpuid(int r[4], int leaf, int sub)
 {
-    r[0] = r[1] = r[2] = r[3] = 0;
+#if FC_MSVC
     __cpuidex(r, leaf, sub);
+#else   /* the cpuid.h macro (GCC and clang; older clang has no __cpuidex) */
+    unsigned int a = 0, b = 0, c = 0, d = 0;
+    __cpuid_count((unsigned int)leaf, (unsigned int)sub, a, b, c, d);
+    r[0] = (int)a;
+    r[1] = (int)b;
+    r[2] = (int)c;
+    r[3] = (int)d;
+#endif
 }
 /* The OS saves the register state in mask (XCR0) on a context switch. */
 static inline int fc_os_saves(uint64_t mask)
