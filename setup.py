@@ -8,9 +8,20 @@ variants are chosen at run time.
 Environment knobs:
   FASTCONV_NO_OPENMP=1   build without OpenMP even if the compiler has it
   FASTCONV_SANITIZE=1    build with -fsanitize=address,undefined (tools/sanitize.sh)
+  FASTCONV_PORTABLE_C=1  the proxy for MSVC (GCC or clang): -DFC_PORTABLE_C, so no
+                         GNU attribute, builtin or vector type is used (the plain-C
+                         fallbacks instead), -std=c11 -Werror=vla, and
+                         csrc/tests/fc_poison.h forced first, which poisons those
+                         spellings; the x86 ISA flags are passed globally, as MSVC
+                         compiles intrinsics in any function
+
+MSVC: /O2 /std:c11, and OpenMP through /openmp:llvm (LLVM's runtime, OpenMP 3.x:
+the kernels' unsigned loop indices and collapse clauses need more than the
+OpenMP 2.0 of plain /openmp, so without /openmp:llvm the build is serial).
 """
 
 import os
+import platform
 import shlex
 import sys
 import tempfile
@@ -38,7 +49,7 @@ def _openmp_flags(compiler):
     if os.environ.get("FASTCONV_NO_OPENMP"):
         return [], []
     if compiler.compiler_type == "msvc":
-        candidates = [(["/openmp"], [])]
+        candidates = [(["/openmp:llvm"], [])]
     elif sys.platform == "darwin":
         candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
     else:
@@ -63,6 +74,32 @@ def _openmp_flags(compiler):
     return [], []
 
 
+# The ISA flags of the portable proxy build (every kernel variant in one
+# translation unit, as MSVC compiles intrinsics anywhere; -mxsave for _xgetbv).
+PORTABLE_ISA_FLAGS = ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl",
+                      "-mavx512dq", "-mavx512vnni", "-mxsave"]
+
+
+def _x86():
+    return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+def _portable_csrc(compiler):
+    """Compile csrc/*.c (not Cython's output, which is GCC-aware) in C11 with
+    the GNU spellings poisoned: csrc/tests/fc_poison.h forced first."""
+    strict = ["-std=c11", "-Werror=vla", "-include", str(HERE / "csrc" / "tests" / "fc_poison.h")]
+    compile_one = compiler._compile
+    csrc = str(HERE / "csrc")
+
+    def _compile(obj, src, ext, cc_args, extra_postargs, pp_opts):
+        if os.path.abspath(src).startswith(csrc):
+            extra_postargs = list(extra_postargs) + strict
+        return compile_one(obj, src, ext, cc_args, extra_postargs, pp_opts)
+
+    compiler._compile = _compile
+    print("fastconv: portable C (MSVC proxy): csrc/*.c with " + " ".join(strict))
+
+
 class BuildExt(build_ext):
     def build_extensions(self):
         cflags, lflags = _openmp_flags(self.compiler)
@@ -70,6 +107,9 @@ class BuildExt(build_ext):
             base = ["/O2", "/std:c11"]  # C11 mode: MSVC's C89 mode knows no restrict, no _Pragma
         else:
             base = ["-O3", "-std=c99", "-fno-strict-aliasing", "-Wno-unused-function"]
+            if os.environ.get("FASTCONV_PORTABLE_C"):
+                base += ["-DFC_PORTABLE_C"] + (PORTABLE_ISA_FLAGS if _x86() else [])
+                _portable_csrc(self.compiler)
             if os.environ.get("FASTCONV_SANITIZE"):
                 base += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                          "-fno-sanitize-recover=undefined", "-O1", "-g"]

@@ -30,11 +30,7 @@
 #include <string.h>
 #include "fc_internal.h"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define FC_DIR_INLINE static inline __attribute__((always_inline))
-#else
-#define FC_DIR_INLINE static inline
-#endif
+#define FC_DIR_INLINE static FC_ALWAYS_INLINE
 
 /* The x86 SIMD instances also fuse multiply-adds: clang contracts a + b*c
  * within an expression by default; GCC needs fp-contract=fast (its -std=c99
@@ -48,17 +44,10 @@
 #ifndef FC_DIRECT_MAX_ISA
 #define FC_DIRECT_MAX_ISA 2
 #endif
-#if !defined(FC_DIRECT_NO_MULTIVERSION) && (defined(__GNUC__) || defined(__clang__)) \
-    && (defined(__x86_64__) || defined(__i386__))
+#if !defined(FC_DIRECT_NO_MULTIVERSION) && FC_HAVE_VECTOR_EXT && FC_X86
 #define FC_DIR_X86 1
-#if defined(__clang__)
-#define FC_DIR_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define FC_DIR_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
-#else
-#define FC_DIR_TARGET_AVX2 __attribute__((target("avx2,fma"), optimize("fp-contract=fast")))
-#define FC_DIR_TARGET_AVX512 \
-    __attribute__((target("avx512f,avx2,fma"), optimize("fp-contract=fast")))
-#endif
+#define FC_DIR_TARGET_AVX2 FC_TARGET_FMA("avx2,fma")
+#define FC_DIR_TARGET_AVX512 FC_TARGET_FMA("avx512f,avx2,fma")
 #else
 #define FC_DIR_X86 0
 #endif
@@ -341,6 +330,11 @@ static const int64_t direct_tb1[3] = {9, 9, 9};
  * bytes) fits in a row; -1 when none does (the portable loops then). */
 static int direct_level(int64_t width, int tsize)
 {
+#if !FC_HAVE_VECTOR_EXT
+    /* no vector kernels without GNU vector types: always the portable loops */
+    (void)width; (void)tsize;
+    return -1;
+#endif
 #if FC_DIR_X86
     int lv = direct_isa_cap();
 #else
@@ -351,7 +345,9 @@ static int direct_level(int64_t width, int tsize)
     return -1;
 }
 
-/* The vector kernels, once per (type, instance). */
+/* The vector kernels, once per (type, instance): written with GNU vector
+ * types, so only where the compiler has them (else direct_level is -1). */
+#if FC_HAVE_VECTOR_EXT
 #define FC_DIR_SIMD 1
 
 #define T float
@@ -374,6 +370,7 @@ static int direct_level(int64_t width, int tsize)
 #undef FC_TI
 #undef FC_TW
 #undef FC_DIR_SIMD
+#endif /* FC_HAVE_VECTOR_EXT */
 
 /* The portable loops and the entry points, once per type. */
 #define T float

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "fastconv.h"
+#include "fc_compiler.h"
 
 #ifdef _OPENMP
 #include <omp.h>

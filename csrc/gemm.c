@@ -32,20 +32,16 @@
 
 /* Define FC_GEMM_NO_SIMD to build the portable kernel only (as on a
  * non-x86 CPU; the other kernels still follow the ISA level). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(FC_GEMM_NO_SIMD)
+#if FC_X86_SIMD && (defined(__x86_64__) || defined(_M_X64)) && !defined(FC_GEMM_NO_SIMD)
 #define FC_GEMM_X86 1
 #include <immintrin.h>
-#define FC_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
-#define FC_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define FC_TARGET_AVX512 FC_TARGET("avx512f,avx512dq,avx2,fma")
+#define FC_TARGET_AVX2 FC_TARGET("avx2,fma")
 #else
 #define FC_GEMM_X86 0
 #endif
 
-#if defined(__GNUC__)
-#define FC_NOINLINE __attribute__((noinline))
-#else
-#define FC_NOINLINE
-#endif
+/* FC_NOINLINE, FC_TARGET: fc_compiler.h */
 
 /* Micro-kernel: c[i*ldc + j] (i < mr <= MR, j < nr <= NR) = (load ? c : 0)
  * + sum_k a[k*MR + i] * b[k*NR + j], k increasing, then + bias[i] when bias is
@@ -207,7 +203,7 @@ FC_GEN_UKR(double, f64)
 /* The body: NROW rows, NV vectors; m0 masks vector 0 when NV == 1, m1
  * masks vector 1 when NV == 2. */
 #define FC_UKR_BODY(NAME, TARGET, T, MR, MT)                                             \
-static inline __attribute__((always_inline)) TARGET void                                 \
+static FC_ALWAYS_INLINE TARGET void                                 \
 NAME##_body(int64_t kc, const T *restrict a, const T *restrict b, T *restrict c,         \
             int64_t ldc, int load, const int NROW, const int NV, MT m0, MT m1,           \
             const T *restrict bias, const int64_t *restrict bl, const int LINES)         \
@@ -409,10 +405,14 @@ FC_UKR_DISPATCH(ukr_avx2_f64, FC_TARGET_AVX2, double, __m256i, FC_MASKS256_PD, F
  * (masked to the R - r0 lanes the panel has left). Lines past the edge are
  * zero vectors. */
 
+#if FC_GNUC
 #define FC_UNROLL(n) _Pragma("GCC unroll 16")
+#else
+#define FC_UNROLL(n)
+#endif
 
 /* 16 x 16 floats: r[i][j] -> r[j][i]. */
-static inline __attribute__((always_inline)) FC_TARGET_AVX512 void tr16_ps(__m512 *r)
+static FC_ALWAYS_INLINE FC_TARGET_AVX512 void tr16_ps(__m512 *r)
 {
     __m512 t[16], u[16];
     FC_UNROLL(16)
@@ -444,7 +444,7 @@ static inline __attribute__((always_inline)) FC_TARGET_AVX512 void tr16_ps(__m51
 }
 
 /* 8 x 8 doubles. */
-static inline __attribute__((always_inline)) FC_TARGET_AVX512 void tr8_pd512(__m512d *r)
+static FC_ALWAYS_INLINE FC_TARGET_AVX512 void tr8_pd512(__m512d *r)
 {
     __m512d t[8];
     FC_UNROLL(8)
@@ -466,7 +466,7 @@ static inline __attribute__((always_inline)) FC_TARGET_AVX512 void tr8_pd512(__m
 }
 
 /* 8 x 8 floats (AVX2). */
-static inline __attribute__((always_inline)) FC_TARGET_AVX2 void tr8_ps256(__m256 *r)
+static FC_ALWAYS_INLINE FC_TARGET_AVX2 void tr8_ps256(__m256 *r)
 {
     __m256 t[8], u[8];
     FC_UNROLL(8)
@@ -491,7 +491,7 @@ static inline __attribute__((always_inline)) FC_TARGET_AVX2 void tr8_ps256(__m25
 }
 
 /* 4 x 4 doubles (AVX2). */
-static inline __attribute__((always_inline)) FC_TARGET_AVX2 void tr4_pd256(__m256d *r)
+static FC_ALWAYS_INLINE FC_TARGET_AVX2 void tr4_pd256(__m256d *r)
 {
     const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
     const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
@@ -502,7 +502,7 @@ static inline __attribute__((always_inline)) FC_TARGET_AVX2 void tr4_pd256(__m25
 }
 
 #define FC_PACK_SIMD(NAME, TARGET, T, V, VT, MT, TRANSPOSE)                                 \
-static inline __attribute__((always_inline)) TARGET void                                    \
+static FC_ALWAYS_INLINE TARGET void                                    \
 NAME##_copy_n(T *d, const T *s, int64_t n)                                                  \
 {                                                                                           \
     for (; n >= V; n -= V, d += V, s += V) VSTOREU(d, VLOADU(s));                           \
@@ -511,7 +511,7 @@ NAME##_copy_n(T *d, const T *s, int64_t n)                                      
         VMSTORE(d, m, VMLOAD(s, m));                                                        \
     }                                                                                       \
 }                                                                                           \
-static inline __attribute__((always_inline)) TARGET void NAME##_zero_n(T *d, int64_t n)     \
+static FC_ALWAYS_INLINE TARGET void NAME##_zero_n(T *d, int64_t n)     \
 {                                                                                           \
     for (; n >= V; n -= V, d += V) VSTOREU(d, VZERO());                                     \
     if (n > 0) VMSTORE(d, PMASK(n), VZERO());                                               \

@@ -16,11 +16,11 @@
 #include "gemm.h"
 #include "plan.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(FC_GEMM_NO_SIMD)
+#if FC_X86_SIMD && (defined(__x86_64__) || defined(_M_X64)) && !defined(FC_GEMM_NO_SIMD)
 #define FC_GEMV_X86 1
 #include <immintrin.h>
-#define FC_TGT512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
-#define FC_TGT256 __attribute__((target("avx2,fma")))
+#define FC_TGT512 FC_TARGET("avx512f,avx512dq,avx2,fma")
+#define FC_TGT256 FC_TARGET("avx2,fma")
 #else
 #define FC_GEMV_X86 0
 #endif

@@ -15,7 +15,10 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include "fc_compiler.h"
+#if FC_HAVE_ATOMICS
 #include <sched.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,7 +26,7 @@
 #include "gemm.h"
 #include "plan.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if FC_X86_SIMD
 #include <immintrin.h>
 #define PLAN_PAUSE() _mm_pause()
 #else
@@ -57,7 +60,7 @@ typedef struct {
 static int64_t plan_fetch_add(int64_t *p, int64_t v)
 {
     int64_t u;
-#if defined(__GNUC__) || defined(__clang__)
+#if FC_HAVE_ATOMICS
     u = __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL);
 #else
     FC_PRAGMA(omp atomic capture)
@@ -69,7 +72,7 @@ static int64_t plan_fetch_add(int64_t *p, int64_t v)
 
 static int64_t plan_load(int64_t *p)
 {
-#if defined(__GNUC__) || defined(__clang__)
+#if FC_HAVE_ATOMICS
     return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 #else
     int64_t v;
@@ -85,7 +88,7 @@ static void plan_yield(int *spins)
     if (++*spins < PLAN_SPINS) {
         PLAN_PAUSE();
     } else {
-#if defined(__GNUC__) || defined(__clang__)
+#if FC_HAVE_ATOMICS
         sched_yield();
 #else
         PLAN_PAUSE();
@@ -140,14 +143,18 @@ static int plan_next_range(plan_ctx *c, int64_t total, int nth, int64_t *lo, int
 static double plan_now(void)
 {
     struct timespec ts;
+#if FC_GNUC
     clock_gettime(CLOCK_MONOTONIC, &ts);
+#else
+    timespec_get(&ts, TIME_UTC);   /* C11 (MSVC has no clock_gettime) */
+#endif
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static void plan_fail(int *status, fc_status st)
 {
     if (st == FC_OK) return;
-#if defined(__GNUC__) || defined(__clang__)
+#if FC_HAVE_ATOMICS
     int expected = 0;
     __atomic_compare_exchange_n(status, &expected, (int)st, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 #else
@@ -158,7 +165,7 @@ static void plan_fail(int *status, fc_status st)
 
 static int plan_status(int *status)
 {
-#if defined(__GNUC__) || defined(__clang__)
+#if FC_HAVE_ATOMICS
     return __atomic_load_n(status, __ATOMIC_ACQUIRE);
 #else
     int s;

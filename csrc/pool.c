@@ -23,14 +23,9 @@
 #include <string.h>
 #include "fc_internal.h"
 
-#if (defined(__GNUC__) || defined(__clang__))
-#define FC_POOL_INLINE static inline __attribute__((always_inline))
-#else
-#define FC_POOL_INLINE static inline
-#endif
+#define FC_POOL_INLINE static FC_ALWAYS_INLINE
 
-#if !defined(FC_POOL_NO_MULTIVERSION) && (defined(__GNUC__) || defined(__clang__)) \
-    && (defined(__x86_64__) || defined(__i386__))
+#if !defined(FC_POOL_NO_MULTIVERSION) && FC_HAVE_VECTOR_EXT && FC_X86
 #define FC_POOL_X86 1
 #else
 #define FC_POOL_X86 0

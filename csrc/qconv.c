@@ -9,7 +9,7 @@
 #include "fc_internal.h"
 #include "qgemm.h"
 
-#if defined(__SSE2__)
+#if FC_SSE2
 #include <emmintrin.h>
 #include <immintrin.h>
 #define FC_QC_SSE2 1
@@ -17,7 +17,7 @@
 #define FC_QC_SSE2 0
 #endif
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(FC_GEMM_NO_SIMD)
+#if FC_X86_SIMD && !defined(FC_GEMM_NO_SIMD)
 #define FC_QC_X86 1
 #else
 #define FC_QC_X86 0
@@ -407,7 +407,7 @@ static void quant_row(const float *restrict x, int64_t n, float inv, float z, ui
 }
 
 #if FC_QC_X86
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+FC_TARGET("avx512f,avx512bw,avx512vl,avx2,fma")
 static void quant_row_avx512(const float *restrict x, int64_t n, float inv, float z,
                              uint8_t *restrict q)
 {
@@ -416,7 +416,7 @@ static void quant_row_avx512(const float *restrict x, int64_t n, float inv, floa
 
 /* Explicit (GCC does not vectorize the row for AVX2): max_ps(v, 0) is
  * "v > 0 ? v : 0" including NaN -> 0, min_ps(v, 255) is "v < 255 ? v : 255". */
-__attribute__((target("avx2,fma")))
+FC_TARGET("avx2,fma")
 static void quant_row_avx2(const float *restrict x, int64_t n, float inv, float z,
                            uint8_t *restrict q)
 {

@@ -41,17 +41,16 @@
 #include "gemm.h"
 #include "qgemm.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(FC_GEMM_NO_SIMD)
+#if FC_X86_SIMD && !defined(FC_GEMM_NO_SIMD)
 #define FC_Q_X86 1
 #include <immintrin.h>
-#define FC_TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
-#define FC_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define FC_ALWAYS_INLINE inline __attribute__((always_inline))
+#define FC_TARGET_VNNI FC_TARGET("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")
+#define FC_TARGET_AVX2 FC_TARGET("avx2,fma")
 #else
 #define FC_Q_X86 0
 #endif
 
-#if defined(__SSE2__)
+#if FC_SSE2
 #include <emmintrin.h>
 #define FC_Q_SSE2 1
 #else
@@ -69,9 +68,7 @@ int fc_cpu_has_avx512_vnni(void)
 #if FC_Q_X86
     int v = g_vnni;
     if (v < 0) {
-        __builtin_cpu_init();
-        v = fc_cpu_has_avx512() && __builtin_cpu_supports("avx512bw")
-            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+        v = fc_cpu_x86_avx512_vnni();
         g_vnni = v;
     }
     return v;

@@ -43,23 +43,9 @@ int fc_num_procs(void)
 #endif
 }
 
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-int fc_cpu_has_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
-int fc_cpu_has_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
-        && __builtin_cpu_supports("fma");
-}
-#else
-int fc_cpu_has_avx2(void) { return 0; }
-int fc_cpu_has_avx512(void) { return 0; }
-#endif
+/* CPU and OS support, from fc_compiler.h (0 off x86) */
+int fc_cpu_has_avx2(void) { return fc_cpu_x86_avx2_fma(); }
+int fc_cpu_has_avx512(void) { return fc_cpu_x86_avx512f(); }
 
 /* ---- the ISA level ------------------------------------------------------ */
 

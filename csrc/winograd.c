@@ -66,18 +66,14 @@
 
 #include "gemm.h"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define FC_WG_INLINE static inline __attribute__((always_inline))
-#else
-#define FC_WG_INLINE static inline
-#endif
+#define FC_WG_INLINE static FC_ALWAYS_INLINE
 
 /* On the channel loops of the transforms: the iterations are independent
  * and the buffers never overlap, so vectorise without run-time alias checks
  * (GCC otherwise versions the loops and may take the scalar copy). */
-#if defined(__clang__)
+#if FC_GNUC && defined(__clang__)
 #define FC_WG_VEC _Pragma("clang loop vectorize(assume_safety)")
-#elif defined(__GNUC__)
+#elif FC_GNUC
 #define FC_WG_VEC _Pragma("GCC ivdep")
 #else
 #define FC_WG_VEC
@@ -86,17 +82,10 @@
 #ifndef FC_WG_MAX_ISA
 #define FC_WG_MAX_ISA 2
 #endif
-#if !defined(FC_WG_NO_MULTIVERSION) && (defined(__GNUC__) || defined(__clang__)) \
-    && (defined(__x86_64__) || defined(__i386__))
+#if !defined(FC_WG_NO_MULTIVERSION) && FC_X86_SIMD
 #define FC_WG_X86 1
-#if defined(__clang__)
-#define FC_WG_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define FC_WG_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
-#else
-#define FC_WG_TARGET_AVX2 __attribute__((target("avx2,fma"), optimize("fp-contract=fast")))
-#define FC_WG_TARGET_AVX512 \
-    __attribute__((target("avx512f,avx2,fma"), optimize("fp-contract=fast")))
-#endif
+#define FC_WG_TARGET_AVX2 FC_TARGET_FMA("avx2,fma")
+#define FC_WG_TARGET_AVX512 FC_TARGET_FMA("avx512f,avx2,fma")
 #else
 #define FC_WG_X86 0
 #endif

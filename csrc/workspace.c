@@ -36,18 +36,42 @@ typedef struct {
 
 static void *volatile g_slots[FC_WS_SLOTS];
 
-#if defined(__GNUC__) || defined(__clang__)
+#if FC_HAVE_ATOMICS
 static void *ws_xchg(void *volatile *slot, void *v)
 {
-    return __atomic_exchange_n(slot, v, __ATOMIC_ACQ_REL);
+    return fc_atomic_xchg_ptr(slot, v);
 }
 static int ws_put_if_empty(void *volatile *slot, void *v)
 {
-    void *expected = NULL;
-    return __atomic_compare_exchange_n(slot, &expected, v, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    return fc_atomic_cas0_ptr(slot, v);
+}
+#elif defined(_OPENMP)
+/* No atomics known to this compiler (MSVC, the portable proxy build): the
+ * slots under one named critical section, which any thread may enter. */
+static void *ws_xchg(void *volatile *slot, void *v)
+{
+    void *old;
+    FC_PRAGMA(omp critical(fc_ws_slots))
+    {
+        old = *slot;
+        *slot = v;
+    }
+    return old;
+}
+static int ws_put_if_empty(void *volatile *slot, void *v)
+{
+    int put = 0;
+    FC_PRAGMA(omp critical(fc_ws_slots))
+    {
+        if (*slot == NULL) {
+            *slot = v;
+            put = 1;
+        }
+    }
+    return put;
 }
 #else
-/* No atomics known to this compiler: no cache (every block is malloc'd). */
+/* Neither atomics nor OpenMP: no cache (every block is malloc'd). */
 static void *ws_xchg(void *volatile *slot, void *v) { (void)slot; (void)v; return NULL; }
 static int ws_put_if_empty(void *volatile *slot, void *v) { (void)slot; (void)v; return 0; }
 #endif

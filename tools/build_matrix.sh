@@ -4,7 +4,11 @@
 #   clang      CC=clang with OpenMP (LLVM's libomp, as on macOS);
 #   no-openmp  FASTCONV_NO_OPENMP=1 with the default compiler: single-threaded,
 #              and fastconv.openmp_enabled() must say False;
+#   portable   FASTCONV_PORTABLE_C=1, the proxy for MSVC (no GNU attribute,
+#              builtin or vector type: see setup.py and csrc/tests/fc_poison.h);
+#              on x86-64 CPUs with AVX-512 VNNI only (its ISA flags are global);
 # then the C tests (csrc/tests) built with CC=clang, through tools/ctests.sh
+# (whose builds include the portable proxy)
 # when the tree has it, else by a loop here.
 #
 #   bash tools/build_matrix.sh           # from anywhere; needs python3 and PyPI
@@ -144,6 +148,12 @@ if [ "$have_clang" = 1 ]; then
     build_and_smoke clang "$omp" CC=clang
 fi
 build_and_smoke no-openmp no FASTCONV_NO_OPENMP=1
+if [ "$(uname -m)" = x86_64 ] && grep -qw avx512_vnni /proc/cpuinfo 2> /dev/null \
+        && grep -qw avx512bw /proc/cpuinfo && grep -qw avx512dq /proc/cpuinfo; then
+    build_and_smoke portable any FASTCONV_PORTABLE_C=1
+else
+    say "SKIPPED (portable): the MSVC proxy build needs an x86-64 CPU with AVX-512 VNNI"
+fi
 
 # ---------------------------------------------------------------- C tests with clang
 if [ "$have_clang" = 1 ]; then

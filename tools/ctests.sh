@@ -5,6 +5,10 @@
 #   openmp      -O2 -fopenmp            (the shipped configuration)
 #   serial      -O2, no OpenMP           (the package builds and runs without it)
 #   sanitizers  -O1 -g -fopenmp -fsanitize=address,undefined (any report fails)
+#   portable    -O2 -fopenmp, the kernels as FASTCONV_PORTABLE_C=1 builds them
+#               (the proxy for MSVC: -std=c11 -Werror=vla -DFC_PORTABLE_C,
+#               csrc/tests/fc_poison.h forced first, the x86 ISA flags global;
+#               x86 CPUs with AVX-512 VNNI only, else skipped with a message)
 # all with -std=c99 -Wall -Wextra -Werror. test_geom_c also runs under
 # FASTCONV_ISA=generic and a bad FASTCONV_ISA value, whose level must be that
 # of no FASTCONV_ISA at all. Exits non-zero on any build failure, test failure
@@ -31,6 +35,7 @@ SAN=(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-poin
 SRCS=("$ROOT"/csrc/*.c)
 TESTS=("$ROOT"/csrc/tests/*.c)
 failures=0
+KFLAGS=()   # flags for the kernels (csrc/*.c) only, not the tests
 
 # 0 when "$CC $*" compiles and links a small OpenMP program (and runs it).
 probe() {
@@ -72,7 +77,8 @@ build() {
     echo "ctests: [$name] $CC ${WARN[*]} $*"
     for src in "${SRCS[@]}"; do
         obj="$dir/$(basename "$src" .c).o"
-        if ! "$CC" "${WARN[@]}" "$@" -I"$ROOT/csrc" -c "$src" -o "$obj" 2> "$dir/build.log"; then
+        if ! "$CC" "${WARN[@]}" "$@" ${KFLAGS[@]+"${KFLAGS[@]}"} -I"$ROOT/csrc" -c "$src" -o "$obj" \
+                2> "$dir/build.log"; then
             echo "ctests: [$name] $(basename "$src") does not compile:" >&2
             cat "$dir/build.log" >&2
             failures=$((failures + 1))
@@ -119,6 +125,19 @@ if [ "$have_omp" = 1 ]; then
     build sanitizers -O1 -g -fopenmp "${SAN[@]}"
 else
     build sanitizers -O1 -g "${SAN[@]}"
+fi
+
+# the MSVC proxy: its ISA flags are global, so it runs only where the CPU has them all
+PORTABLE_ISA=(-mavx2 -mfma -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mxsave)
+if [ "$(uname -m)" = x86_64 ] && grep -qw avx512_vnni /proc/cpuinfo 2> /dev/null \
+        && grep -qw avx512bw /proc/cpuinfo && grep -qw avx512dq /proc/cpuinfo; then
+    KFLAGS=(-std=c11 -Werror=vla -include "$ROOT/csrc/tests/fc_poison.h")
+    omp=()
+    [ "$have_omp" = 1 ] && omp=(-fopenmp)
+    build portable -O2 ${omp[@]+"${omp[@]}"} -DFC_PORTABLE_C "${PORTABLE_ISA[@]}"
+    KFLAGS=()
+else
+    echo "ctests: [portable] SKIPPED: needs an x86-64 CPU with AVX-512 (F, BW, DQ, VL, VNNI)"
 fi
 
 if [ "$failures" -ne 0 ]; then
