@@ -62,6 +62,7 @@ def test_ratios_come_from_the_shared_timer(lenet_onnx, monkeypatch):
 
     monkeypatch.setattr(onnxbench._timing, "measure", fake_measure)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "openvino", None)     # (whether or not they are)
     rows = onnxbench.run_onnx(str(lenet_onnx / "lenet.onnx"), [2], [1], repeat=4)
     assert calls == [(["plan", "forward"], 4)]
     assert _rows(rows, 2, "forward")["vs_ref"] == pytest.approx(2.0)

@@ -132,23 +132,29 @@ class Clip(_Elementwise):
             raise ValueError(f"min={self.min} must not exceed max={self.max}")
 
     def forward(self, x):
-        """y = x limited to [min, max] elementwise (NaN propagates)."""
+        """y = x limited to [min, max] elementwise (NaN propagates); caches x, from
+        which backward finds where the gradient passes (one pass over x, no mask
+        made when no gradient is asked for)."""
         self._check_input(x)
         t = self.dtype.type
-        y = x
-        keep = np.ones(x.shape, bool)
-        if self.min is not None:
-            keep &= x > t(self.min)
-            y = np.maximum(y, t(self.min))
-        if self.max is not None:
-            keep &= x < t(self.max)
-            y = np.minimum(y, t(self.max))
-        if y is x:
+        if self.min is not None and self.max is not None:
+            y = np.clip(x, t(self.min), t(self.max))      # one pass; NaN propagates
+        elif self.min is not None:
+            y = np.maximum(x, t(self.min))
+        elif self.max is not None:
+            y = np.minimum(x, t(self.max))
+        else:
             y = x.copy()
-        return self._store(y, keep)
+        return self._store(y, x)
 
     def _grad(self, dy):
-        return np.where(self._cache[0], dy, 0)
+        x = self._cache[0]
+        keep = np.ones(x.shape, bool)
+        if self.min is not None:
+            keep &= x > self.dtype.type(self.min)
+        if self.max is not None:
+            keep &= x < self.dtype.type(self.max)
+        return np.where(keep, dy, 0)
 
     def extra_repr(self):
         return f"min={self.min}, max={self.max}"
