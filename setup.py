@@ -133,7 +133,8 @@ def extensions():
         "fastconv._kernels",
         sources=["fastconv/_kernels.pyx"] + CSRC,
         include_dirs=["csrc"],
-        depends=[str(p.relative_to(HERE)) for p in (HERE / "csrc").glob("*.[hi]*")],
+        depends=[str(p.relative_to(HERE)) for p in (HERE / "csrc").glob("*.[hi]*")]
+        + [str(p.relative_to(HERE)) for p in (HERE / "fastconv").glob("_kernels*.pxi")],
     )
     return cythonize(
         [ext],

@@ -1,0 +1,216 @@
+# Included by _kernels.pyx (one extension module, its bindings split by concern):
+# the compiled inference plan and the GEMV (csrc/plan.h).
+
+# ---- compiled inference plan (csrc/plan.h) ---------------------------------
+
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset
+
+_PLAN_KINDS = {"conv": FC_PLAN_CONV, "linear": FC_PLAN_LINEAR, "maxpool": FC_PLAN_MAXPOOL,
+               "avgpool": FC_PLAN_AVGPOOL, "gap": FC_PLAN_GAP, "epi": FC_PLAN_EPI,
+               "copy": FC_PLAN_COPY}
+_PLAN_ALGOS = {"direct": FC_PLAN_DIRECT, "gemm": FC_PLAN_GEMM, "winograd": FC_PLAN_WINOGRAD,
+               "gemv": FC_PLAN_GEMV}
+_PLAN_EPIS = {"affine": FC_EPI_AFFINE, "bias": FC_EPI_BIAS, "add": FC_EPI_ADD,
+              "relu": FC_EPI_RELU, "leaky_relu": FC_EPI_LEAKY, "clip": FC_EPI_CLIP,
+              "sigmoid": FC_EPI_SIGMOID, "tanh": FC_EPI_TANH}
+
+
+cdef class PlanProgram:
+    """The op array of a compiled plan (fc_plan_op, owned here) for one input shape.
+
+    ``ops``: a list of dicts (fastconv.inference.plan builds them). Every buffer
+    reference is ``(slot, offset, elements)``, slot 0 the input, 1 the output, 2
+    the arena; the extents each op touches are recomputed here from its geometry
+    and checked against the slot sizes, so the C executor can never index outside
+    the buffers it is given. Weight arrays are kept alive by this object."""
+    cdef fc_plan_op *ops
+    cdef readonly Py_ssize_t nops
+    cdef readonly int itemsize
+    cdef readonly int64_t x_size, y_size, arena_size
+    cdef list _keep
+
+    def __cinit__(self, list ops, int itemsize, int64_t x_size, int64_t y_size,
+                  int64_t arena_size):
+        if itemsize not in (4, 8):
+            raise ValueError(f"plan itemsize must be 4 or 8, got {itemsize}")
+        self.itemsize = itemsize
+        self.x_size, self.y_size, self.arena_size = x_size, y_size, arena_size
+        self._keep = []
+        self.nops = len(ops)
+        self.ops = <fc_plan_op *>calloc(max(1, self.nops), sizeof(fc_plan_op))
+        if self.ops == NULL:
+            raise MemoryError("cannot allocate the plan's op array")
+        for i, d in enumerate(ops):
+            try:
+                self._fill(&self.ops[i], d)
+            except (ValueError, TypeError, KeyError) as e:
+                raise ValueError(f"plan op {i} ({d.get('kind')}): {e}") from None
+
+    def __dealloc__(self):
+        free(self.ops)
+
+    cdef int64_t _slot_size(self, int slot) except -1:
+        if slot == 0:
+            return self.x_size
+        if slot == 1:
+            return self.y_size
+        if slot == 2:
+            return self.arena_size
+        raise ValueError(f"bad buffer slot {slot}")
+
+    cdef fc_plan_ref _ref(self, object r, int64_t need, str what) except *:
+        cdef fc_plan_ref out
+        out.slot = int(r[0])
+        out.off = int(r[1])
+        if out.off < 0 or need < 0 or out.off + need > self._slot_size(out.slot):
+            raise ValueError(f"{what} ({need} elements at {out.off}) lies outside its buffer")
+        return out
+
+    cdef const void *_param(self, object a, int64_t n, str what) except? NULL:
+        if a is None:
+            return NULL
+        if a.dtype.itemsize != self.itemsize or a.dtype.kind != "f" or not a.dtype.isnative:
+            raise TypeError(f"{what} has dtype {a.dtype}")
+        if not a.flags.c_contiguous or a.size != n:
+            raise ValueError(f"{what} must be C-contiguous with {n} elements, got {a.shape}")
+        self._keep.append(a)
+        return <const void *><size_t>a.ctypes.data
+
+    cdef int _fill(self, fc_plan_op *op, dict d) except -1:
+        cdef fc_conv_geom *g = &op.conv
+        cdef fc_pool_geom *pg = &op.pool
+        cdef int64_t ysize, nidx
+        kind = d["kind"]
+        op.kind = _PLAN_KINDS[kind]
+        op.algo = _PLAN_ALGOS[d.get("algo", "direct")]
+        op.N, op.C, op.L = d["N"], d["C"], d.get("L", 1)
+        op.in_features = d.get("in_features", 0)
+        op.ld = d.get("ld", 0)
+        op.kalign = max(1, d.get("kalign", 16))
+        op.chunk = max(1, d.get("chunk", 1))
+        if op.N < 0 or op.C < 1 or op.L < 1 or op.in_features < 0:
+            raise ValueError("bad sizes")
+        if "conv" in d:
+            op.conv = (<ConvGeom>ConvGeom(*d["conv"])).g
+        if "pool" in d:
+            op.pool = (<PoolGeom>PoolGeom(*d["pool"])).g
+        ysize = op.N * op.C * op.L
+        if op.kind == FC_PLAN_CONV:
+            if (g.N, g.K, g.P * g.Q) != (op.N, op.C, op.L):
+                raise ValueError("output (N, C, L) does not match the geometry")
+            op.x = self._ref(d["x"], g.N * g.C * g.H * g.W, "x")
+            op.y = self._ref(d["y"], ysize, "y")
+            op.w = self._param(d["w"], g.K * (g.C // g.groups) * g.R * g.S, "w")
+            op.b = self._param(d.get("b"), g.K, "b")
+            if op.algo == FC_PLAN_GEMV:
+                raise ValueError("gemv is for linear ops")
+            op.fused_pool = _PLAN_KINDS[d["fused_pool"]] if d.get("fused_pool") else 0
+            if op.fused_pool:
+                if op.fused_pool not in (FC_PLAN_MAXPOOL, FC_PLAN_AVGPOOL) or \
+                        (pg.N, pg.C, pg.H, pg.W) != (g.N, g.K, g.P, g.Q):
+                    raise ValueError("the fused pool does not take the convolution's output")
+                op.y2 = self._ref(d["y2"], pg.N * pg.C * pg.P * pg.Q, "y2")
+                if op.fused_pool == FC_PLAN_MAXPOOL:
+                    nidx = pg.N * pg.C * pg.P * pg.Q * 8 // self.itemsize
+                    op.aux = self._ref(d["aux"], nidx, "aux")
+        elif op.kind == FC_PLAN_LINEAR:
+            op.x = self._ref(d["x"], op.N * op.in_features, "x")
+            op.y = self._ref(d["y"], ysize, "y")
+            op.w = self._param(d["w"], op.C * op.in_features, "w")
+            op.b = self._param(d.get("b"), op.C, "b")
+            if op.L != 1 or op.algo not in (FC_PLAN_GEMM, FC_PLAN_GEMV):
+                raise ValueError("a linear op has L == 1 and algo gemm or gemv")
+        elif op.kind in (FC_PLAN_MAXPOOL, FC_PLAN_AVGPOOL):
+            if (pg.N, pg.C, pg.P * pg.Q) != (op.N, op.C, op.L):
+                raise ValueError("output (N, C, L) does not match the geometry")
+            op.x = self._ref(d["x"], pg.N * pg.C * pg.H * pg.W, "x")
+            op.y = self._ref(d["y"], ysize, "y")
+            if op.kind == FC_PLAN_MAXPOOL:
+                op.aux = self._ref(d["aux"], ysize * 8 // self.itemsize, "aux")
+        elif op.kind == FC_PLAN_GAP:
+            op.x = self._ref(d["x"], op.N * op.C * op.in_features, "x")
+            op.y = self._ref(d["y"], ysize, "y")
+            if op.L != 1 or op.in_features < 1:
+                raise ValueError("global pooling has L == 1 and in_features >= 1 pixels")
+        elif op.kind == FC_PLAN_EPI:
+            op.x = self._ref(d["x"], ysize, "x")
+            op.y = self._ref(d["y"], ysize, "y")
+            if op.x.slot == op.y.slot and op.x.off != op.y.off and \
+                    abs(op.x.off - op.y.off) < ysize:
+                raise ValueError("x and y overlap without being the same")
+        elif op.kind == FC_PLAN_COPY:
+            if op.ld < op.in_features:
+                raise ValueError("copy pitch shorter than a row")
+            op.x = self._ref(d["x"], op.N * op.in_features, "x")
+            op.y = self._ref(d["y"], (op.N - 1) * op.ld + op.in_features if op.N else 0, "y")
+        epis = d.get("epi", ())
+        if len(epis) > FC_PLAN_MAX_EPI:
+            raise ValueError(f"at most {FC_PLAN_MAX_EPI} epilogue steps")
+        if epis and op.kind == FC_PLAN_COPY:
+            raise ValueError("copy takes no epilogue")
+        op.nepi = len(epis)
+        for j, e in enumerate(epis):
+            op.epi[j].kind = _PLAN_EPIS[e[0]]
+            op.epi[j].p0 = self._param(e[1], op.C, "epilogue parameter") if e[1] is not None else NULL
+            op.epi[j].p1 = self._param(e[2], op.C, "epilogue parameter") if e[2] is not None else NULL
+            if op.epi[j].kind in (FC_EPI_AFFINE, FC_EPI_BIAS) and op.epi[j].p0 == NULL or \
+                    op.epi[j].kind == FC_EPI_AFFINE and op.epi[j].p1 == NULL:
+                raise ValueError("affine / bias steps need their parameters")
+            if op.epi[j].kind == FC_EPI_ADD:
+                op.epi[j].src = self._ref(e[3], ysize, "residual")
+            op.epi[j].a = e[4]
+            op.epi[j].b = e[5]
+        return 0
+
+
+def plan_run(PlanProgram prog, const real[::1] x, real[::1] y, real[::1] arena, int nthreads,
+             double[::1] op_seconds=None):
+    """Run a plan once: x the input, y the output, arena the intermediates (sizes as
+    the program was built for; the GIL is released for the whole forward)."""
+    if real is float:
+        if prog.itemsize != 4:
+            raise TypeError("plan_run: float32 buffers for a float64 plan")
+    else:
+        if prog.itemsize != 8:
+            raise TypeError("plan_run: float64 buffers for a float32 plan")
+    _need(x.shape[0], prog.x_size, "x")
+    _need(y.shape[0], prog.y_size, "y")
+    if arena.shape[0] < prog.arena_size:
+        raise ValueError(f"arena has {arena.shape[0]} elements, the plan needs {prog.arena_size}")
+    if op_seconds is not None:
+        _need(op_seconds.shape[0], prog.nops, "op_seconds")
+    cdef const real *xp = &x[0] if x.shape[0] else NULL
+    cdef real *yp = &y[0] if y.shape[0] else NULL
+    cdef real *ap = &arena[0] if arena.shape[0] else NULL
+    cdef double *tp = &op_seconds[0] if op_seconds is not None else NULL
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_plan_run_f32(prog.ops, prog.nops, xp, yp, ap, nthreads, tp)
+        else:
+            st = fc_plan_run_f64(prog.ops, prog.nops, xp, yp, ap, nthreads, tp)
+    _check(st, "compiled plan")
+
+
+def gemv(const real[:, ::1] w, const real[:, ::1] x, const real[::1] b, real[:, ::1] y,
+         int nthreads):
+    """y (nv, M) = x (nv, K) . w^T (M, K) (+ b when b is not empty), fc_gemv."""
+    cdef int64_t M = w.shape[0], Kd = w.shape[1], nv = x.shape[0]
+    if x.shape[1] != Kd or y.shape[0] != nv or y.shape[1] != M:
+        raise ValueError(f"gemv: shapes w {(M, Kd)}, x {(x.shape[0], x.shape[1])}, "
+                         f"y {(y.shape[0], y.shape[1])} do not match")
+    if b.shape[0] != 0:
+        _need(b.shape[0], M, "b")
+    if M == 0 or nv == 0:
+        return
+    cdef const real *wp = &w[0, 0] if Kd else NULL
+    cdef const real *xp = &x[0, 0] if Kd else NULL
+    cdef const real *bp = &b[0] if b.shape[0] else NULL
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_gemv_f32(M, Kd, wp, Kd, nv, xp, Kd, bp, &y[0, 0], M, nthreads)
+        else:
+            st = fc_gemv_f64(M, Kd, wp, Kd, nv, xp, Kd, bp, &y[0, 0], M, nthreads)
+    _check(st, "gemv")
