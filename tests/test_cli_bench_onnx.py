@@ -110,7 +110,7 @@ def test_bad_arguments_are_one_line_exit_2(lenet_onnx, capsys, extra, message):
     assert err.count("\n") == 1 and out == ""
 
 
-@pytest.mark.parametrize("name,message", [("nope.onnx", "no such file"), ("model.npz", "expected an .onnx file"),
+@pytest.mark.parametrize("name,message", [("nope.onnx", "no such model file"), ("model.npz", "must be an .onnx file"),
                                           ("corrupt.onnx", "is not a readable ONNX model"),
                                           (".", "is not a file")])
 def test_bad_files_are_one_line_exit_2(lenet_onnx, capsys, name, message):

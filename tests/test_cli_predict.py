@@ -132,7 +132,7 @@ BAD = [
     (["lenet.npz", "--input", "corrupt.npy"], "not a readable .npy file"),
     (["lenet.npz", "--input", "obj.npy"], "holds Python objects (object dtype)"),
     (["lenet.npz", "--input", "complex.npy"], "has dtype complex64"),
-    (["lenet.npz", "--input", "text.npy"], "predict needs a real numeric array"),
+    (["lenet.npz", "--input", "text.npy"], "a real numeric array is needed"),
     (["lenet.npz", "--input", "x64.npy"], "is float64 but the model computes in float32"),
     (["lenet.onnx", "--input", "x64.npy"], "is float64 but the model computes in float32"),
     (["lenet.npz", "--input", "wrong_c.npy"], "expects 1 input channels"),

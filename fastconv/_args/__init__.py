@@ -13,7 +13,8 @@ layers, the trainer, the data loaders and the command line. Its modules, by conc
   deformable convolution;
 * :mod:`.inputs`: the whole argument check of the further operators, shared by their
   native and reference versions;
-* :mod:`.paths`: flags, non-finite data values, output files and folders;
+* :mod:`.paths`: flags, non-finite data values, input and output files and folders,
+  arrays read from files;
 * :mod:`.quant`: int8 / uint8 operands, zero points, scales and kernel epilogues.
 
 Import the names from here (``from fastconv._args import conv_params``).
@@ -66,7 +67,7 @@ from .geometry_extra import (  # noqa: F401
     single,
 )
 from .inputs import conv1d_inputs, conv_transpose_inputs, deform_inputs  # noqa: F401
-from .paths import as_bool, first_nonfinite, output_dir, output_file  # noqa: F401
+from .paths import as_bool, first_nonfinite, input_file, output_dir, output_file, samples_array  # noqa: F401
 from .quant import (  # noqa: F401
     MAX_K,
     Epilogue,

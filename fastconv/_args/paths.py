@@ -101,3 +101,36 @@ def output_dir(path, name):
     if not p.exists():
         _check_folder_usable(p, name, text)
     return p
+
+
+def input_file(path, what, suffixes=None, expected=None):
+    """``path`` (str or PathLike) as a :class:`~pathlib.Path` to an existing regular file
+    whose suffix (any case) is one of ``suffixes`` (when given). ``what`` names it in the
+    messages ("the model", "the input"); ``expected`` says what the file should be
+    ("a .npy file (numpy.save)"). FileNotFoundError when nothing is there, ValueError
+    for a folder or a wrong suffix."""
+    _, p = _as_path(path, what)
+    if not p.exists():
+        raise FileNotFoundError(f"no such {what.split()[-1]} file: {path}")
+    if not p.is_file():
+        raise ValueError(f"{what} {path} is not a file")
+    if suffixes is not None and p.suffix.lower() not in tuple(s.lower() for s in suffixes):
+        want = expected or " or ".join(suffixes) + " file"
+        raise ValueError(f"{what} {path} must be {want}")
+    return p
+
+
+def samples_array(x, what):
+    """Check that the array ``x`` read from a file holds real numbers (integers or
+    floats) with samples along its first axis, at least one; ValueError otherwise."""
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"{what} is not an array file")
+    if x.dtype.kind not in "iuf":
+        raise ValueError(f"{what} has dtype {x.dtype}; a real numeric array is needed "
+                         "(float32 or float64, or integers)")
+    if x.ndim < 2:
+        raise ValueError(f"{what} has shape {x.shape}; expected samples along the first axis, "
+                         "e.g. (N, C, H, W) (for one image use x[None])")
+    if x.shape[0] == 0:
+        raise ValueError(f"{what} holds no samples (shape {x.shape})")
+    return x

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import onnx as fc_onnx
+from .._args.paths import input_file
 from ..onnx.errors import require_onnx
 
 __all__ = ["OnnxFile", "read", "network", "check_input"]
@@ -50,13 +51,7 @@ def _one_line(exc):
 def read(path):
     """Parse the ONNX file at ``path``; an :class:`OnnxFile`, or ValueError (FileNotFoundError
     for a missing file) with a one-line message."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    if not p.is_file():
-        raise ValueError(f"{path} is not a file")
-    if p.suffix.lower() != ".onnx":
-        raise ValueError(f"{path}: expected an .onnx file")
+    p = input_file(path, "the ONNX model", (".onnx",), "an .onnx file")
     try:
         onnx = require_onnx()
     except ImportError as e:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._args.paths import output_file
+from .._args.paths import input_file, output_file, samples_array
 from .._fileio import atomic_write
 from .._runtime import get_num_threads, set_num_threads
 from .._version import __version__
@@ -52,25 +52,19 @@ def add_parser(sub):
 
 
 def _model_kind(path):
-    p = Path(path)
-    if not p.exists():
-        raise CLIError(f"no such model file: {path}")
-    if not p.is_file():
-        raise CLIError(f"the model {path} is not a file")
-    kind = p.suffix.lower()
-    if kind not in (".npz", ".onnx"):
-        raise CLIError(f"the model {path} must be a .npz file (fastconv train --save) or an .onnx file")
-    return kind
+    try:
+        p = input_file(path, "the model", (".npz", ".onnx"),
+                       "a .npz file (fastconv train --save) or an .onnx file")
+    except (TypeError, ValueError, OSError) as exc:
+        raise CLIError(one_line(exc)) from None
+    return p.suffix.lower()
 
 
 def _read_input(path):
-    p = Path(path)
-    if not p.exists():
-        raise CLIError(f"no such input file: {path}")
-    if not p.is_file():
-        raise CLIError(f"the input {path} is not a file")
-    if p.suffix.lower() != ".npy":
-        raise CLIError(f"the input {path} must be a .npy file (numpy.save)")
+    try:
+        p = input_file(path, "the input", (".npy",), "a .npy file (numpy.save)")
+    except (TypeError, ValueError, OSError) as exc:
+        raise CLIError(one_line(exc)) from None
     try:
         x = np.load(p, allow_pickle=False)
     except ValueError as exc:
@@ -80,17 +74,11 @@ def _read_input(path):
         raise CLIError(f"the input {path} is not a readable .npy file: {one_line(exc)}") from None
     except (OSError, EOFError) as exc:
         raise CLIError(f"the input {path} is not a readable .npy file: {one_line(exc)}") from None
-    if not isinstance(x, np.ndarray):  # np.load gives an NpzFile for a .npz renamed .npy
-        raise CLIError(f"the input {path} is not a .npy array file")
-    if x.dtype.kind not in "iuf":
-        raise CLIError(f"the input {path} has dtype {x.dtype}; predict needs a real numeric array "
-                       "(float32 or float64, or integers)")
-    if x.ndim < 2:
-        raise CLIError(f"the input {path} has shape {x.shape}; expected samples along the first axis, "
-                       "e.g. (N, C, H, W) (for one image use x[None])")
-    if x.shape[0] == 0:
-        raise CLIError(f"the input {path} holds no samples (shape {x.shape})")
-    return x
+    try:
+        # np.load gives an NpzFile for a .npz renamed .npy: not an array
+        return samples_array(x, f"the input {path}")
+    except ValueError as exc:
+        raise CLIError(one_line(exc)) from None
 
 
 def _cast(x, dtype, path):
