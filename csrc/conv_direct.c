@@ -2,8 +2,9 @@
  * conv_direct.c: direct (no im2col, no GEMM) 2-D convolution for float and
  * double: forward, backward-data and backward-weight (+ bias gradient).
  * The bodies live in conv_direct.inc, included below once per (type, SIMD
- * instance) for the vector kernels and once per type for the portable loops
- * and the entry points; this file holds the type-independent helpers (slab
+ * instance) for the vector kernels (conv_direct_vec.inc) and once per type
+ * for the portable loops and the entry points (conv_direct_entry.inc); this
+ * file holds the type-independent helpers (slab
  * layout, vector positions). The geometry check is fc_conv_geom_check
  * (geom.c), the interval solver fc_interval (fc_internal.h).
  *
@@ -308,7 +309,7 @@ static void direct_pos_rows(dir_pos *ps, int64_t at, int64_t nrows, int64_t widt
  * taps with one plane. 32 registers with AVX-512 (4 x 6 = 24 accumulators),
  * 16 with AVX2 and SSE2. */
 /* What the backward-weight vector kernel of one call works with (filled by
- * the entry point; see bwd_weight_units in conv_direct.inc). */
+ * the entry point; see bwd_weight_units in conv_direct_vec.inc). */
 typedef struct {
     int64_t nkb;        /* output-channel blocks per group */
     int64_t cb, ncb;    /* input channels per unit, blocks of them per group */

@@ -1,6 +1,6 @@
 /*
  * pool.c: max and average pooling, forward and backward, for float and
- * double (bodies in pool.inc).
+ * double (bodies in pool.inc, which includes pool_bwd.inc and pool_entry.inc).
  *
  * SIMD: the row loops of max / average pooling are written with GCC / clang
  * vector extensions (max) or as plain unit-stride loops the compiler

@@ -1,7 +1,8 @@
 /*
  * winograd.c: Winograd convolution for 3x3, stride-1, dilation-1 layers, for
  * float and double: forward, backward-data and backward-weight (the bodies
- * live in winograd.inc, included once per type below).
+ * live in winograd.inc, included once per type below, with its parts
+ * winograd_xform.inc and winograd_bwdw.inc).
  *
  * Algorithm: F(m x m, 3 x 3) with alpha = m + 2. The output is cut into
  * m x m tiles; tile t reads an alpha x alpha input patch d_t. With the
