@@ -5,11 +5,14 @@
  * backward, and the backward through the batch statistics.
  *
  * Reductions are per channel, each channel by one thread, over n in order and
- * each row with 8 interleaved double lanes combined in lane order: the result
- * does not depend on the thread count.
+ * each row with FC_BN_LANES interleaved double lanes combined in lane order: the
+ * result does not depend on the thread count (nor on the SIMD instance).
  */
 #include <math.h>
 #include "fc_internal.h"
+
+/* Double accumulators per sum (see batchnorm_chan.inc). */
+#define FC_BN_LANES 16
 
 /* Loops go parallel only above this many elements. */
 #define FC_BN_PAR_MIN ((int64_t)1 << 15)
@@ -31,6 +34,18 @@ static int bn_threads(int nthreads, int64_t units, int64_t work)
     if ((int64_t)nt > units) nt = (int)(units < 1 ? 1 : units);
     return nt;
 }
+
+/* SIMD: the loops (batchnorm_chan.inc) are compiled once per ISA, a portable
+ * instance and, on x86 with GCC / clang, AVX2 and AVX-512 ones through
+ * function target attributes, picked per call by fc_isa_level(). */
+#if !defined(FC_BN_NO_MULTIVERSION) && FC_GNUC && FC_X86
+#define FC_BN_X86 1
+#else
+#define FC_BN_X86 0
+#endif
+
+/* base_ISA_SFX: the name of a loop in the instance being compiled. */
+#define FC_BN(base) FC_NAME(FC_CAT(base, FC_ISA))
 
 #define T float
 #define SFX f32
