@@ -208,7 +208,25 @@ fc_status fc_bias_add_##SFX(int64_t N, int64_t K, int64_t L, const T *restrict b
                           T *restrict y, int nthreads);                            \
 /* Bias gradient: db[k] = sum over n, l of dy[n,k,l]; db overwritten. */           \
 fc_status fc_bias_grad_##SFX(int64_t N, int64_t K, int64_t L,                     \
-                          const T *restrict dy, T *restrict db, int nthreads);
+                          const T *restrict dy, T *restrict db, int nthreads);     \
+/* Batch normalisation over x (N, C, L), L = H*W (batchnorm.c). Training forward: \
+ * per-channel batch mean, biased var (summed in double), invstd = 1/sqrt(var+eps)\
+ * and y = (x - mean) * invstd * gamma + beta (gamma, beta NULL: 1, 0). */         \
+fc_status fc_bn_fwd_train_##SFX(int64_t N, int64_t C, int64_t L, double eps,      \
+                          const T *restrict x, const T *restrict gamma,            \
+                          const T *restrict beta, T *restrict y, T *restrict mean, \
+                          T *restrict var, T *restrict invstd, int nthreads);      \
+/* y = (x - m[c]) * s[c] + b[c] (m, b NULL: 0); y may be x. */                     \
+fc_status fc_bn_affine_##SFX(int64_t N, int64_t C, int64_t L, const T *x,         \
+                          const T *restrict m, const T *restrict s,                \
+                          const T *restrict b, T *y, int nthreads);                \
+/* Backward through batch statistics: sum_dy, sum_dy_xhat (C) and, when dx is not \
+ * NULL, dx = gamma*invstd*(dy - sum_dy/n - xhat*sum_dy_xhat/n), n = N*L. */        \
+fc_status fc_bn_bwd_##SFX(int64_t N, int64_t C, int64_t L, const T *restrict x,   \
+                          const T *restrict dy, const T *restrict mean,            \
+                          const T *restrict invstd, const T *restrict gamma,       \
+                          T *restrict sum_dy, T *restrict sum_dy_xhat,             \
+                          T *restrict dx, int nthreads);
 
 FC_DECLARE_ALL(float, f32)
 FC_DECLARE_ALL(double, f64)

@@ -7,8 +7,8 @@ Two backends exist:
 ``"reference"``
     :mod:`fastconv.reference`, the plain NumPy oracle.
 
-Only the convolution, pooling, ReLU and Linear calls of the layers go through
-the backend; the layers written in plain NumPy (BatchNorm2D, the other
+Only the convolution, pooling, ReLU, Linear and batch-norm calls of the layers go through
+the backend; the layers written in plain NumPy (the other
 activations, Dropout, the losses) run the same code on both. So a whole
 training run can be repeated on the oracle and compared::
 

@@ -100,6 +100,24 @@ cdef extern from "fastconv.h" nogil:
     fc_status fc_bias_grad_f32(int64_t N, int64_t K, int64_t L, const float *dy, float *db, int nthreads)
     fc_status fc_bias_grad_f64(int64_t N, int64_t K, int64_t L, const double *dy, double *db, int nthreads)
 
+    # batch normalisation (csrc/batchnorm.c)
+    fc_status fc_bn_fwd_train_f32(int64_t N, int64_t C, int64_t L, double eps, const float *x,
+                                  const float *gamma, const float *beta, float *y, float *mean,
+                                  float *var, float *invstd, int nthreads)
+    fc_status fc_bn_fwd_train_f64(int64_t N, int64_t C, int64_t L, double eps, const double *x,
+                                  const double *gamma, const double *beta, double *y,
+                                  double *mean, double *var, double *invstd, int nthreads)
+    fc_status fc_bn_affine_f32(int64_t N, int64_t C, int64_t L, const float *x, const float *m,
+                               const float *s, const float *b, float *y, int nthreads)
+    fc_status fc_bn_affine_f64(int64_t N, int64_t C, int64_t L, const double *x, const double *m,
+                               const double *s, const double *b, double *y, int nthreads)
+    fc_status fc_bn_bwd_f32(int64_t N, int64_t C, int64_t L, const float *x, const float *dy,
+                            const float *mean, const float *invstd, const float *gamma,
+                            float *sum_dy, float *sum_dy_xhat, float *dx, int nthreads)
+    fc_status fc_bn_bwd_f64(int64_t N, int64_t C, int64_t L, const double *x, const double *dy,
+                            const double *mean, const double *invstd, const double *gamma,
+                            double *sum_dy, double *sum_dy_xhat, double *dx, int nthreads)
+
 
 # fastconv's own GEMM (csrc/gemm.h, private to the package: bound for the tests
 # and for functional.linear).

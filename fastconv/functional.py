@@ -368,3 +368,4 @@ from .functional_adaptive_pool import adaptive_avg_pool2d, adaptive_avg_pool2d_b
 from .functional_lp_pool import lp_pool2d, lp_pool2d_backward  # noqa: E402,F401
 from .functional_conv1d import conv1d, conv1d_backward  # noqa: E402,F401
 from .functional_deform import deform_conv2d, deform_conv2d_backward  # noqa: E402,F401
+from .functional_batchnorm import batch_norm_affine, batch_norm_backward, batch_norm_train  # noqa: E402,F401

@@ -561,4 +561,5 @@ from .reference_adaptive_pool import adaptive_avg_pool2d, adaptive_avg_pool2d_ba
 from .reference_lp_pool import lp_pool2d, lp_pool2d_backward  # noqa: E402,F401
 from .reference_conv1d import conv1d, conv1d_backward  # noqa: E402,F401
 from .reference_deform import deform_conv2d, deform_conv2d_backward  # noqa: E402,F401
+from .reference_batchnorm import batch_norm_affine, batch_norm_backward, batch_norm_train  # noqa: E402,F401
 from .qreference import *  # noqa: E402,F401,F403  (the int8 oracle: qconv2d, qlinear, qgemm, ...)

@@ -45,6 +45,7 @@ LAYERS = [
              "fastconv.functional_conv_transpose", "fastconv.reference_conv_transpose",
              "fastconv.functional_adaptive_pool", "fastconv.reference_adaptive_pool",
              "fastconv.functional_lp_pool", "fastconv.reference_lp_pool",
+             "fastconv.functional_batchnorm", "fastconv.reference_batchnorm",
              "fastconv.functional_conv1d", "fastconv.reference_conv1d",
              "fastconv.functional_deform", "fastconv.reference_deform",
              "fastconv.qfunctional", "fastconv.qreference"]),

@@ -11,7 +11,7 @@ layers, the trainer, the data loaders and the command line. Its modules, by conc
   PyTorch's output-size rules and int64 overflow checks;
 * :mod:`.geometry_extra`: transposed and 1-d convolution, adaptive and Lp pooling,
   deformable convolution;
-* :mod:`.inputs`: the whole argument check of the further operators, shared by their
+* :mod:`.inputs`: the whole argument check of the further operators (and batch norm), shared by their
   native and reference versions;
 * :mod:`.paths`: flags, non-finite data values, input and output files and folders,
   arrays read from files;
@@ -66,7 +66,12 @@ from .geometry_extra import (  # noqa: F401
     lp_pool_params,
     single,
 )
-from .inputs import conv1d_inputs, conv_transpose_inputs, deform_inputs  # noqa: F401
+from .inputs import (  # noqa: F401
+    batch_norm_inputs,
+    conv1d_inputs,
+    conv_transpose_inputs,
+    deform_inputs,
+)
 from .paths import as_bool, first_nonfinite, input_file, output_dir, output_file, samples_array  # noqa: F401
 from .quant import (  # noqa: F401
     MAX_K,

@@ -61,3 +61,21 @@ def deform_inputs(x, offset, w, b, stride, padding, dilation, mask, dy=None):
     if dy is not None:
         check_shape(dy, (p.N, p.K, p.P, p.Q), "dy")
     return p, dtype
+
+
+def batch_norm_inputs(x, channel, dy=None, batch_stats=False):
+    """batch_norm_train / batch_norm_affine / batch_norm_backward: x (N, C, H, W), the
+    per-channel vectors ``channel`` (``{name: array or None}``) of shape (C,), dy like x.
+    With ``batch_stats``, N*H*W must be at least 2 (a variance needs two values).
+    Returns ``(N, C, H*W, dtype)``."""
+    dtype = _arrays(dict(x=(x, 4)), dict(dy=(dy, 4), **{n: (v, 1) for n, v in channel.items()}))
+    N, C, H, W = x.shape
+    for name, v in channel.items():
+        if v is not None:
+            check_shape(v, (C,), name)
+    if dy is not None:
+        check_shape(dy, x.shape, "dy")
+    if batch_stats and N * H * W < 2:
+        raise ValueError(f"batch statistics need more than one value per channel, got input "
+                         f"shape {tuple(x.shape)}")
+    return N, C, H * W, dtype

@@ -68,17 +68,18 @@ class SyncBatchNorm2D(BatchNorm2D):
         self.running_mean[...] = (1 - f) * self.running_mean + f * mean
         self.running_var[...] = (1 - f) * self.running_var + f * (var * (n / (n - 1)))
         y = xhat * self.weight.data[:, None, None] + self.bias.data[:, None, None] if self.affine else xhat
-        self._cache = (xhat, invstd, True)
+        self._cache = (x, mean, invstd, True)      # BatchNorm2D's layout
         self._global_n = n
         return y
 
     def backward(self, dy):
         if self._cache is None:
             raise self._no_forward()
-        xhat, invstd, batch_stats = self._cache
+        x, mean, invstd, batch_stats = self._cache
         if not batch_stats:
             return super().backward(dy)
-        self._check_grad(dy, xhat.shape)
+        self._check_grad(dy, x.shape)
+        xhat = (x - mean[:, None, None]) * invstd[:, None, None]
         C = self.num_features
         local = np.empty(2 * C, dtype=self.dtype)
         local[:C] = dy.sum(axis=(0, 2, 3))

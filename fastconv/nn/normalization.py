@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._args import as_float, as_int
+from .._backend import ops
 from .module import Module, Parameter
 
 __all__ = ["BatchNorm2D"]
@@ -55,6 +56,8 @@ class BatchNorm2D(Module):
         running statistics in eval), then scaled by weight and shifted by bias."""
         self._check_input(x, 4, self.num_features)
         N, C, H, W = x.shape
+        w = self.weight.data if self.affine else None
+        b = self.bias.data if self.affine else None
         if self.training:
             n = N * H * W
             if n < 2:
@@ -62,28 +65,19 @@ class BatchNorm2D(Module):
                     f"{self._short()} in training mode needs more than one value per channel, "
                     f"got input shape {x.shape}"
                 )
-            # Sums over the contiguous H*W rows first, then over the batch; xhat is
-            # built in one buffer (x - mean, scaled in place): fewer passes over the
-            # activations than mean / square / mean / multiply.
-            mean = x.reshape(N, C, -1).sum(axis=2).sum(axis=0) / n
-            xhat = x - mean[:, None, None]
-            xh3 = xhat.reshape(N, C, -1)
-            var = np.einsum("ncl,ncl->c", xh3, xh3) / n
-            invstd = 1 / np.sqrt(var + self.eps)
-            xhat *= invstd[:, None, None]
+            # One kernel call: per-channel mean and biased variance (summed in double),
+            # invstd, and y. xhat is never stored: backward recomputes it from x.
+            y, mean, var, invstd = ops().batch_norm_train(x, w, b, self.eps)
             self.num_batches_tracked += 1
             f = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
             self.running_mean[...] = (1 - f) * self.running_mean + f * mean
             self.running_var[...] = (1 - f) * self.running_var + f * (var * (n / (n - 1)))
         else:
             invstd = 1 / np.sqrt(self.running_var + self.eps)
-            xhat = (x - self.running_mean[:, None, None]) * invstd[:, None, None]
-        if self.affine:
-            y = np.multiply(xhat, self.weight.data[:, None, None])
-            y += self.bias.data[:, None, None]
-        else:
-            y = xhat
-        self._cache = (xhat, invstd, bool(self.training))
+            mean = self.running_mean.copy()
+            y = ops().batch_norm_affine(x, mean, invstd if w is None else invstd * w, b)
+        # (input, mean, invstd, whether batch statistics were used): xhat = (x - mean) * invstd
+        self._cache = (x, mean, invstd, bool(self.training))
         return y
 
     def backward(self, dy):
@@ -91,28 +85,24 @@ class BatchNorm2D(Module):
         used); adds dL/dweight and dL/dbias to their ``.grad``."""
         if self._cache is None:
             raise self._no_forward()
-        xhat, invstd, batch_stats = self._cache
-        self._check_grad(dy, xhat.shape)
-        N, C = dy.shape[:2]
-        dy3 = dy.reshape(N, C, -1)
-        sum_dy = dy3.sum(axis=2).sum(axis=0)
-        sum_dy_xhat = np.einsum("ncl,ncl->c", dy3, xhat.reshape(N, C, -1))
-        if self.affine:
-            if self.weight.requires_grad:
+        x, mean, invstd, batch_stats = self._cache
+        self._check_grad(dy, x.shape)
+        w = self.weight.data if self.affine else None
+        want_w = self.affine and self.weight.requires_grad
+        want_b = self.affine and self.bias.requires_grad
+        need_dx = self.input_grad and batch_stats
+        dx = None
+        if want_w or want_b or need_dx:
+            dx, sum_dy, sum_dy_xhat = ops().batch_norm_backward(dy, x, mean, invstd, w, need_dx)
+            if want_w:
                 self.weight.grad += sum_dy_xhat
-            if self.bias.requires_grad:
+            if want_b:
                 self.bias.grad += sum_dy
         if not self.input_grad:
             return None
-        scale = invstd if not self.affine else self.weight.data * invstd
-        if not batch_stats:
-            return dy * scale[:, None, None]
-        n = dy.size // C
-        # scale * (dy - sum_dy / n - xhat * sum_dy_xhat / n), with one temporary
-        dx = np.multiply(xhat, (-scale * sum_dy_xhat / n)[:, None, None])
-        dx += dy * scale[:, None, None]
-        dx -= (scale * sum_dy / n)[:, None, None]
-        return dx
+        if batch_stats:
+            return dx
+        return ops().batch_norm_affine(dy, None, invstd if w is None else invstd * w, None)
 
     def extra_repr(self):
         s = f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
