@@ -34,6 +34,10 @@ GEMV_MAX_ROWS = 4
 #: A thread's whole-image conv calls cover about this many output bytes, so the
 #: epilogue and a fused pool find them in cache.
 CHUNK_BYTES = 1 << 19
+#: A conv run solo as Winograd (see _solo_winograd_pays) has at least this many input
+#: and output channels per group, and this many 4x4 output tiles in its batch.
+SOLO_MIN_CHANNELS = 64
+SOLO_MIN_TILES = 36
 #: Input shapes whose op arrays a plan keeps.
 MAX_SHAPES = 16
 
@@ -242,7 +246,7 @@ class _Compiled:
                      b=cast(n.attrs["b"]),
                      kalign=_kalign(p.K if p.groups == 1 else 0, 2 * _runtime.get_num_threads()),
                      chunk=max(1, CHUNK_BYTES // (p.K * p.P * p.Q * dt.itemsize)),
-                     epi=self._epi(n, ref))
+                     epi=self._epi(n, ref), solo=algo == "winograd" and _solo(p))
             q = n.attrs.get("pool")
             if q is not None:
                 pp = self.geoms[q.attrs["orig"]]
@@ -299,12 +303,12 @@ class _Compiled:
             algo = _auto_conv_algo(p, self.dtype)
             if algo == "im2col":            # no SIMD GEMM on this CPU: the plan has no NumPy path
                 algo = "gemm"
-            nth = _runtime.get_num_threads()
-            if algo == "winograd" and p.N % nth and p.groups == 1:
-                # the executor splits an image's output channels over the threads here, and
-                # each share repeats Winograd's input transform, which at batch 1 costs about
-                # as much as the products (measured: half the channels took 80-100% of the time)
-                algo = "direct"
+            if _solo(p) and _winograd_ok(p):
+                # the executor would split an image's output channels over the threads, and
+                # each share would repeat Winograd's input transform (at batch 1 about as
+                # much as the products); so Winograd runs solo here, or not at all
+                algo = "winograd" if _solo_winograd_pays(p) else \
+                    ("direct" if algo == "winograd" else algo)
         if algo == "winograd" and (not _winograd_ok(p) or not _finite(n.attrs["w"])):
             algo = "gemm"
         return algo
@@ -364,6 +368,27 @@ class _Compiled:
                 continue
             out += [n.output] * (len(n.inputs) if n.op == "concat" else 1)
         return out
+
+
+def _solo(p):
+    """A conv whose batch does not divide over the threads (so the executor would cut
+    images into channel shares) and that is not grouped: as Winograd it runs solo."""
+    nth = _runtime.get_num_threads()
+    return nth > 1 and p.N % nth != 0 and p.groups == 1
+
+
+def _solo_winograd_pays(p):
+    """Winograd run solo (all threads, outside the shared region) beats the shared
+    direct / GEMM conv at a batch that does not divide over the threads when both
+    channel counts reach SOLO_MIN_CHANNELS and there are at least SOLO_MIN_TILES
+    output tiles of 4x4. Measured at batch 1, 2 threads (float32, per-op profile):
+    64 -> 64 channels 56x56 0.6-0.9x the direct conv's time, 128 -> 128 28x28
+    0.6-1.0x the GEMM's; 256 -> 256 14x14 (16 tiles) 1.1-2.2x, 512 -> 512 7x7
+    2-2.6x, 16 -> 64 55x55 1.4x, 32 -> 128 27x27 1.2x."""
+    cg, kg = p.C // p.groups, p.K // p.groups
+    if cg < SOLO_MIN_CHANNELS or kg < SOLO_MIN_CHANNELS or cg * kg > 2**17:
+        return False
+    return p.N * -(-p.P // 4) * -(-p.Q // 4) >= SOLO_MIN_TILES
 
 
 def _finite(a):
