@@ -5,7 +5,11 @@ executor's op array (``_kernels.PlanProgram``): one op per conv / linear /
 pool / eltwise node, each with its epilogue, views resolved to the buffers
 they view, a Concat as one copy per branch, and every intermediate placed in
 one arena by :mod:`.memory`. ``plan(x)`` is then one call into C with the GIL
-released. Concurrent calls from several threads are safe: the op array is
+released. A Winograd conv at a batch that does not divide over the threads runs
+"solo" (see :func:`_solo_winograd_pays`): the shared parallel region ends before it,
+its kernel runs with all the threads, and the next region starts with its epilogue
+and fused pool (sharing the image's channels would repeat Winograd's input
+transform in every share). Concurrent calls from several threads are safe: the op array is
 read-only, and each call takes its own arena from a small pool (a new one
 when all are in use, returned after the call), so calls never share memory.
 """
