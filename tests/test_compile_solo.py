@@ -142,3 +142,21 @@ def test_only_a_conv_runs_solo():
     K.PlanProgram([op], 4, 4, 3, 0)
     with pytest.raises(ValueError, match="solo"):
         K.PlanProgram([dict(op, solo=True)], 4, 4, 3, 0)
+
+
+@pytest.mark.parametrize("nthreads", [2, 3])
+@pytest.mark.parametrize("K", [7, 13, 50])
+def test_channel_shares_one_per_thread(threads, nthreads, K):
+    """Batch-1 / odd-batch convs are cut into one share of output channels per thread
+    (blocks of _kalign's alignment): odd channel counts, with a fused pool."""
+    fastconv.set_num_threads(nthreads)
+    dt = np.float64
+    model = nn.Sequential(nn.Conv2D(3, K, 5, dtype=dt, seed=1), nn.MaxPool2D(2, dtype=dt),
+                          nn.ReLU(dtype=dt), nn.Conv2D(K, K + 3, 3, padding=1, dtype=dt, seed=2),
+                          nn.ReLU6(dtype=dt))
+    plan = fastconv.compile(model)
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 3, 14, 14)).astype(dt)
+        check(plan, model, x, f"batch {batch}")
+        for d in plan.compiled_for(x).ops:
+            assert -(-d["C"] // d["kalign"]) <= nthreads
