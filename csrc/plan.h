@@ -70,6 +70,9 @@ typedef struct {
     int64_t ld;           /* COPY: the destination row pitch */
     int64_t kalign;       /* CONV: output channels of a thread's share are a multiple of this */
     int64_t chunk;        /* CONV: images per kernel call when a thread has whole images */
+    int32_t solo;         /* CONV: run by its kernel with all the threads, outside the shared
+                             region (the region ends before it and a new one starts with its
+                             epilogue and fused pool; see fc_plan_run) */
     fc_plan_ref x, y;     /* input, output */
     fc_plan_ref y2;       /* CONV with a fused pool: the pooled output */
     fc_plan_ref aux;      /* max pool indices (int64 scratch, offset in elements of T) */

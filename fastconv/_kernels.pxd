@@ -177,6 +177,7 @@ cdef extern from "plan.h" nogil:
         int64_t ld
         int64_t kalign
         int64_t chunk
+        int32_t solo
         fc_plan_ref x, y, y2, aux
         const void *w
         const void *b

@@ -89,6 +89,9 @@ cdef class PlanProgram:
         op.ld = d.get("ld", 0)
         op.kalign = max(1, d.get("kalign", 16))
         op.chunk = max(1, d.get("chunk", 1))
+        op.solo = 1 if d.get("solo") else 0
+        if op.solo and kind != "conv":
+            raise ValueError("only a conv op runs solo")
         if op.N < 0 or op.C < 1 or op.L < 1 or op.in_features < 0:
             raise ValueError("bad sizes")
         if "conv" in d:

@@ -5,7 +5,11 @@ executor's op array (``_kernels.PlanProgram``): one op per conv / linear /
 pool / eltwise node, each with its epilogue, views resolved to the buffers
 they view, a Concat as one copy per branch, and every intermediate placed in
 one arena by :mod:`.memory`. ``plan(x)`` is then one call into C with the GIL
-released. Concurrent calls from several threads are safe: the op array is
+released. A Winograd conv at a batch that does not divide over the threads runs
+"solo" (see :func:`_solo_winograd_pays`): the shared parallel region ends before it,
+its kernel runs with all the threads, and the next region starts with its epilogue
+and fused pool (sharing the image's channels would repeat Winograd's input
+transform in every share). Concurrent calls from several threads are safe: the op array is
 read-only, and each call takes its own arena from a small pool (a new one
 when all are in use, returned after the call), so calls never share memory.
 """
@@ -34,6 +38,10 @@ GEMV_MAX_ROWS = 4
 #: A thread's whole-image conv calls cover about this many output bytes, so the
 #: epilogue and a fused pool find them in cache.
 CHUNK_BYTES = 1 << 19
+#: A conv run solo as Winograd (see _solo_winograd_pays) has at least this many input
+#: and output channels per group, and this many 4x4 output tiles in its batch.
+SOLO_MIN_CHANNELS = 64
+SOLO_MIN_TILES = 36
 #: Input shapes whose op arrays a plan keeps.
 MAX_SHAPES = 16
 
@@ -240,9 +248,9 @@ class _Compiled:
             d = dict(kind="conv", algo=algo, N=p.N, C=p.K, L=p.P * p.Q,
                      conv=_conv_tuple(p), x=ref(n.inputs[0]), w=cast(n.attrs["w"]),
                      b=cast(n.attrs["b"]),
-                     kalign=_kalign(p.K if p.groups == 1 else 0, 2 * _runtime.get_num_threads()),
+                     kalign=_conv_kalign(p, _runtime.get_num_threads()),
                      chunk=max(1, CHUNK_BYTES // (p.K * p.P * p.Q * dt.itemsize)),
-                     epi=self._epi(n, ref))
+                     epi=self._epi(n, ref), solo=_runs_solo(p, algo))
             q = n.attrs.get("pool")
             if q is not None:
                 pp = self.geoms[q.attrs["orig"]]
@@ -299,12 +307,12 @@ class _Compiled:
             algo = _auto_conv_algo(p, self.dtype)
             if algo == "im2col":            # no SIMD GEMM on this CPU: the plan has no NumPy path
                 algo = "gemm"
-            nth = _runtime.get_num_threads()
-            if algo == "winograd" and p.N % nth and p.groups == 1:
-                # the executor splits an image's output channels over the threads here, and
-                # each share repeats Winograd's input transform, which at batch 1 costs about
-                # as much as the products (measured: half the channels took 80-100% of the time)
-                algo = "direct"
+            if _solo(p) and _winograd_ok(p):
+                # the executor would split an image's output channels over the threads, and
+                # each share would repeat Winograd's input transform (at batch 1 about as
+                # much as the products); so Winograd runs solo here, or not at all
+                algo = "winograd" if _solo_winograd_pays(p) else \
+                    ("direct" if algo == "winograd" else algo)
         if algo == "winograd" and (not _winograd_ok(p) or not _finite(n.attrs["w"])):
             algo = "gemm"
         return algo
@@ -366,6 +374,31 @@ class _Compiled:
         return out
 
 
+def _solo(p):
+    """A conv whose batch does not divide over the threads (so the executor would cut
+    images into channel shares) and that is not grouped: as Winograd it runs solo."""
+    nth = _runtime.get_num_threads()
+    return nth > 1 and p.N % nth != 0 and p.groups == 1
+
+
+def _runs_solo(p, algo):
+    return algo == "winograd" and _solo(p)
+
+
+def _solo_winograd_pays(p):
+    """Winograd run solo (all threads, outside the shared region) beats the shared
+    direct / GEMM conv at a batch that does not divide over the threads when both
+    channel counts reach SOLO_MIN_CHANNELS and there are at least SOLO_MIN_TILES
+    output tiles of 4x4. Measured at batch 1, 2 threads (float32, per-op profile):
+    64 -> 64 channels 56x56 0.6-0.9x the direct conv's time, 128 -> 128 28x28
+    0.6-1.0x the GEMM's; 256 -> 256 14x14 (16 tiles) 1.1-2.2x, 512 -> 512 7x7
+    2-2.6x, 16 -> 64 55x55 1.4x, 32 -> 128 27x27 1.2x."""
+    cg, kg = p.C // p.groups, p.K // p.groups
+    if cg < SOLO_MIN_CHANNELS or kg < SOLO_MIN_CHANNELS or cg * kg > 2**17:
+        return False
+    return p.N * -(-p.P // 4) * -(-p.Q // 4) >= SOLO_MIN_TILES
+
+
 def _finite(a):
     return bool(np.isfinite(a).all())
 
@@ -393,6 +426,20 @@ def _kalign(K, parts):
         if -(-blocks // parts) * a <= 1.1 * K / parts or a == 1:
             return a
     return 1
+
+
+def _conv_kalign(p, nth):
+    """Channels per block of a conv whose images the executor splits by output channel:
+    blocks of _kalign's alignment, grouped so that an image is nth shares (one per
+    thread: every share repeats the input's im2col / packing, and the GEMM on a larger
+    share of channels runs faster; whole-network time at 2 threads against shares of
+    half as many channels, batch 1 / batch 3: lenet5 0.91x / 0.83x, vgg_small 0.88x /
+    0.93x, resnet18 0.92x / 0.95x, squeezenet1_1 0.88x / 0.91x, mobilenet_v2 0.90x /
+    0.89x). Grouped convs are split by group (1)."""
+    if p.groups != 1:
+        return 1
+    a = _kalign(p.K, nth)
+    return a * -(-(-(-p.K // a)) // nth)
 
 
 def _conv_tuple(p):
