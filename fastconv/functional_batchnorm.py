@@ -45,9 +45,8 @@ def batch_norm_train(x, weight, bias, eps):
 
 def batch_norm_affine(x, mean, scale, shift):
     """y = (x - mean) * scale + shift, per channel (``mean`` / ``shift`` None: 0)."""
-    N, C, L, dtype = batch_norm_inputs(x, dict(mean=mean, scale=scale, shift=shift))
-    if scale is None:
-        raise TypeError("scale must be a numpy.ndarray of shape (C,), got None")
+    N, C, L, dtype = batch_norm_inputs(x, dict(mean=mean, scale=scale, shift=shift),
+                                       required=("scale",))
     y = np.empty(x.shape, dtype)
     K.bn_affine(N, C, L, contiguous(x).reshape(-1), _vec(mean, dtype), contiguous(scale),
                 _vec(shift, dtype), y.reshape(-1), _runtime.kernel_threads(x.size))
@@ -60,9 +59,7 @@ def batch_norm_backward(dy, x, mean, invstd, weight, need_dx=True):
     weight * invstd * (dy - sum_dy / n - xhat * sum_dy_xhat / n), n = N*H*W
     (dx None unless ``need_dx``; ``weight`` None: 1). Only dx needs N*H*W >= 2."""
     N, C, L, dtype = batch_norm_inputs(x, dict(mean=mean, invstd=invstd, weight=weight), dy,
-                                       batch_stats=need_dx)
-    if mean is None or invstd is None:
-        raise TypeError("mean and invstd must be numpy.ndarrays of shape (C,)")
+                                       batch_stats=need_dx, required=("mean", "invstd"))
     dx = np.empty(x.shape, dtype) if need_dx else np.empty(0, dtype)
     sum_dy, sum_dy_xhat = np.empty(C, dtype), np.empty(C, dtype)
     if N * L == 0:          # no values: the sums are 0

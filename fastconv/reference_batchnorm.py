@@ -33,9 +33,8 @@ def batch_norm_train(x, weight, bias, eps):
 
 def batch_norm_affine(x, mean, scale, shift):
     """y = (x - mean) * scale + shift, per channel (``mean`` / ``shift`` None: 0)."""
-    N, C, L, dtype = batch_norm_inputs(x, dict(mean=mean, scale=scale, shift=shift))
-    if scale is None:
-        raise TypeError("scale must be a numpy.ndarray of shape (C,), got None")
+    N, C, L, dtype = batch_norm_inputs(x, dict(mean=mean, scale=scale, shift=shift),
+                                       required=("scale",))
     y = np.asarray(x, dtype) if mean is None else x - _c(mean)
     y = y * _c(scale)
     if shift is not None:
@@ -49,9 +48,7 @@ def batch_norm_backward(dy, x, mean, invstd, weight, need_dx=True):
     weight * invstd * (dy - sum_dy / n - xhat * sum_dy_xhat / n), n = N*H*W
     (dx None unless ``need_dx``; ``weight`` None: 1). Only dx needs N*H*W >= 2."""
     N, C, L, dtype = batch_norm_inputs(x, dict(mean=mean, invstd=invstd, weight=weight), dy,
-                                       batch_stats=need_dx)
-    if mean is None or invstd is None:
-        raise TypeError("mean and invstd must be numpy.ndarrays of shape (C,)")
+                                       batch_stats=need_dx, required=("mean", "invstd"))
     n = N * L
     dy64 = np.asarray(dy, np.float64)
     invstd64 = invstd.astype(np.float64)

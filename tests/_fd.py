@@ -1,4 +1,4 @@
-"""Central-difference helpers shared by the issue-14 op tests (float64, no torch)."""
+"""Central-difference helpers shared by the op and layer tests (float64, no torch)."""
 
 from __future__ import annotations
 

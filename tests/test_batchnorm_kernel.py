@@ -12,6 +12,7 @@ import fastconv
 from fastconv import _kernels, nn
 from fastconv import functional as F
 from fastconv import reference as R
+from _fd import check_layer
 from conftest import gemm_isas
 
 F32, F64 = np.float32, np.float64
@@ -191,32 +192,9 @@ def test_binding_checks_buffer_lengths():
 # ---------------------------------------------------------------- the layer
 
 
-def _gradcheck(layer, x, seed=0, eps=1e-6, rtol=1e-5, atol=1e-7):
-    rng = np.random.default_rng(seed)
-    layer.input_grad = True
-    r = rng.standard_normal(layer.forward(x).shape)
-    layer.zero_grad()
-    layer.forward(x)
-    dx = layer.backward(r)
-
-    def loss():
-        return float(np.sum(layer.forward(x) * r))
-
-    checks = [("input", x, dx)] + [(n, p.data, p.grad.copy()) for n, p in layer.named_parameters()]
-    for name, arr, ana in checks:
-        flat = arr.reshape(-1)
-        idx = rng.choice(flat.size, min(flat.size, 30), replace=False)
-        num = []
-        for i in idx:
-            o = flat[i]
-            flat[i] = o + eps
-            lp = loss()
-            flat[i] = o - eps
-            lm = loss()
-            flat[i] = o
-            num.append((lp - lm) / (2 * eps))
-        np.testing.assert_allclose(ana.reshape(-1)[idx], num, rtol=rtol, atol=atol,
-                                   err_msg=f"gradient of {name}")
+def _gradcheck(layer, x, seed=0):
+    """Input and parameter gradients against central differences (tests/_fd.py)."""
+    check_layer(layer, x, np.random.default_rng(seed), rtol=1e-5, atol=1e-7, limit=30)
 
 
 @pytest.mark.parametrize("shape", [(1, 2, 3, 4), (5, 1, 3, 3), (3, 4, 5, 1), (2, 3, 17, 19)])
@@ -311,3 +289,15 @@ def test_layer_against_torch(dtype, momentum, affine):
     ty.backward(torch.from_numpy(dy))
     np.testing.assert_allclose(layer.forward(x), ty.detach().numpy(), rtol=t, atol=t)
     np.testing.assert_allclose(layer.backward(dy), tx.grad.numpy(), rtol=t, atol=t)
+
+
+@pytest.mark.parametrize("mod", [F, R], ids=["native", "reference"])
+def test_required_vectors_name_themselves(mod):
+    x = np.ones((2, 3, 2, 2), F32)
+    v = np.ones(3, F32)
+    with pytest.raises(TypeError, match=r"^scale must be numpy.ndarray of shape \(C,\), got None"):
+        mod.batch_norm_affine(x, v, None, v)
+    with pytest.raises(TypeError, match=r"^mean and invstd must be numpy.ndarrays"):
+        mod.batch_norm_backward(x, x, None, None, v)
+    with pytest.raises(TypeError, match=r"^invstd must be numpy.ndarray "):
+        mod.batch_norm_backward(x, x, v, None, v)

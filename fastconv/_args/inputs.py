@@ -63,11 +63,15 @@ def deform_inputs(x, offset, w, b, stride, padding, dilation, mask, dy=None):
     return p, dtype
 
 
-def batch_norm_inputs(x, channel, dy=None, batch_stats=False):
+def batch_norm_inputs(x, channel, dy=None, batch_stats=False, required=()):
     """batch_norm_train / batch_norm_affine / batch_norm_backward: x (N, C, H, W), the
-    per-channel vectors ``channel`` (``{name: array or None}``) of shape (C,), dy like x.
-    With ``batch_stats``, N*H*W must be at least 2 (a variance needs two values).
-    Returns ``(N, C, H*W, dtype)``."""
+    per-channel vectors ``channel`` (``{name: array or None}``) of shape (C,), dy like x;
+    the names in ``required`` must not be None. With ``batch_stats``, N*H*W must be at
+    least 2 (a variance needs two values). Returns ``(N, C, H*W, dtype)``."""
+    missing = [n for n in required if channel.get(n) is None]
+    if missing:
+        raise TypeError(f"{' and '.join(missing)} must be numpy.ndarray{'s' if len(missing) > 1 else ''} "
+                        "of shape (C,), got None")
     dtype = _arrays(dict(x=(x, 4)), dict(dy=(dy, 4), **{n: (v, 1) for n, v in channel.items()}))
     N, C, H, W = x.shape
     for name, v in channel.items():
