@@ -439,7 +439,8 @@ def _conv_kalign(p, nth):
     if p.groups != 1:
         return 1
     a = _kalign(p.K, nth)
-    return a * -(-(-(-p.K // a)) // nth)
+    blocks = -(-p.K // a)                 # ceil(K / a)
+    return a * -(-blocks // nth)          # ceil(blocks / nth) blocks per share
 
 
 def _conv_tuple(p):
