@@ -161,7 +161,7 @@ cp "$ROOT/pyproject.toml" "$WORK/t/"
 cp -r "$ROOT/examples" "$WORK/t/examples"
 # tests/test_mutations.py runs the mutation harness, which finds the tests beside it.
 mkdir -p "$WORK/t/tools"
-cp "$ROOT/tools/mutate.py" "$WORK/t/tools/"
+cp "$ROOT"/tools/mutate.py "$ROOT"/tools/mutate_registry.py "$ROOT"/tools/mutations.py "$WORK/t/tools/"
 cp "$ROOT/BENCHMARKS.md" "$ROOT/README.md" "$WORK/t/"
 rm -rf "$WORK/t/tests/__pycache__"
 # The real-data tests look for MNIST beside the checkout (../shared/data/mnist).
