@@ -121,8 +121,9 @@ class Module:
     parameter gradients but skips the input gradient and returns None. The
     first layer of a network never needs it (nothing before it learns), so a
     network sets it False on its first layer: :class:`Sequential` passes its own
-    ``input_grad`` to its first child at forward/backward time (and to later
-    children only when no earlier child has a trainable parameter), and the
+    ``input_grad`` to its first child at backward time, and in training mode also at
+    forward time (and to later children only when no earlier child has a trainable
+    parameter), and the
     trainer, like the builders in :mod:`fastconv.models`, sets
     ``model.input_grad = False`` on the whole network. Set it back to True to
     get the gradient of the network's input (saliency maps, gradient checks).
