@@ -388,3 +388,40 @@ def test_eval_fusion_is_off_on_the_reference_backend_and_in_training():
     assert calls == []
     net.forward(x)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_joins_hand_their_output_to_an_inplace_activation(dtype):
+    # a residual join then ReLU (ResNet), and fixed-operand Add / Mul / Sub then an
+    # activation: eval equals training, backward included, and the activations ran in place
+    g = nn.Graph(inputs="x", outputs="y", nodes=[
+        ("c1", nn.Conv2D(3, 3, 3, padding=1), ["x"], ["a"]),
+        ("add", nn.Add(), ["a", "x"], ["s"]),
+        ("r1", nn.ReLU(), ["s"], ["r"]),
+        ("shift", nn.Sub(_x((1, 3, 1, 1), dtype, seed=11)), ["r"], ["t"]),
+        ("r2", nn.ReLU6(), ["t"], ["u"]),
+        ("scale", nn.Mul(_x((1, 3, 1, 1), dtype, seed=12)), ["u"], ["v"]),
+        ("r3", nn.Clip(min=-0.5, max=0.5), ["v"], ["y"]),
+    ], dtype=dtype, seed=0)
+    x = _x((2, 3, 5, 5), dtype)
+    g.input_grad = True
+    want = g.forward(x)
+    dy = _x(want.shape, dtype, seed=13)
+    g.zero_grad()
+    dx_want = g.backward(dy)
+    grads = [p.grad.copy() for p in g.parameters()]
+    g.eval()
+    ran = []
+    for name in ("r1", "r2", "r3"):
+        m = g._modules[name]
+        f = type(m)._forward_inplace
+        m.__dict__["_forward_inplace"] = (lambda a, m=m, f=f, name=name: (ran.append(name), f(m, a))[1])
+    y = g.forward(x)
+    assert ran == ["r1", "r2", "r3"]
+    np.testing.assert_array_equal(y, want)
+    g.zero_grad()
+    np.testing.assert_array_equal(g.backward(dy), dx_want)
+    for p, gr in zip(g.parameters(), grads):
+        np.testing.assert_array_equal(p.grad, gr)
+    # Div's backward reads its output: it keeps it, so nothing overwrites it
+    assert not nn.module.fresh_output(nn.Div())
