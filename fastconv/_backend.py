@@ -32,7 +32,7 @@ import threading
 
 from . import functional, reference
 
-__all__ = ["BACKENDS", "use_backend", "get_backend", "ops", "watch"]
+__all__ = ["BACKENDS", "use_backend", "get_backend", "ops", "plain_native", "watch"]
 
 #: The valid backend names.
 BACKENDS = ("native", "reference")
@@ -93,6 +93,14 @@ def ops():
     module = reference if _current == "reference" else functional
     observer = getattr(_local, "observer", None)
     return module if observer is None else _Watched(module, observer)
+
+
+def plain_native():
+    """True when :func:`ops` is :mod:`fastconv.functional` itself: the native backend, and
+    no :func:`watch` observer in this thread. Only then may a layer call the native
+    kernels through a shortcut of its own (:mod:`fastconv.functional_prepared`) instead
+    of through :func:`ops`: every other case must see each op as a call of the backend."""
+    return _current == "native" and getattr(_local, "observer", None) is None
 
 
 class _Watched:

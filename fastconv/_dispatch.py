@@ -27,6 +27,8 @@ __all__ = [
     "winograd_ok",
     "check_winograd",
     "choose_algo",
+    "policy_state",
+    "same_policy",
     "winograd_pays",
     "all_finite",
     "finite_safe",
@@ -91,6 +93,21 @@ def choose_algo(algo, p, backward=False, dtype=None):
     if winograd_pays(p):
         return "winograd"
     return "gemm"
+
+
+def policy_state():
+    """What :func:`choose_algo`'s answers depend on besides its arguments: the SIMD level
+    (``_kernels.set_isa`` changes it) and the tuning table in use (a new object whenever it
+    is read again: after ``fastconv tune`` writes it, or when the variables naming the
+    file change). A caller that keeps a choice keeps this with it and asks
+    :func:`same_policy` before reusing the choice."""
+    return (K.isa(), _tunetable.table())
+
+
+def same_policy(state):
+    """True when the policy is still the one ``state`` (from :func:`policy_state`) saw."""
+    isa, table = state
+    return K.isa() == isa and _tunetable.table() is table
 
 
 def winograd_pays(p):

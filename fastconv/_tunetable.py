@@ -28,7 +28,7 @@ from . import _kernels, _runtime
 from ._fileio import atomic_write
 from ._version import __version__
 
-__all__ = ["PASSES", "CANDIDATES", "FORMAT", "cache_path", "machine", "key", "lookup", "entries",
+__all__ = ["PASSES", "CANDIDATES", "FORMAT", "cache_path", "machine", "key", "lookup", "table", "entries",
            "clear", "forget", "write"]
 
 #: The passes a choice is made for.
@@ -110,6 +110,13 @@ def lookup(p, pass_, dtype):
     if not table:
         return None
     return table.get(key(p, pass_, dtype))
+
+
+def table():
+    """The table lookups answer from now ({key: algo}, read once as by :func:`lookup`). It is
+    a new object whenever the table is read again, so a caller may keep it and compare by
+    identity to learn whether a choice made from it is still current."""
+    return _load()
 
 
 def entries():

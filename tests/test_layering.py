@@ -41,7 +41,7 @@ LAYERS = [
     ("core", ["fastconv._version", "fastconv._env", "fastconv._fileio", "fastconv._args", "fastconv._runtime",
               "fastconv._timing", "fastconv._tunetable", "fastconv._dispatch"]),
     ("ops", ["fastconv.functional", "fastconv.reference", "fastconv._numpy_baseline",
-             "fastconv.functional_convpass",
+             "fastconv.functional_convpass", "fastconv.functional_prepared",
              "fastconv.functional_conv_transpose", "fastconv.reference_conv_transpose",
              "fastconv.functional_adaptive_pool", "fastconv.reference_adaptive_pool",
              "fastconv.functional_lp_pool", "fastconv.reference_lp_pool",

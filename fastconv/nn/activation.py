@@ -51,6 +51,15 @@ class ReLU(_Elementwise):
         # the output is all backward needs (and the next layer usually holds it anyway)
         return self._store(y, y)
 
+    def _forward_inplace(self, x):
+        """forward(x) written over x (see :func:`.module.inplace_forward`): NumPy's maximum
+        with 0 as the second operand gives the kernel's bits (-0.0 -> +0.0, NaN kept)."""
+        self._check_input(x)
+        np.maximum(x, self.dtype.type(0), out=x)
+        return self._store(x, x)
+
+    _inplace_of = forward
+
     def _grad(self, dy):
         return ops().relu_backward(dy, self._cache[0])
 
@@ -132,28 +141,38 @@ class Clip(_Elementwise):
             raise ValueError(f"min={self.min} must not exceed max={self.max}")
 
     def forward(self, x):
-        """y = x limited to [min, max] elementwise (NaN propagates); caches x, from
-        which backward finds where the gradient passes (one pass over x, no mask
-        made when no gradient is asked for)."""
+        """y = x limited to [min, max] elementwise (NaN propagates); caches y, from
+        which backward finds where the gradient passes (one pass, no mask made when no
+        gradient is asked for): min < y < max exactly where min < x < max."""
         self._check_input(x)
+        y = self._clip(x, None)
+        return self._store(y, y)
+
+    def _clip(self, x, out):
         t = self.dtype.type
         if self.min is not None and self.max is not None:
-            y = np.clip(x, t(self.min), t(self.max))      # one pass; NaN propagates
-        elif self.min is not None:
-            y = np.maximum(x, t(self.min))
-        elif self.max is not None:
-            y = np.minimum(x, t(self.max))
-        else:
-            y = x.copy()
-        return self._store(y, x)
+            return np.clip(x, t(self.min), t(self.max), out=out)   # one pass; NaN propagates
+        if self.min is not None:
+            return np.maximum(x, t(self.min), out=out)
+        if self.max is not None:
+            return np.minimum(x, t(self.max), out=out)
+        return x.copy() if out is None else x
+
+    def _forward_inplace(self, x):
+        """forward(x) written over x (see :func:`.module.inplace_forward`; the same bits)."""
+        self._check_input(x)
+        y = self._clip(x, x)
+        return self._store(y, y)
+
+    _inplace_of = forward
 
     def _grad(self, dy):
-        x = self._cache[0]
-        keep = np.ones(x.shape, bool)
+        y = self._cache[0]
+        keep = np.ones(y.shape, bool)
         if self.min is not None:
-            keep &= x > self.dtype.type(self.min)
+            keep &= y > self.dtype.type(self.min)
         if self.max is not None:
-            keep &= x < self.dtype.type(self.max)
+            keep &= y < self.dtype.type(self.max)
         return np.where(keep, dy, 0)
 
     def extra_repr(self):

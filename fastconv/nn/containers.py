@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._args import as_dtype, as_int
-from .module import Module
+from .._backend import plain_native
+from .module import Module, fresh_output, inplace_forward
 
 __all__ = ["Sequential", "Residual", "Concat"]
 
@@ -88,10 +89,24 @@ class Sequential(Module):
             need = need or child.has_trainable()
 
     def forward(self, x):
-        """Run the children in order, each on the previous one's output."""
-        self._route_input_grad()
-        for child in self._modules.values():
-            x = child.forward(x)
+        """Run the children in order, each on the previous one's output.
+
+        In eval mode on the native backend, an activation that can (ReLU, Clip/ReLU6)
+        writes its result over the output of the layer before it when that layer hands
+        the array over (:func:`.module.fresh_output`: a Conv2D, Linear, BatchNorm2D), so
+        no new array is made for it; the result and what backward uses are the same."""
+        if self.training:
+            self._route_input_grad()
+            for child in self._modules.values():
+                x = child.forward(x)
+        else:
+            # backward routes input_grad itself; no child's forward reads it
+            fuse = plain_native()
+            prev = None
+            for child in self._modules.values():
+                run = inplace_forward(child) if fuse and prev is not None and fresh_output(prev) else None
+                x = child.forward(x) if run is None else run(x)
+                prev = child
         self._ran_forward = True
         return x
 

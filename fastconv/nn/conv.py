@@ -6,7 +6,8 @@ import numpy as np
 
 from .. import _args
 from .._args import as_int, make_rng
-from .._backend import ops
+from .._backend import ops, plain_native
+from ..functional_prepared import conv2d_prepared
 from .init import check_init, fmt_pair, init_weight
 from .module import Module, Parameter
 
@@ -70,11 +71,17 @@ class Conv2D(Module):
     def forward(self, x):
         """x (N, in_channels, H, W) -> y (N, out_channels, P, Q); caches x for backward."""
         self._check_input(x, 4, self.in_channels)
+        w = self.weight.data
         b = None if self.bias is None else self.bias.data
-        y = ops().conv2d(x, self.weight.data, b, **self._conv_args())
+        if plain_native():
+            y = conv2d_prepared(x, w, b, self.stride, self.padding, self.dilation, self.groups)
+        else:
+            y = ops().conv2d(x, w, b, **self._conv_args())
         self._x = x
         self._y_shape = y.shape
         return y
+
+    _fresh_forward = forward
 
     def backward(self, dy):
         """dy (N, out_channels, P, Q) -> dx (N, in_channels, H, W); adds dL/dweight and

@@ -98,8 +98,11 @@ class _Binary(Module):
                 f"{self._short()}: operand shapes {a.shape} and {b.shape} do not broadcast"
             ) from None
         y = np.asarray(y, dtype=self.dtype)
-        self._cache = (a, b, y)
+        self._cache = (a, b, y if self._grad_needs_y else None, y.shape)
         return y
+
+    #: whether ``_grads`` reads the output's values (else only its shape is kept)
+    _grad_needs_y = True
 
     def backward(self, dy):
         """Gradients of the operands, each summed back to its own shape: (da, db) for
@@ -107,8 +110,8 @@ class _Binary(Module):
         is trainable."""
         if self._cache is None:
             raise self._no_forward()
-        a, b, y = self._cache
-        self._check_grad(dy, y.shape)
+        a, b, y, y_shape = self._cache
+        self._check_grad(dy, y_shape)
         need_in = bool(self.input_grad)
         p = self.other if isinstance(self.other, Parameter) and self.other.requires_grad else None
         if self.fixed:
@@ -141,6 +144,9 @@ class Add(_Binary):
     """``y = a + b`` with broadcasting; ``Add(other)``: ``y = x + other``."""
 
     symbol = "+"
+    # backward needs the operands only, so the output is the caller's alone
+    _grad_needs_y = False
+    _fresh_forward = _Binary.forward
 
     def _fwd(self, a, b):
         return a + b
@@ -153,6 +159,9 @@ class Sub(_Binary):
     """``y = a - b`` with broadcasting; ``Sub(other)``: ``y = x - other`` (``reverse``: ``other - x``)."""
 
     symbol = "-"
+    # backward needs the operands only, so the output is the caller's alone
+    _grad_needs_y = False
+    _fresh_forward = _Binary.forward
 
     def _fwd(self, a, b):
         return a - b
@@ -165,6 +174,9 @@ class Mul(_Binary):
     """``y = a * b`` with broadcasting; ``Mul(other)``: ``y = x * other``."""
 
     symbol = "*"
+    # backward needs the operands only, so the output is the caller's alone
+    _grad_needs_y = False
+    _fresh_forward = _Binary.forward
 
     def _fwd(self, a, b):
         return a * b

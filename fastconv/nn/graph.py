@@ -36,8 +36,9 @@ import heapq
 
 import numpy as np
 
+from .._backend import plain_native
 from .containers import _container_dtype, _runs_backward
-from .module import Module
+from .module import Module, fresh_output, inplace_forward
 
 __all__ = ["Graph"]
 
@@ -110,6 +111,21 @@ def _toposort(inputs, nodes):
     return order
 
 
+def _handover(wiring, outputs):
+    """For each node (in ``wiring``'s order): the name of the node whose output is its only
+    input when that value feeds nothing else (one use, not a graph output) and is that
+    node's only output; else None. Such an input may be overwritten by the node."""
+    uses = {}
+    for _, ins, _ in wiring:
+        for v in ins:
+            uses[v] = uses.get(v, 0) + 1
+    producer = {outs[0]: name for name, _, outs in wiring if len(outs) == 1}
+    return tuple(
+        producer.get(ins[0]) if len(ins) == 1 and uses[ins[0]] == 1 and ins[0] not in outputs else None
+        for _, ins, _ in wiring
+    )
+
+
 class Graph(Module):
     """A directed acyclic network of layers wired by value names (see the module docstring).
 
@@ -153,6 +169,7 @@ class Graph(Module):
         for name, module, _, _ in ordered:
             self.add_module(name, module)
         self.__dict__["_wiring"] = tuple((name, ins, outs) for name, _, ins, outs in ordered)
+        self.__dict__["_handover"] = _handover(self._wiring, outputs)
         if dtype is not None:
             self.to(dt)
         if seed is not None:
@@ -177,15 +194,28 @@ class Graph(Module):
 
     def forward(self, *xs):
         """Run the nodes in dependency order on the inputs (one array per name in
-        ``inputs``); returns the output, or a tuple when there are several."""
+        ``inputs``); returns the output, or a tuple when there are several.
+
+        In eval mode on the native backend, an activation that can (ReLU, Clip/ReLU6)
+        writes its result over its input when that is the output of a node that hands it
+        over (:func:`.module.fresh_output`) and no other node nor the graph's outputs read
+        it, as :meth:`Sequential.forward` does."""
         if len(xs) != len(self.inputs):
             raise TypeError(f"Graph.forward takes {len(self.inputs)} input(s) {list(self.inputs)}, got {len(xs)}")
         env = {}
         for name, x in zip(self.inputs, xs):
             env[name] = self._check_input(x, what=name)
-        self._route_input_grad()
-        for name, ins, outs in self._wiring:
-            y = self._modules[name].forward(*[env[v] for v in ins])
+        modules = self._modules
+        if self.training:
+            self._route_input_grad()
+            handover = (None,) * len(self._wiring)
+        else:
+            # backward routes input_grad itself; no node's forward reads it
+            handover = self._handover if plain_native() else (None,) * len(self._wiring)
+        for (name, ins, outs), src in zip(self._wiring, handover):
+            m = modules[name]
+            run = inplace_forward(m) if src is not None and fresh_output(modules[src]) else None
+            y = m.forward(*[env[v] for v in ins]) if run is None else run(env[ins[0]])
             ys = (y,) if len(outs) == 1 else y
             if not isinstance(ys, (tuple, list)) or len(ys) != len(outs):
                 raise ValueError(f"node {name!r} must return {len(outs)} outputs, got {type(y).__name__}")

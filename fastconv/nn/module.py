@@ -13,7 +13,7 @@ import numpy as np
 
 from .._args import _FLOAT_DTYPES, as_dtype, as_float, as_int, make_rng, spawn_seeds  # noqa: F401
 
-__all__ = ["Parameter", "Module"]
+__all__ = ["Parameter", "Module", "fresh_output", "inplace_forward"]
 
 
 # ---------------------------------------------------------------- helpers
@@ -21,6 +21,30 @@ __all__ = ["Parameter", "Module"]
 
 def _dtype_name(dt):
     return np.dtype(dt).name
+
+
+# ---------------------------------------------------------------- in-place inference
+
+
+def fresh_output(module):
+    """True when ``module.forward`` returns a new array that neither the layer nor anything
+    it calls keeps, so the next layer may overwrite it. A class vouches for its own
+    ``forward`` with ``_fresh_forward = forward`` in its body; a subclass that
+    overrides ``forward``, or an instance whose ``forward`` was replaced, is not vouched for."""
+    cls = type(module)
+    return getattr(cls, "_fresh_forward", None) is cls.forward and "forward" not in module.__dict__
+
+
+def inplace_forward(module):
+    """The layer's ``_forward_inplace`` (``forward(x)`` written over ``x``, with the same
+    result bit for bit and the same cache for backward) when its class offers one for its
+    own ``forward`` (``_inplace_of = forward`` in the class body, as
+    :func:`fresh_output`); else None. The containers call it in eval mode, on the native
+    backend, for an array that :func:`fresh_output` says no one else holds."""
+    cls = type(module)
+    if getattr(cls, "_inplace_of", None) is not cls.forward or "forward" in module.__dict__:
+        return None
+    return module._forward_inplace
 
 
 # ---------------------------------------------------------------- Parameter
@@ -97,8 +121,9 @@ class Module:
     parameter gradients but skips the input gradient and returns None. The
     first layer of a network never needs it (nothing before it learns), so a
     network sets it False on its first layer: :class:`Sequential` passes its own
-    ``input_grad`` to its first child at forward/backward time (and to later
-    children only when no earlier child has a trainable parameter), and the
+    ``input_grad`` to its first child at backward time, and in training mode also at
+    forward time (and to later children only when no earlier child has a trainable
+    parameter), and the
     trainer, like the builders in :mod:`fastconv.models`, sets
     ``model.input_grad = False`` on the whole network. Set it back to True to
     get the gradient of the network's input (saliency maps, gradient checks).
@@ -126,6 +151,23 @@ class Module:
         return d["_params"], d["_buffers"], d["_modules"]
 
     def __setattr__(self, name, value):
+        d = self.__dict__
+        if "_params" in d and not isinstance(value, (Parameter, Module)):
+            # the common case (a layer caching an array, a shape, None), without the
+            # general path's calls: the same steps as its last two branches below
+            buffers = d["_buffers"]
+            if name in buffers:
+                if not isinstance(value, np.ndarray):
+                    raise TypeError(f"buffer {name!r} must be a numpy.ndarray, got {type(value).__name__}")
+                buffers[name] = value
+            else:
+                params, modules = d["_params"], d["_modules"]
+                if name in params:
+                    del params[name]
+                if name in modules:
+                    del modules[name]
+            object.__setattr__(self, name, value)
+            return
         params, buffers, modules = self._registry()
         if isinstance(value, Parameter):
             buffers.pop(name, None)
@@ -232,7 +274,17 @@ class Module:
 
     def has_trainable(self):
         """True when some parameter of this module has ``requires_grad``."""
-        return any(p.requires_grad for p in self.parameters())
+        stack, seen = [self], set()
+        while stack:
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            for p in m._params.values():
+                if p.requires_grad:
+                    return True
+            stack.extend(m._modules.values())
+        return False
 
     # -- modes -------------------------------------------------------------
 

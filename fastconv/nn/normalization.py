@@ -80,6 +80,8 @@ class BatchNorm2D(Module):
         self._cache = (x, mean, invstd, bool(self.training))
         return y
 
+    _fresh_forward = forward
+
     def backward(self, dy):
         """dy -> dx through the normalisation (through the batch statistics when they were
         used); adds dL/dweight and dL/dbias to their ``.grad``."""

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _args
-from .._backend import ops
+from .._backend import ops, plain_native
+from ..functional_prepared import avg_pool2d_prepared, max_pool2d_prepared
 from .init import fmt_pair
 from .module import Module
 
@@ -45,9 +46,13 @@ class MaxPool2D(Module):
     def forward(self, x):
         """x (N, C, H, W) -> y (N, C, P, Q), the maximum of each window; caches the argmax."""
         self._check_input(x, 4)
-        y, idx = ops().max_pool2d(x, self.kernel_size, stride=self.stride, padding=self.padding,
-                                  dilation=self.dilation, ceil_mode=self.ceil_mode,
-                                  return_indices=True)
+        if plain_native():
+            y, idx = max_pool2d_prepared(x, self.kernel_size, self.stride, self.padding,
+                                         self.dilation, self.ceil_mode)
+        else:
+            y, idx = ops().max_pool2d(x, self.kernel_size, stride=self.stride, padding=self.padding,
+                                      dilation=self.dilation, ceil_mode=self.ceil_mode,
+                                      return_indices=True)
         self._idx = idx
         self._x_shape = x.shape
         return y
@@ -94,7 +99,11 @@ class AvgPool2D(Module):
         """x (N, C, H, W) -> y (N, C, P, Q), the mean of each window (divisor as
         ``count_include_pad``)."""
         self._check_input(x, 4)
-        y = ops().avg_pool2d(x, self.kernel_size, **self._pool_kw())
+        if plain_native():
+            y = avg_pool2d_prepared(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                    self.count_include_pad)
+        else:
+            y = ops().avg_pool2d(x, self.kernel_size, **self._pool_kw())
         self._x_shape = x.shape
         self._y_shape = y.shape
         return y
