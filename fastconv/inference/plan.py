@@ -25,6 +25,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _dispatch, _runtime
 from .fuse import fuse
+from .gemmt import GemmtCache, gemmt_kalign, gemmt_ok, gemmt_pays
 from .ir import Node
 from .lower import lower
 from .memory import plan_arena
@@ -89,6 +90,7 @@ class Plan:
         self._compiled = OrderedDict()
         self._lock = threading.Lock()
         self._casts = {}
+        self.gemmt_weights = GemmtCache()
 
     def __call__(self, x):
         c = None
@@ -251,6 +253,9 @@ class _Compiled:
                      kalign=_conv_kalign(p, _runtime.get_num_threads()),
                      chunk=max(1, CHUNK_BYTES // (p.K * p.P * p.Q * dt.itemsize)),
                      epi=self._epi(n, ref), solo=_runs_solo(p, algo))
+            if algo == "gemmt":
+                d["wpack"] = self.plan.gemmt_weights.get(d["w"])
+                d["kalign"] = gemmt_kalign(p, d["wpack"], _runtime.get_num_threads())
             q = n.attrs.get("pool")
             if q is not None:
                 pp = self.geoms[q.attrs["orig"]]
@@ -313,7 +318,11 @@ class _Compiled:
                 # much as the products); so Winograd runs solo here, or not at all
                 algo = "winograd" if _solo_winograd_pays(p) else \
                     ("direct" if algo == "winograd" else algo)
+            if algo == "gemm" and gemmt_pays(p):
+                algo = "gemmt"
         if algo == "winograd" and (not _winograd_ok(p) or not _finite(n.attrs["w"])):
+            algo = "gemm"
+        if algo == "gemmt" and not gemmt_ok(p):
             algo = "gemm"
         return algo
 
@@ -350,11 +359,12 @@ class _Compiled:
         for n in g.nodes:
             if n.op == "conv":
                 p = self.geoms[n.attrs["orig"]]
-                cands[n.output] = ["direct", "gemm"] + (["winograd"] if _winograd_ok(p) else [])
+                cands[n.output] = ["direct", "gemm"] + (["winograd"] if _winograd_ok(p) else []) \
+                    + (["gemmt"] if gemmt_ok(p) else [])
             elif n.op == "linear":
                 cands[n.output] = ["gemv", "gemm"]
         best = {}
-        for r in range(3):
+        for r in range(max(map(len, cands.values()), default=0)):
             forced = {v: c[r] for v, c in cands.items() if r < len(c)}
             if not forced:
                 break
