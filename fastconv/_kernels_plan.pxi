@@ -56,6 +56,11 @@ cdef class GemmtWeights:
         """Which GEMM kernel packing would use now for float32 (4) / float64 (8) (an id)."""
         return <size_t>(fc_gemm_kernel_f32() if itemsize == 4 else fc_gemm_kernel_f64())
 
+    @staticmethod
+    def kernel_nr(int itemsize):
+        """The panel width (NR) of kernel_now's kernel."""
+        return fc_gemm_kernel_nr(fc_gemm_kernel_f32() if itemsize == 4 else fc_gemm_kernel_f64())
+
     @property
     def kernel(self):
         """The id (kernel_now's) of the GEMM kernel these panels are packed for."""

@@ -117,10 +117,10 @@ def test_auto_rule_takes_gemmt(dt, restore, monkeypatch):
     fastconv.set_num_threads(2)
     monkeypatch.setattr(plan_mod, "_auto_conv_algo", lambda p, dtype: "gemm")
     model = nn.Sequential(
-        _conv(160, 96, 1, dt, 1), nn.ReLU(dtype=dt),                     # 49 px: gemmt
-        _conv(96, 40, 3, dt, 2),                                         # 40 channels: gemm
+        _conv(160, 128, 1, dt, 1), nn.ReLU(dtype=dt),                    # 49 px: gemmt
+        _conv(128, 40, 3, dt, 2),                                        # 40 channels: gemm
         nn.Conv2D(40, 80, 3, padding=1, groups=2, dtype=dt, seed=3),     # grouped: gemm
-        _conv(80, 66, 3, dt, 4), nn.ReLU(dtype=dt))                      # 49 px: gemmt
+        _conv(80, 64, 3, dt, 4), nn.ReLU(dtype=dt))                      # 49 px: gemmt
     x = np.random.default_rng(0).standard_normal((1, 160, 7, 7)).astype(dt)
     plan = fastconv.compile(model)
     names = [n for n, _ in plan.profile(x, 1)]
@@ -136,12 +136,20 @@ def test_gemmt_pays_rule():
         def __init__(self, C, K, R, P, groups=1):
             self.C, self.K, self.R, self.S, self.P, self.Q, self.groups = C, K, R, R, P, P, groups
 
-    assert gemmt_mod.gemmt_pays(G(512, 512, 3, 7))
-    assert gemmt_mod.gemmt_pays(G(256, 256, 3, 14))
-    assert not gemmt_mod.gemmt_pays(G(64, 256, 1, 13))        # shallow at 169 pixels
-    assert not gemmt_mod.gemmt_pays(G(256, 256, 3, 28))       # too many pixels
-    assert not gemmt_mod.gemmt_pays(G(512, 32, 3, 7))         # too few output channels
-    assert not gemmt_mod.gemmt_pays(G(512, 512, 3, 7, groups=2))
+    def pays(g, nth=2, nr=32):
+        return gemmt_mod.gemmt_pays(g, nr, min(g.K, plan_mod._conv_kalign(g, nth)), nth)
+
+    assert pays(G(512, 512, 3, 7)) and pays(G(512, 512, 3, 7), nth=1)
+    assert pays(G(256, 256, 3, 14))
+    assert pays(G(960, 320, 1, 7)) and pays(G(160, 960, 1, 7))
+    assert pays(G(960, 160, 1, 7), nth=1)
+    assert not pays(G(960, 160, 1, 7))                       # 5 panels on 2 threads
+    assert pays(G(960, 160, 1, 7), nr=16)                    # 10 of 16
+    assert not pays(G(64, 256, 1, 13))                       # shallow at 169 pixels
+    assert not pays(G(512, 1000, 1, 13))
+    assert not pays(G(256, 256, 3, 28))                      # too many pixels
+    assert not pays(G(512, 32, 3, 7))                        # too few output channels
+    assert not pays(G(512, 512, 3, 7, groups=2))
 
 
 def test_gemmt_program_checks(restore):

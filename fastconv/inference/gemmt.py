@@ -20,14 +20,15 @@ from .. import _kernels as K
 __all__ = ["gemmt_ok", "gemmt_pays", "gemmt_kalign", "GemmtCache"]
 
 #: The auto rule (gemmt_pays): images of at most SMALL_PIXELS output pixels with at
-#: least SMALL_DEPTH = C*R*S, or of at most MAX_PIXELS with at least MIN_C input
-#: channels and MIN_DEPTH; always at least MIN_CHANNELS output channels.
+#: least SMALL_DEPTH = C*R*S, or of at most MAX_PIXELS with at least MIN_DEPTH; always
+#: at least MIN_CHANNELS output channels, and a thread's share of them (whole panels)
+#: at most MAX_IMBALANCE times the GEMM conv's share.
 SMALL_PIXELS = 64
 SMALL_DEPTH = 128
 MAX_PIXELS = 196
-MIN_C = 128
-MIN_DEPTH = 384
+MIN_DEPTH = 1024
 MIN_CHANNELS = 64
+MAX_IMBALANCE = 1.05
 
 
 def gemmt_ok(p):
@@ -35,28 +36,39 @@ def gemmt_ok(p):
     return p.groups == 1
 
 
-def gemmt_pays(p):
-    """The auto rule for a conv the policy runs as "gemm". Measured per op (plan profile,
-    float32, 2 threads, batch 1, gemmt / gemm time interleaved in one process, AVX-512):
-    at 7x7 output 0.63-0.81x (512->512 3x3 0.63x, 256->512 3x3 s2 0.65x, 960->320 1x1
-    0.69x, 320->1280 1x1 0.71x, 160->960 1x1 0.81x); at 13x13 / 14x14 0.88-0.97x with
-    at least 128 input channels and depth 384 (256->256 3x3 0.88x, 128->256 3x3 s2
-    0.89x, 576->96 1x1 0.92x, 512->1000 1x1 0.94x, 384->64 1x1 0.97x) but 1.01-1.22x
-    below (64->256 3x3 1.01x, 128->256 1x1 s2 1.06x, 96->576 1x1 1.14x, 64->384 1x1
-    1.22x: the output transpose weighs more than the packing saved); 28x28 0.98-0.99x."""
+def gemmt_pays(p, nr, share, nth):
+    """The auto rule for a conv the policy runs as "gemm" (``nr``: the panel width of the
+    GEMM kernel now, ``share``: the GEMM conv's channels per thread, ``nth`` threads).
+    Measured per op (float32, 2 threads, batch 1, gemmt / gemm time of one conv layer
+    interleaved in one process, AVX-512): at 7x7 output 0.63-0.81x (512->512 3x3 0.63x,
+    256->512 3x3 s2 0.65x, 960->320 1x1 0.69x, 320->1280 1x1 0.71x, 160->960 1x1 0.81x);
+    at 13x13 / 14x14 0.88-0.89x with depth >= 1024 (256->256 3x3, 128->256 3x3 s2), but
+    with less 0.92-1.22x alone (576->96 1x1 0.92x, 512->1000 1x1 0.94x, 64->256 3x3
+    1.01x, 96->576 1x1 1.14x, 64->384 1x1 1.22x: the output transpose weighs more than
+    the packing saved) and 1.05-1.4x inside mobilenet_v2 / squeezenet1_1; 28x28
+    0.98-0.99x. Channel counts that do not split into equal whole panels over the
+    threads (160 or 96 channels in 32-wide panels on 2 threads) lost inside
+    mobilenet_v2."""
     if not gemmt_ok(p) or p.K < MIN_CHANNELS:
+        return False
+    if _share(p.K, nr, nth) > MAX_IMBALANCE * share:
         return False
     pixels, depth = p.P * p.Q, p.C * p.R * p.S
     if pixels <= SMALL_PIXELS:
         return depth >= SMALL_DEPTH
-    return pixels <= MAX_PIXELS and p.C >= MIN_C and depth >= MIN_DEPTH
+    return pixels <= MAX_PIXELS and depth >= MIN_DEPTH
+
+
+def _share(K, nr, nth):
+    """Channels of the largest share of K split over nth threads in whole nr-wide panels."""
+    panels = -(-K // nr)
+    return min(K, nr * -(-panels // max(1, nth)))
 
 
 def gemmt_kalign(p, packed, nth):
     """Output channels per share of an image (the executor's units at batch 1): whole
     panels of the packed weights (``packed.nr`` channels), one share per thread."""
-    panels = -(-p.K // packed.nr)
-    return packed.nr * -(-panels // max(1, nth))
+    return _share(p.K, packed.nr, nth)
 
 
 class GemmtCache:

@@ -318,7 +318,9 @@ class _Compiled:
                 # much as the products); so Winograd runs solo here, or not at all
                 algo = "winograd" if _solo_winograd_pays(p) else \
                     ("direct" if algo == "winograd" else algo)
-            if algo == "gemm" and gemmt_pays(p):
+            nth = _runtime.get_num_threads()
+            if algo == "gemm" and gemmt_pays(p, K.GemmtWeights.kernel_nr(self.dtype.itemsize),
+                                             min(p.K, _conv_kalign(p, nth)), nth):
                 algo = "gemmt"
         if algo == "winograd" and (not _winograd_ok(p) or not _finite(n.attrs["w"])):
             algo = "gemm"
