@@ -175,6 +175,8 @@ cdef class PlanProgram:
             if op.algo == FC_PLAN_GEMV:
                 raise ValueError("gemv is for linear ops")
             if op.algo == FC_PLAN_GEMMT:
+                if op.solo:
+                    raise ValueError("a gemmt conv does not run solo")
                 self._gemmt(op, d.get("wpack"))
             op.fused_pool = _PLAN_KINDS[d["fused_pool"]] if d.get("fused_pool") else 0
             if op.fused_pool:

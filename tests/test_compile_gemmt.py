@@ -170,5 +170,7 @@ def test_gemmt_program_checks(restore):
     with pytest.raises(ValueError, match="itemsize 8"):
         K.PlanProgram([dict(op, wpack=K.GemmtWeights(np.zeros((64, 16, 3, 3))))], 4,
                       x.size, 64 * 25, c.arena_size)
+    with pytest.raises(ValueError, match="solo"):
+        K.PlanProgram([dict(op, solo=True)], 4, x.size, 64 * 25, c.arena_size)
     with pytest.raises(ValueError, match="C-contiguous"):
         K.GemmtWeights(np.zeros((64, 16, 3, 3), dt)[:, :, ::-1])

@@ -9,7 +9,8 @@ released. A Winograd conv at a batch that does not divide over the threads runs
 "solo" (see :func:`_solo_winograd_pays`): the shared parallel region ends before it,
 its kernel runs with all the threads, and the next region starts with its epilogue
 and fused pool (sharing the image's channels would repeat Winograd's input
-transform in every share). Concurrent calls from several threads are safe: the op array is
+transform in every share). A GEMM conv with few output pixels runs as "gemmt"
+(:mod:`.gemmt`: the transposed product, its weights packed once here). Concurrent calls from several threads are safe: the op array is
 read-only, and each call takes its own arena from a small pool (a new one
 when all are in use, returned after the call), so calls never share memory.
 """
