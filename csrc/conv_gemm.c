@@ -33,6 +33,7 @@
 #include <string.h>
 #include "fc_internal.h"
 #include "gemm.h"
+#include "conv_gemmt.h"
 
 /* Per-thread bound of the slab (bytes); an image needing more is taken a
  * chunk of channels at a time. */
@@ -209,11 +210,30 @@ static size_t cg_round(size_t n) { return (n + 63) / 64 * 64; }
 #define T float
 #define SFX f32
 #include "conv_gemm.inc"
+#include "conv_gemmt.inc"
 #undef T
 #undef SFX
 
 #define T double
 #define SFX f64
 #include "conv_gemm.inc"
+#include "conv_gemmt.inc"
 #undef T
 #undef SFX
+
+/* ---- the transposed product's weights (conv_gemmt.h) ---------------------- */
+
+size_t fc_conv_gemmt_packed_bytes(const fc_gemm_kernel *kn, int64_t K, int64_t CRS)
+{
+    return kn == NULL ? 0 : fc_gemm_packed_b_bytes(kn, CRS, K);
+}
+
+/* B[k][j] = w[j * CRS + k]: line j (an output channel), position k. */
+fc_status fc_conv_gemmt_pack_w(const fc_gemm_kernel *kn, int64_t K, int64_t CRS,
+                               const void *w, void *packed)
+{
+    if (kn == NULL || w == NULL || packed == NULL || K < 1 || CRS < 1) return FC_EINVAL;
+    fc_gemm_operand B;
+    B.base = w; B.lines = NULL; B.ld = CRS; B.run = 0; B.pitch = 0; B.k_lines = 0;
+    return fc_gemm_pack_b(kn, &B, CRS, K, packed);
+}

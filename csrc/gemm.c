@@ -365,11 +365,54 @@ fc_status fc_gemm_run_bias(const fc_gemm_kernel *kn, int64_t M, int64_t N, int64
     }
     const void *pa = packed_a != NULL ? align_up((void *)packed_a) : NULL;
     if (kn->dsize == 4)
-        gemm_run_f32(kn, M, N, K, A, i0, (const float *)pa, B, j0, accumulate, (float *)C, ldc,
-                     (const float *)row_bias, (float *)align_up(work));
+        gemm_run_f32(kn, M, N, K, A, i0, (const float *)pa, B, j0, NULL, 0, accumulate,
+                     (float *)C, ldc, (const float *)row_bias, (float *)align_up(work));
     else
-        gemm_run_f64(kn, M, N, K, A, i0, (const double *)pa, B, j0, accumulate, (double *)C, ldc,
-                     (const double *)row_bias, (double *)align_up(work));
+        gemm_run_f64(kn, M, N, K, A, i0, (const double *)pa, B, j0, NULL, 0, accumulate,
+                     (double *)C, ldc, (const double *)row_bias, (double *)align_up(work));
+    fc_ws_free(own);
+    return FC_OK;
+}
+
+size_t fc_gemm_packed_b_bytes(const fc_gemm_kernel *kn, int64_t K, int64_t N)
+{
+    if (N < 0 || K < 0) return 0;
+    const int64_t npad = (N + kn->nr - 1) / kn->nr * kn->nr;
+    if (K != 0 && npad > INT64_MAX / K / kn->dsize) return 0;
+    return (size_t)(npad * K * kn->dsize) + FC_GEMM_ALIGN;
+}
+
+fc_status fc_gemm_pack_b(const fc_gemm_kernel *kn, const fc_gemm_operand *B, int64_t K,
+                         int64_t N, void *packed)
+{
+    if (kn == NULL || B == NULL || packed == NULL || K < 0 || N < 0) return FC_EINVAL;
+    if (kn->dsize == 4)
+        return gemm_pack_b_full_f32(kn, B, K, N, (float *)align_up(packed)) ? FC_OK : FC_ENOMEM;
+    return gemm_pack_b_full_f64(kn, B, K, N, (double *)align_up(packed)) ? FC_OK : FC_ENOMEM;
+}
+
+fc_status fc_gemm_run_packed_b(const fc_gemm_kernel *kn, int64_t M, int64_t N, int64_t K,
+                               const fc_gemm_operand *A, const void *packed_b, int64_t n_b,
+                               int64_t j0, void *C, int64_t ldc, void *work)
+{
+    if (kn == NULL || C == NULL || A == NULL || packed_b == NULL || M < 0 || N < 0 || K < 0
+        || j0 < 0 || j0 % kn->nr != 0 || j0 + N > n_b || ldc < N)
+        return FC_EINVAL;
+    if (M == 0 || N == 0) return FC_OK;
+    void *own = NULL;
+    if (work == NULL) {
+        own = fc_ws_alloc(fc_gemm_work_bytes(kn));
+        if (own == NULL) return FC_ENOMEM;
+        work = own;
+    }
+    const int64_t npad = (n_b + kn->nr - 1) / kn->nr * kn->nr;
+    const void *pb = align_up((void *)packed_b);
+    if (kn->dsize == 4)
+        gemm_run_f32(kn, M, N, K, A, 0, NULL, NULL, j0, (const float *)pb, npad, 0, (float *)C,
+                     ldc, NULL, (float *)align_up(work));
+    else
+        gemm_run_f64(kn, M, N, K, A, 0, NULL, NULL, j0, (const double *)pb, npad, 0,
+                     (double *)C, ldc, NULL, (double *)align_up(work));
     fc_ws_free(own);
     return FC_OK;
 }

@@ -24,6 +24,7 @@
 #include <time.h>
 #include "fc_internal.h"
 #include "gemm.h"
+#include "conv_gemmt.h"
 #include "plan.h"
 
 #if FC_X86_SIMD

@@ -32,7 +32,10 @@ enum {
     FC_PLAN_COPY = 7      /* y[n*ld + j] = x[n*len + j], n < N, j < len (a Concat piece) */
 };
 
-enum { FC_PLAN_DIRECT = 0, FC_PLAN_GEMM = 1, FC_PLAN_WINOGRAD = 2, FC_PLAN_GEMV = 3 };
+/* FC_PLAN_GEMMT: a conv as the transposed product (conv_gemmt.h), the weights
+ * packed once (fc_plan_op.wpack, for the GEMM kernel wkern). */
+enum { FC_PLAN_DIRECT = 0, FC_PLAN_GEMM = 1, FC_PLAN_WINOGRAD = 2, FC_PLAN_GEMV = 3,
+       FC_PLAN_GEMMT = 4 };
 
 /* Epilogue steps, applied in order to every output element v of channel k. */
 enum {
@@ -77,6 +80,9 @@ typedef struct {
     fc_plan_ref y2;       /* CONV with a fused pool: the pooled output */
     fc_plan_ref aux;      /* max pool indices (int64 scratch, offset in elements of T) */
     const void *w, *b;
+    const void *wpack;    /* FC_PLAN_GEMMT: w packed by fc_conv_gemmt_pack_w for wkern */
+    const void *wkern;    /* the fc_gemm_kernel it was packed for (another one now: the
+                             op runs as FC_PLAN_GEMM, same results) */
     int32_t nepi;
     fc_plan_epi epi[FC_PLAN_MAX_EPI];
 } fc_plan_op;

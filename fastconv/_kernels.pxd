@@ -130,6 +130,18 @@ cdef extern from "gemm.h" nogil:
                           double beta, double *C, int64_t ldc, int nthreads)
 
 
+# The transposed GEMM convolution's weight packing (csrc/conv_gemmt.h, private).
+cdef extern from "conv_gemmt.h" nogil:
+    ctypedef struct fc_gemm_kernel:
+        pass
+    const fc_gemm_kernel *fc_gemm_kernel_f32()
+    const fc_gemm_kernel *fc_gemm_kernel_f64()
+    int fc_gemm_kernel_nr(const fc_gemm_kernel *kn)
+    size_t fc_conv_gemmt_packed_bytes(const fc_gemm_kernel *kn, int64_t K, int64_t CRS)
+    fc_status fc_conv_gemmt_pack_w(const fc_gemm_kernel *kn, int64_t K, int64_t CRS,
+                                   const void *w, void *packed)
+
+
 # The compiled inference plan's executor and the GEMV (csrc/plan.h, private).
 from libc.stdint cimport int32_t
 
@@ -146,6 +158,7 @@ cdef extern from "plan.h" nogil:
         FC_PLAN_GEMM
         FC_PLAN_WINOGRAD
         FC_PLAN_GEMV
+        FC_PLAN_GEMMT
         FC_EPI_AFFINE
         FC_EPI_BIAS
         FC_EPI_ADD
@@ -181,6 +194,8 @@ cdef extern from "plan.h" nogil:
         fc_plan_ref x, y, y2, aux
         const void *w
         const void *b
+        const void *wpack
+        const void *wkern
         int32_t nepi
         fc_plan_epi epi[6]
 

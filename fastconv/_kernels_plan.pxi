@@ -10,10 +10,61 @@ _PLAN_KINDS = {"conv": FC_PLAN_CONV, "linear": FC_PLAN_LINEAR, "maxpool": FC_PLA
                "avgpool": FC_PLAN_AVGPOOL, "gap": FC_PLAN_GAP, "epi": FC_PLAN_EPI,
                "copy": FC_PLAN_COPY}
 _PLAN_ALGOS = {"direct": FC_PLAN_DIRECT, "gemm": FC_PLAN_GEMM, "winograd": FC_PLAN_WINOGRAD,
-               "gemv": FC_PLAN_GEMV}
+               "gemv": FC_PLAN_GEMV, "gemmt": FC_PLAN_GEMMT}
 _PLAN_EPIS = {"affine": FC_EPI_AFFINE, "bias": FC_EPI_BIAS, "add": FC_EPI_ADD,
               "relu": FC_EPI_RELU, "leaky_relu": FC_EPI_LEAKY, "clip": FC_EPI_CLIP,
               "sigmoid": FC_EPI_SIGMOID, "tanh": FC_EPI_TANH}
+
+
+cdef class GemmtWeights:
+    """A conv's weights (K, C, R, S) (groups 1, float32 or float64, C-contiguous)
+    packed once as the transposed product's B (fc_conv_gemmt_pack_w), for the GEMM
+    kernel of fastconv's ISA level at packing time (``nr``: its panel width)."""
+    cdef readonly object buf
+    cdef const fc_gemm_kernel *kern
+    cdef readonly int64_t K, CRS
+    cdef readonly int itemsize, nr
+
+    def __cinit__(self, w):
+        if getattr(w, "ndim", 0) != 4 or w.dtype.kind != "f" or \
+                w.dtype.itemsize not in (4, 8) or not w.dtype.isnative or \
+                not w.flags.c_contiguous:
+            raise ValueError("GemmtWeights: w must be a C-contiguous native float32 or "
+                             "float64 array (K, C, R, S)")
+        self.itemsize = w.dtype.itemsize
+        self.K = w.shape[0]
+        self.CRS = w.shape[1] * w.shape[2] * w.shape[3]
+        if self.K < 1 or self.CRS < 1:
+            raise ValueError(f"GemmtWeights: empty weights {w.shape}")
+        self.kern = fc_gemm_kernel_f32() if self.itemsize == 4 else fc_gemm_kernel_f64()
+        self.nr = fc_gemm_kernel_nr(self.kern)
+        cdef size_t nbytes = fc_conv_gemmt_packed_bytes(self.kern, self.K, self.CRS)
+        if nbytes == 0:
+            raise OverflowError(f"GemmtWeights: weights {w.shape} too large")
+        self.buf = bytearray(nbytes)
+        cdef unsigned char[::1] mv = self.buf
+        cdef const void *wp = <const void *><size_t>w.ctypes.data
+        cdef void *bp = <void *>&mv[0]
+        cdef fc_status st
+        with nogil:
+            st = fc_conv_gemmt_pack_w(self.kern, self.K, self.CRS, wp, bp)
+        _check(st, "gemmt weight packing")
+
+
+    @staticmethod
+    def kernel_now(int itemsize):
+        """Which GEMM kernel packing would use now for float32 (4) / float64 (8) (an id)."""
+        return <size_t>(fc_gemm_kernel_f32() if itemsize == 4 else fc_gemm_kernel_f64())
+
+    @staticmethod
+    def kernel_nr(int itemsize):
+        """The panel width (NR) of kernel_now's kernel."""
+        return fc_gemm_kernel_nr(fc_gemm_kernel_f32() if itemsize == 4 else fc_gemm_kernel_f64())
+
+    @property
+    def kernel(self):
+        """The id (kernel_now's) of the GEMM kernel these panels are packed for."""
+        return <size_t>self.kern
 
 
 cdef class PlanProgram:
@@ -77,6 +128,21 @@ cdef class PlanProgram:
         self._keep.append(a)
         return <const void *><size_t>a.ctypes.data
 
+    cdef int _gemmt(self, fc_plan_op *op, object pk) except -1:
+        cdef GemmtWeights p
+        if not isinstance(pk, GemmtWeights):
+            raise ValueError("a gemmt conv needs its weights packed (wpack, GemmtWeights)")
+        p = <GemmtWeights>pk
+        if op.conv.groups != 1 or p.itemsize != self.itemsize or p.K != op.conv.K or \
+                p.CRS != op.conv.C * op.conv.R * op.conv.S:
+            raise ValueError(f"packed weights (K {p.K}, CRS {p.CRS}, itemsize {p.itemsize}) "
+                             "do not match the convolution (groups 1)")
+        self._keep.append(p)
+        cdef unsigned char[::1] mv = p.buf
+        op.wpack = <const void *>&mv[0]
+        op.wkern = <const void *>p.kern
+        return 0
+
     cdef int _fill(self, fc_plan_op *op, dict d) except -1:
         cdef fc_conv_geom *g = &op.conv
         cdef fc_pool_geom *pg = &op.pool
@@ -108,6 +174,10 @@ cdef class PlanProgram:
             op.b = self._param(d.get("b"), g.K, "b")
             if op.algo == FC_PLAN_GEMV:
                 raise ValueError("gemv is for linear ops")
+            if op.algo == FC_PLAN_GEMMT:
+                if op.solo:
+                    raise ValueError("a gemmt conv does not run solo")
+                self._gemmt(op, d.get("wpack"))
             op.fused_pool = _PLAN_KINDS[d["fused_pool"]] if d.get("fused_pool") else 0
             if op.fused_pool:
                 if op.fused_pool not in (FC_PLAN_MAXPOOL, FC_PLAN_AVGPOOL) or \

@@ -9,7 +9,8 @@ released. A Winograd conv at a batch that does not divide over the threads runs
 "solo" (see :func:`_solo_winograd_pays`): the shared parallel region ends before it,
 its kernel runs with all the threads, and the next region starts with its epilogue
 and fused pool (sharing the image's channels would repeat Winograd's input
-transform in every share). Concurrent calls from several threads are safe: the op array is
+transform in every share). A GEMM conv with few output pixels runs as "gemmt"
+(:mod:`.gemmt`: the transposed product, its weights packed once here). Concurrent calls from several threads are safe: the op array is
 read-only, and each call takes its own arena from a small pool (a new one
 when all are in use, returned after the call), so calls never share memory.
 """
@@ -25,6 +26,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _dispatch, _runtime
 from .fuse import fuse
+from .gemmt import GemmtCache, gemmt_kalign, gemmt_ok, gemmt_pays
 from .ir import Node
 from .lower import lower
 from .memory import plan_arena
@@ -89,6 +91,7 @@ class Plan:
         self._compiled = OrderedDict()
         self._lock = threading.Lock()
         self._casts = {}
+        self.gemmt_weights = GemmtCache()
 
     def __call__(self, x):
         c = None
@@ -251,6 +254,9 @@ class _Compiled:
                      kalign=_conv_kalign(p, _runtime.get_num_threads()),
                      chunk=max(1, CHUNK_BYTES // (p.K * p.P * p.Q * dt.itemsize)),
                      epi=self._epi(n, ref), solo=_runs_solo(p, algo))
+            if algo == "gemmt":
+                d["wpack"] = self.plan.gemmt_weights.get(d["w"])
+                d["kalign"] = gemmt_kalign(p, d["wpack"], _runtime.get_num_threads())
             q = n.attrs.get("pool")
             if q is not None:
                 pp = self.geoms[q.attrs["orig"]]
@@ -313,7 +319,13 @@ class _Compiled:
                 # much as the products); so Winograd runs solo here, or not at all
                 algo = "winograd" if _solo_winograd_pays(p) else \
                     ("direct" if algo == "winograd" else algo)
+            nth = _runtime.get_num_threads()
+            if algo == "gemm" and gemmt_pays(p, K.GemmtWeights.kernel_nr(self.dtype.itemsize),
+                                             min(p.K, _conv_kalign(p, nth)), nth):
+                algo = "gemmt"
         if algo == "winograd" and (not _winograd_ok(p) or not _finite(n.attrs["w"])):
+            algo = "gemm"
+        if algo == "gemmt" and not gemmt_ok(p):
             algo = "gemm"
         return algo
 
@@ -350,11 +362,12 @@ class _Compiled:
         for n in g.nodes:
             if n.op == "conv":
                 p = self.geoms[n.attrs["orig"]]
-                cands[n.output] = ["direct", "gemm"] + (["winograd"] if _winograd_ok(p) else [])
+                cands[n.output] = ["direct", "gemm"] + (["winograd"] if _winograd_ok(p) else []) \
+                    + (["gemmt"] if gemmt_ok(p) else [])
             elif n.op == "linear":
                 cands[n.output] = ["gemv", "gemm"]
         best = {}
-        for r in range(3):
+        for r in range(max(map(len, cands.values()), default=0)):
             forced = {v: c[r] for v, c in cands.items() if r < len(c)}
             if not forced:
                 break
