@@ -25,6 +25,7 @@
 #include "fc_internal.h"
 #include "gemm.h"
 #include "plan.h"
+#include "conv_dw.h"
 
 #if FC_X86_SIMD
 #include <immintrin.h>

@@ -32,7 +32,8 @@ enum {
     FC_PLAN_COPY = 7      /* y[n*ld + j] = x[n*len + j], n < N, j < len (a Concat piece) */
 };
 
-enum { FC_PLAN_DIRECT = 0, FC_PLAN_GEMM = 1, FC_PLAN_WINOGRAD = 2, FC_PLAN_GEMV = 3 };
+enum { FC_PLAN_DIRECT = 0, FC_PLAN_GEMM = 1, FC_PLAN_WINOGRAD = 2, FC_PLAN_GEMV = 3,
+       FC_PLAN_DW = 4 /* depthwise (conv_dw.h), the epilogue fused */ };
 
 /* Epilogue steps, applied in order to every output element v of channel k. */
 enum {
