@@ -29,9 +29,13 @@
  * weights in an array of this many vectors). */
 #define FC_DW_MAXRS 64
 /* Output rows per tile of the row loops. */
+#ifndef DW_B
 #define DW_B 4
+#endif
 /* Bytes of the input band buffer the band height aims at (L1-resident). */
+#ifndef DW_BAND_BYTES
 #define DW_BAND_BYTES 16384
+#endif
 
 #if !defined(FC_DIRECT_NO_MULTIVERSION) && FC_HAVE_VECTOR_EXT && FC_X86
 #define DW_X86 1
