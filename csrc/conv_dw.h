@@ -1,10 +1,12 @@
 /*
  * conv_dw.h: the depthwise convolution kernel (conv_dw.c), private to the
  * package: groups == C == K (one filter per channel), dilation 1, stride 1
- * or 2 in each direction, any kernel size, padding and plane size. Used by
- * fc_conv2d_fwd (the "direct" algorithm of a depthwise geometry) and by the
- * compiled plan (plan.c), which also hands it the op's elementwise epilogue
- * so that the epilogue runs on each output vector while it is in registers.
+ * or 2 in each direction, any kernel size (up to 64 taps), padding and plane
+ * size. Used by fc_conv2d_fwd (the "direct" algorithm of a depthwise geometry
+ * with stride 2 and rows of 16 or more, see conv.inc) and by the compiled
+ * plan (plan.c) for every depthwise conv, which also hands it the op's
+ * elementwise epilogue so that the epilogue runs on each output vector while
+ * it is in registers.
  */
 #ifndef FC_CONV_DW_H
 #define FC_CONV_DW_H

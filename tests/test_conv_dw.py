@@ -1,6 +1,8 @@
 """The depthwise kernel (csrc/conv_dw.c): fastconv.conv2d's direct algorithm on a
-depthwise geometry (groups == C == K, dilation 1, strides 1 or 2) and the compiled
-plan's "depthwise" convs with their epilogue fused.
+depthwise geometry (groups == C == K, dilation 1; the kernel takes stride 2 with rows of
+16 outputs or more, the direct loops the others) and the compiled plan's "depthwise"
+convs (every depthwise geometry, strides 1 or 2) with their epilogue fused. The C test
+csrc/tests/test_conv_dw_c.c checks the kernel itself on every geometry it takes.
 
 Integer-valued inputs make every float32 / float64 sum exact, so the kernel is
 compared with fastconv.reference bitwise, under every SIMD level this CPU runs and
@@ -20,7 +22,8 @@ from fastconv.inference import compile as fc_compile
 from conftest import DTYPES, gemm_isas
 
 # (H, W): narrower than every vector, odd, exactly a vector, MobileNet's planes
-PLANES = [(1, 1), (2, 3), (5, 7), (7, 7), (4, 9), (13, 16), (14, 14), (17, 33), (28, 28)]
+PLANES = [(1, 1), (2, 3), (5, 7), (7, 7), (4, 9), (13, 16), (14, 14), (17, 33), (28, 28),
+          (9, 40), (6, 65)]
 # (kernel, stride, padding)
 GEOMS = [(3, 1, 1), (3, 2, 1), (3, 1, 0), (3, 2, 0), (3, 1, 2), (3, 2, 2), (1, 1, 0),
          (1, 2, 0), (5, 1, 2), (5, 2, 2), ((3, 2), (1, 2), (1, 0)), ((2, 5), (2, 1), (0, 2)),
