@@ -26,6 +26,7 @@
 #include "gemm.h"
 #include "conv_gemmt.h"
 #include "plan.h"
+#include "conv_dw.h"
 
 #if FC_X86_SIMD
 #include <immintrin.h>

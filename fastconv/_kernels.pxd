@@ -159,6 +159,7 @@ cdef extern from "plan.h" nogil:
         FC_PLAN_WINOGRAD
         FC_PLAN_GEMV
         FC_PLAN_GEMMT
+        FC_PLAN_DW
         FC_EPI_AFFINE
         FC_EPI_BIAS
         FC_EPI_ADD

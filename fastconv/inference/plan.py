@@ -54,8 +54,8 @@ def compile(model, tune=False, fuse_pool=True):  # noqa: A001  (fastconv.compile
     preallocated per input shape, one call into C per forward). The model is not
     changed; the plan holds a copy of its weights as they are now.
 
-    ``tune=True`` times the candidate algorithms of every convolution (direct, gemm,
-    winograd) and fully connected layer (gemv, gemm) on the first input of each
+    ``tune=True`` times the candidate algorithms of every convolution (depthwise, direct,
+    gemm, winograd) and fully connected layer (gemv, gemm) on the first input of each
     shape and keeps the fastest; otherwise the built-in policy chooses.
 
     An int8 model (``fastconv.quantize``) compiles to a :class:`.qplan.QuantizedPlan`:
@@ -74,6 +74,13 @@ def compile(model, tune=False, fuse_pool=True):  # noqa: A001  (fastconv.compile
 def _auto_conv_algo(p, dtype):
     """The one call into the algorithm policy (:func:`fastconv._dispatch.choose_algo`)."""
     return _dispatch.choose_algo("auto", p, False, dtype)
+
+
+def _depthwise_ok(p):
+    """A geometry the depthwise kernel computes (csrc/conv_dw.h, fc_dw_supported): one
+    filter per channel (groups == C == K), dilation 1, strides 1 or 2, at most 64 taps."""
+    return (p.groups == p.C == p.K and tuple(p.dilation) == (1, 1)
+            and all(s in (1, 2) for s in p.stride) and p.R * p.S <= 64)
 
 
 def _winograd_ok(p):
@@ -323,6 +330,8 @@ class _Compiled:
             if algo == "gemm" and gemmt_pays(p, K.GemmtWeights.kernel_nr(self.dtype.itemsize),
                                              min(p.K, _conv_kalign(p, nth)), nth):
                 algo = "gemmt"
+            if algo == "direct" and _depthwise_ok(p):
+                algo = "depthwise"      # the direct kernel for one filter per channel, epilogue fused
         if algo == "winograd" and (not _winograd_ok(p) or not _finite(n.attrs["w"])):
             algo = "gemm"
         if algo == "gemmt" and not gemmt_ok(p):
@@ -362,12 +371,12 @@ class _Compiled:
         for n in g.nodes:
             if n.op == "conv":
                 p = self.geoms[n.attrs["orig"]]
-                cands[n.output] = ["direct", "gemm"] + (["winograd"] if _winograd_ok(p) else []) \
-                    + (["gemmt"] if gemmt_ok(p) else [])
+                cands[n.output] = (["depthwise"] if _depthwise_ok(p) else []) + ["direct", "gemm"] \
+                    + (["winograd"] if _winograd_ok(p) else []) + (["gemmt"] if gemmt_ok(p) else [])
             elif n.op == "linear":
                 cands[n.output] = ["gemv", "gemm"]
         best = {}
-        for r in range(max(map(len, cands.values()), default=0)):
+        for r in range(max(len(c) for c in cands.values()) if cands else 0):
             forced = {v: c[r] for v, c in cands.items() if r < len(c)}
             if not forced:
                 break

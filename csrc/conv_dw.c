@@ -1,0 +1,163 @@
+/*
+ * conv_dw.c: depthwise convolution forward (groups == C == K), the kernel
+ * the compiled plan runs for depthwise layers with their epilogue fused,
+ * and fc_conv2d_fwd's "direct" algorithm on such geometries (conv_dw.h).
+ *
+ * Per output plane, bands of output rows: the band's input is copied,
+ * zero-padded and split by stride phase (even / odd columns and rows with
+ * stride 2), into a buffer that stays in L1, so the row loops read every
+ * tap at a constant offset with no bounds test and unit-stride loads; they
+ * keep a tile of 4 vertically adjacent output vectors in registers, load
+ * each input vector once for all the tile rows it feeds, apply the epilogue
+ * in registers and store once (conv_dw.inc). The row loops are written with
+ * GCC / clang vector extensions, compiled for a 16-byte instance (SSE2 on
+ * x86-64) and on x86 for AVX2 + FMA and AVX-512 through function target
+ * attributes (the mechanism and ISA cap of conv_direct.c: fc_isa_level(),
+ * FASTCONV_ISA), plus a plain-C instance that serves rows narrower than any
+ * vector and builds without vector extensions (FC_PORTABLE_C).
+ *
+ * Determinism: each output plane is computed by one thread, in bands that
+ * depend only on the geometry: bitwise the same for any thread count.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fc_internal.h"
+#include "conv_dw.h"
+
+/* Most taps (R*S) of a supported kernel: 8x8 (the row loops keep the splatted
+ * weights in an array of this many vectors). */
+#define FC_DW_MAXRS 64
+/* Output rows per tile of the row loops. */
+#ifndef DW_B
+#define DW_B 4
+#endif
+/* Bytes of the input band buffer the band height aims at (L1-resident). */
+#ifndef DW_BAND_BYTES
+#define DW_BAND_BYTES 16384
+#endif
+
+#if !defined(FC_DIRECT_NO_MULTIVERSION) && FC_HAVE_VECTOR_EXT && FC_X86
+#define DW_X86 1
+#else
+#define DW_X86 0
+#endif
+#define DW_HAVE_VEC FC_HAVE_VECTOR_EXT
+#define DW_SCALAR (-1)
+
+int fc_dw_supported(const fc_conv_geom *g)
+{
+    return g->groups == g->C && g->K == g->C && g->dil_h == 1 && g->dil_w == 1
+           && (g->stride_h == 1 || g->stride_h == 2) && (g->stride_w == 1 || g->stride_w == 2)
+           && g->R >= 1 && g->S >= 1 && g->R <= FC_DW_MAXRS && g->S <= FC_DW_MAXRS
+           && g->R * g->S <= FC_DW_MAXRS;
+}
+
+/* Lanes of level lv's vectors for elements of tsize bytes (1: DW_SCALAR). */
+static int64_t dw_lanes(int lv, int tsize)
+{
+    return lv < 0 ? 1 : (int64_t)((16 << lv) / tsize);
+}
+
+/* The row loops' level for rows Q outputs wide: the widest the ISA setting
+ * allows whose vectors cover Q with at most a quarter of the lanes wasted
+ * (ceil(Q/VL)*VL <= 1.25*Q: 112, 56, 28 and 14 floats with AVX-512, 7 with
+ * AVX2), else DW_SCALAR. */
+static int dw_level(int64_t Q, int tsize)
+{
+#if DW_HAVE_VEC
+#if DW_X86
+    int lv = fc_isa_level();
+#else
+    int lv = 0;
+#endif
+    for (; lv >= 0; lv--) {
+        const int64_t vl = dw_lanes(lv, tsize);
+        if (4 * ((Q + vl - 1) / vl) * vl <= 5 * Q) return lv;
+    }
+#else
+    (void)Q;
+    (void)tsize;
+#endif
+    return DW_SCALAR;
+}
+
+/* A band's buffer: nb output rows, extra = (R-1)/sh more phase rows, rows of
+ * wb (= max(Q, VL) + (S-1)/sw: every column a vector reads), phase planes
+ * ps apart, elems in all. */
+typedef struct {
+    int64_t nb, extra, wb, ps, elems;
+} dw_band;
+
+static void dw_band_size(const fc_conv_geom *g, int64_t vl, int64_t tsize, dw_band *bd)
+{
+    const int64_t nph = g->stride_h * g->stride_w;
+    bd->extra = (g->R - 1) / g->stride_h;
+    bd->wb = (g->Q > vl ? g->Q : vl) + (g->S - 1) / g->stride_w;
+    int64_t nb = DW_BAND_BYTES / (nph * bd->wb * tsize) - bd->extra;
+    if (nb >= 2 * DW_B) nb -= nb % DW_B;
+    if (nb < DW_B) nb = DW_B;
+    if (nb > g->P) nb = g->P;
+    bd->nb = nb;
+    bd->ps = (nb + bd->extra) * bd->wb;
+    bd->elems = nph * bd->ps;
+}
+
+/* How the row loops apply the epilogue: none; one clip or one ReLU; every
+ * step in vector form; or (a sigmoid or tanh among them) a plain-C pass over
+ * the band's rows after the row loops (dw_epi_rows). */
+enum { DW_MODE_NONE = 0, DW_MODE_CLIP, DW_MODE_RELU, DW_MODE_VEC, DW_MODE_SCALAR };
+
+/* The row loops' view of one band of one plane (per type). */
+#define DW_CTX(T, SFX)                                                               \
+    typedef struct {                                                                 \
+        const T *buf;                 /* the band's phase planes */                  \
+        int64_t ps, wb;               /* phase plane stride, row pitch */            \
+        int64_t R, S, sh, sw, Q;                                                     \
+        int64_t nrows;                /* output rows of the band */                  \
+        int64_t plast;                /* the plane's last row if in the band, or -1 */ \
+        const T *w;                   /* the channel's R*S weights */                \
+        T bias;                                                                      \
+        T *y;                         /* the band's first output row (pitch Q) */    \
+        int nepi, mode;               /* steps; how they are applied (DW_MODE_*) */  \
+        int kind[FC_DW_MAX_EPI];                                                     \
+        T s0[FC_DW_MAX_EPI], s1[FC_DW_MAX_EPI];   /* the steps' scalars */           \
+        const T *src[FC_DW_MAX_EPI];  /* ADD: the band's first row of src */         \
+    } dw_ctx_##SFX;
+
+DW_CTX(float, f32)
+DW_CTX(double, f64)
+
+#define DW_TARGET_AVX2 FC_TARGET_FMA("avx2,fma")
+#define DW_TARGET_AVX512 FC_TARGET_FMA("avx512f,avx2,fma")
+
+
+#define T float
+#define SFX f32
+#define FC_TI int32_t
+#define FC_TW 4
+#define DW_EXP expf
+#define DW_TANH tanhf
+#include "conv_dw_isas.inc"
+#include "conv_dw_entry.inc"
+#undef T
+#undef SFX
+#undef FC_TI
+#undef FC_TW
+#undef DW_EXP
+#undef DW_TANH
+
+#define T double
+#define SFX f64
+#define FC_TI int64_t
+#define FC_TW 8
+#define DW_EXP exp
+#define DW_TANH tanh
+#include "conv_dw_isas.inc"
+#include "conv_dw_entry.inc"
+#undef T
+#undef SFX
+#undef FC_TI
+#undef FC_TW
+#undef DW_EXP
+#undef DW_TANH
