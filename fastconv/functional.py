@@ -121,7 +121,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, algo="auto")
         return y
     x, w = contiguous(x), contiguous(w)
     b = contiguous(b) if b is not None else None
-    nt = _runtime.kernel_threads(_conv_work(p))
+    nt = _runtime.conv_threads(_conv_work(p))
     chosen, = _finite_safe((_choose_algo(algo, p, False, dtype),), algo, x, w)
     run_pass("forward", chosen, p, x, w, y, nt, bias=b)
     return y
@@ -148,7 +148,7 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dilation=1, groups=1,
             dx[...] = 0
         return dx, dw, db
     dy, x, w = contiguous(dy), contiguous(x), contiguous(w)
-    nt = _runtime.kernel_threads(_conv_work(p))
+    nt = _runtime.conv_threads(_conv_work(p))
     # Each pass has its own choice (they differ on few-channel first layers).
     chosen_w, chosen_d = _finite_safe((_choose_algo(algo, p, "weight", dtype),
                                        _choose_algo(algo, p, "data", dtype)), algo, dy, x, w)
@@ -187,7 +187,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     if p.N:
         x = contiguous(x)
         K.maxpool2d_fwd(_pool_geom(p), _flat(x), _flat(y), _flat(idx),
-                        _runtime.kernel_threads(_pool_work(p)))
+                        _runtime.pool_threads(_pool_work(p)))
     return (y, idx) if return_indices else y
 
 
@@ -235,7 +235,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     if p.N:
         x = contiguous(x)
         K.avgpool2d_fwd(_pool_geom(p, bool(count_include_pad)), _flat(x), _flat(y),
-                        _runtime.kernel_threads(_pool_work(p)))
+                        _runtime.pool_threads(_pool_work(p)))
     return y
 
 

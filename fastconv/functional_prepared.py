@@ -96,7 +96,7 @@ class ConvCall:
             return y
         x, w = contiguous(x), contiguous(w)
         b = None if b is None else contiguous(b)
-        nt = _runtime.kernel_threads(self.work)
+        nt = _runtime.conv_threads(self.work)
         algo = self.algo
         if algo == "winograd":      # the data decide, on every call, as in conv2d
             algo, = finite_safe((algo,), "auto", x, w)
@@ -142,7 +142,7 @@ def max_pool2d_prepared(x, kernel_size, stride, padding, dilation, ceil_mode):
     idx = _alloc(p.y_shape, np.int64, "max_pool2d indices")
     if p.N:
         K.maxpool2d_fwd(geom, contiguous(x).reshape(-1), y.reshape(-1), idx.reshape(-1),
-                        _runtime.kernel_threads(work))
+                        _runtime.pool_threads(work))
     return y, idx
 
 
@@ -157,7 +157,7 @@ def avg_pool2d_prepared(x, kernel_size, stride, padding, ceil_mode, count_includ
     p, geom, work = hit
     y = _alloc(p.y_shape, native_dtype(x.dtype), "avg_pool2d output")
     if p.N:
-        K.avgpool2d_fwd(geom, contiguous(x).reshape(-1), y.reshape(-1), _runtime.kernel_threads(work))
+        K.avgpool2d_fwd(geom, contiguous(x).reshape(-1), y.reshape(-1), _runtime.pool_threads(work))
     return y
 
 

@@ -89,7 +89,7 @@ def tune_layer(p, dtype=np.float32, nthreads=None, repeat=3, seed=0):
     so far on its first call.
     """
     if nthreads is None:
-        nthreads = _runtime.kernel_threads(conv_work(p))
+        nthreads = _runtime.conv_threads(conv_work(p))
     rng = np.random.default_rng(seed)
     results = {pass_: {"algo": None, "ms": {}} for pass_ in PASSES}
     for algo in CANDIDATES:
@@ -132,7 +132,7 @@ def tune(layers, dtype=np.float32, repeat=3, progress=None):
             layer = conv_params((N, C, H, W), (K_, C // groups, R, S), stride, pad, 1, groups)
         if layer.N == 0:
             continue
-        nt = _runtime.kernel_threads(conv_work(layer))
+        nt = _runtime.conv_threads(conv_work(layer))
         if progress:
             progress(f"tuning {layer.x_shape} * {layer.w_shape}, stride {layer.stride}, "
                      f"{dtype.name}, {nt} thread(s)")

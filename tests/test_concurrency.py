@@ -91,6 +91,34 @@ def test_set_num_threads_validates_and_returns_previous(threads):
         fastconv.set_num_threads(1.5)
 
 
+@pytest.mark.skipif(not fastconv.openmp_enabled(), reason="built without OpenMP")
+def test_small_convolutions_and_pools_run_on_one_thread(threads, monkeypatch):
+    """Waking sleeping OpenMP threads costs more than a small pass saves: a convolution
+    below MIN_PARALLEL_CONV_WORK multiply-adds, or a pooling forward below
+    MIN_PARALLEL_POOL_WORK window reads, asks its kernel for one thread; larger ones
+    for all of them."""
+    from fastconv import _runtime, functional
+    fastconv.set_num_threads(2)
+    conv = _runtime.MIN_PARALLEL_CONV_WORK
+    pool = _runtime.MIN_PARALLEL_POOL_WORK
+    assert _runtime.conv_threads(conv - 1) == 1 and _runtime.conv_threads(conv) == 2
+    assert _runtime.pool_threads(pool - 1) == 1 and _runtime.pool_threads(pool) == 2
+    assert _runtime.kernel_threads(_runtime.MIN_PARALLEL_WORK) == 2
+    seen = []
+    real = functional.run_pass
+    monkeypatch.setattr(functional, "run_pass",
+                        lambda *a, **k: (seen.append(a[6]), real(*a, **k))[1])
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((32, 3, 3, 3)).astype(np.float32)
+    small = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)      # 0.9 M multiply-adds
+    large = rng.standard_normal((16, 3, 32, 32)).astype(np.float32)     # 14 M
+    y_small = fastconv.conv2d(small, w, padding=1)
+    fastconv.conv2d(large, w, padding=1)
+    assert seen == [1, 2]
+    fastconv.set_num_threads(1)
+    np.testing.assert_array_equal(fastconv.conv2d(small, w, padding=1), y_small)
+
+
 def test_threadpoolctl_sees_and_limits_blas():
     """threadpoolctl finds the BLAS that the im2col path calls (NumPy's), reports its
     thread count, and threadpool_limits really changes that count inside the context

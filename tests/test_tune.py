@@ -24,7 +24,7 @@ def _small():
 
 
 def _nt(p):
-    return fastconv._runtime.kernel_threads(_dispatch.conv_work(p))
+    return fastconv._runtime.conv_threads(_dispatch.conv_work(p))
 
 
 def test_tune_writes_winners_that_auto_then_uses(tune_file):
