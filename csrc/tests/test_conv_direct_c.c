@@ -28,20 +28,10 @@
 #include <time.h>
 #include "fastconv.h"
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+#include "fc_check.h"
 static int64_t rnd(int64_t lo, int64_t hi) { return lo + (int64_t)(rng_next() % (uint64_t)(hi - lo + 1)); }
 static double rndu(void) { return (double)(rng_next() >> 11) / 9007199254740992.0 * 2.0 - 1.0; }
 
-static int failures = 0;
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-    printf(__VA_ARGS__); printf("\n"); } } while (0)
 
 /* naive references in double */
 static void ref_fwd(const fc_conv_geom *g, const double *x, const double *w, const double *b,
@@ -362,7 +352,7 @@ int main(int argc, char **argv)
         unread_cases();
     }
     fc_set_isa(prev);
-    if (failures) { printf("%d failures\n", failures); return 1; }
+    if (n_fail) { printf("%d failures\n", n_fail); return 1; }
     printf("all %d random cases OK under %d SIMD variant(s)\n", iters, levels);
     return 0;
 }

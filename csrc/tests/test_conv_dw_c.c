@@ -19,24 +19,13 @@
 #include "fastconv.h"
 #include "conv_dw.h"
 
-static uint64_t rs = 0x2545F4914F6CDD1Dull;
+#define FC_TEST_SEED 0x2545F4914F6CDD1Dull
+#include "fc_check.h"
+
 static int64_t rnd(int64_t lo, int64_t hi)
 {
-    rs ^= rs << 13;
-    rs ^= rs >> 7;
-    rs ^= rs << 17;
-    return lo + (int64_t)(rs % (uint64_t)(hi - lo + 1));
+    return lo + (int64_t)(rng_next() % (uint64_t)(hi - lo + 1));
 }
-
-static int failures = 0;
-#define CHECK(c, ...)                                                            \
-    do {                                                                         \
-        if (!(c)) {                                                              \
-            failures++;                                                          \
-            if (failures < 20) { printf("FAIL %s:%d: ", __FILE__, __LINE__);     \
-                printf(__VA_ARGS__); printf("\n"); }                             \
-        }                                                                        \
-    } while (0)
 
 /* y (N, C, P, Q) in double, no epilogue */
 static void naive(const fc_conv_geom *g, const double *x, const double *w, const double *b,
@@ -128,6 +117,6 @@ int main(int argc, char **argv)
         }
     }
     fc_set_isa(prev);
-    printf("test_conv_dw_c: %s (%d failures)\n", failures ? "FAILED" : "ok", failures);
-    return failures ? 1 : 0;
+    printf("test_conv_dw_c: %s (%d failures)\n", n_fail ? "FAILED" : "ok", n_fail);
+    return n_fail ? 1 : 0;
 }

@@ -15,32 +15,11 @@
 #include "fastconv.h"
 #include "conv_gemmt.h"
 
-static int n_fail = 0, n_check = 0;
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        n_check++;                                                         \
-        if (!(cond)) {                                                     \
-            n_fail++;                                                      \
-            if (n_fail < 30) {                                             \
-                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);       \
-                fprintf(stderr, __VA_ARGS__);                              \
-                fprintf(stderr, "\n");                                     \
-            }                                                              \
-        }                                                                  \
-    } while (0)
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-static int64_t rint_in(int64_t lo, int64_t hi) { return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1)); }
+#include "fc_check.h"
+static int64_t rint_in(int64_t lo, int64_t hi) { return lo + (int64_t)(rng_next() % (uint64_t)(hi - lo + 1)); }
 /* values in [-1, 1) with 10 random bits: the sums round, so bitwise equality
  * means the same chains */
-static double rval(void) { return (double)(int64_t)(rnd() % 1024) / 512.0 - 1.0; }
+static double rval(void) { return (double)(int64_t)(rng_next() % 1024) / 512.0 - 1.0; }
 
 #define TEST_TYPE(T, SFX)                                                                  \
 static void test_case_##SFX(const fc_conv_geom *g, int with_bias)                          \

@@ -25,28 +25,8 @@
 #include <string.h>
 #include "fc_internal.h"
 
-static int n_fail = 0, n_check = 0;
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        n_check++;                                                         \
-        if (!(cond)) {                                                     \
-            n_fail++;                                                      \
-            if (n_fail < 30) {                                             \
-                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);       \
-                fprintf(stderr, __VA_ARGS__);                              \
-                fprintf(stderr, "\n");                                     \
-            }                                                              \
-        }                                                                  \
-    } while (0)
-
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-static uint64_t rng_next(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+#define FC_TEST_SEED 0x2545F4914F6CDD1Dull
+#include "fc_check.h"
 static int64_t rnd(int64_t lo, int64_t hi)
 {
     return lo + (int64_t)(rng_next() % (uint64_t)(hi - lo + 1));

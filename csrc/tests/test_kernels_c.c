@@ -18,29 +18,11 @@
 #include <string.h>
 #include "fastconv.h"
 
-static int n_fail = 0, n_check = 0, n_empty = 0;
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        n_check++;                                                         \
-        if (!(cond)) {                                                     \
-            n_fail++;                                                      \
-            if (n_fail < 30) {                                             \
-                fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);       \
-                fprintf(stderr, __VA_ARGS__);                              \
-                fprintf(stderr, "\n");                                     \
-            }                                                              \
-        }                                                                  \
-    } while (0)
+#define FC_TEST_SEED 88172645463325252ULL
+#include "fc_check.h"
 
-static uint64_t rng_state = 88172645463325252ULL;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-static int64_t rint_in(int64_t lo, int64_t hi) { return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1)); }
+static int n_empty = 0;
+static int64_t rint_in(int64_t lo, int64_t hi) { return lo + (int64_t)(rng_next() % (uint64_t)(hi - lo + 1)); }
 
 /* same value or both NaN */
 static int same(double a, double b) { return (a == b) || (a != a && b != b); }
@@ -268,7 +250,7 @@ static void test_pool_case(int want_dil)
     double *dxout = malloc((size_t)(nx + 1) * sizeof(double));
     fill_int(x, nx, -3, 3);                       /* many ties */
     for (int64_t i = 0; i < nx; i++) {            /* sprinkle NaN and -inf */
-        uint64_t u = rnd() % 16;
+        uint64_t u = rng_next() % 16;
         if (u == 0) x[i] = NAN;
         else if (u == 1) x[i] = -INFINITY;
         else if (u == 2) x[i] = INFINITY;
