@@ -3,8 +3,10 @@
 For each input shape (cached) the fused graph is scheduled into the C
 executor's op array (``_kernels.PlanProgram``): one op per conv / linear /
 pool / eltwise node, each with its epilogue, views resolved to the buffers
-they view, a Concat as one copy per branch, and every intermediate placed in
-one arena by :mod:`.memory`. ``plan(x)`` is then one call into C with the GIL
+they view, a Concat as one copy per branch (none for a branch that the op
+computing it writes straight into the concat's output: see
+:func:`_concat_aliases`), and every intermediate placed in one arena by
+:mod:`.memory`. ``plan(x)`` is then one call into C with the GIL
 released. A Winograd conv at a batch that does not divide over the threads runs
 "solo" (see :func:`_solo_winograd_pays`): the shared parallel region ends before it,
 its kernel runs with all the threads, and the next region starts with its epilogue
@@ -18,7 +20,6 @@ when all are in use, returned after the call), so calls never share memory.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 
 import numpy as np
@@ -180,18 +181,32 @@ class _Compiled:
             out_root = g.output + ":copy"
             shapes[out_root] = shapes[g.output]
             steps.append(_copy_node(g.input, out_root))
-        # lifetimes of arena values, in op indices (a concat is one op per branch)
-        iv, ops_io = {}, []
-        k = 0
+        # branches written straight into their concat's output (see _concat_aliases)
+        alias = _concat_aliases(steps, root, g.input, out_root, shapes, self.geoms)
+
+        def home(v):
+            """The value whose memory ``v`` lives in, and ``v``'s offset there."""
+            v, off = root(v), 0
+            while v in alias:
+                v, extra = alias[v]
+                v, off = root(v), off + extra
+            return v, off
+
+        # lifetimes of arena values, in op indices (a concat is one op per branch copied)
+        iv, ops_io, pieces_of = {}, [], []
         for n in steps:
-            pieces = n.inputs if n.op == "concat" else [None]
-            for _ in pieces:
+            if n.op == "concat":
+                for j, v in enumerate(n.inputs):
+                    if root(v) not in alias:
+                        ops_io.append(n)
+                        pieces_of.append(j)
+            else:
                 ops_io.append(n)
-                k += 1
+                pieces_of.append(None)
         first, last = {}, {}
 
         def use(v, i, write=False):
-            v = root(v)
+            v = home(v)[0]
             if v in (g.input, out_root):
                 return
             if write:
@@ -200,7 +215,7 @@ class _Compiled:
 
         scratch = {}
         for i, n in enumerate(ops_io):
-            for v in n.inputs if n.op != "concat" else n.inputs[_piece_index(ops_io, i):][:1]:
+            for v in n.inputs if n.op != "concat" else [n.inputs[pieces_of[i]]]:
                 use(v, i)
             for s in n.attrs.get("epi", ()):
                 if s[0] == "add":
@@ -220,20 +235,22 @@ class _Compiled:
         self.arena_size = arena
 
         def ref(v):
-            v = root(v)
+            v, off = home(v)
             if v == g.input:
-                return (0, 0)
+                return (0, off)
             if v == out_root:
-                return (1, 0)
-            return (2, offsets[v])
+                return (1, off)
+            return (2, offsets[v] + off)
 
         ops, names, work = [], [], 0
         for i, n in enumerate(ops_io):
-            d, w = self._op(n, i, ops_io, ref, offsets)
+            d, w = self._op(n, pieces_of[i], ref, offsets)
             ops.append(d)
             names.append(_describe(n, d))
             work += w
         self.names, self.work = names, work
+        self.owners = [n.output for n in ops_io]
+        self.aliased = sorted(alias)
         self.ops = ops
         self.prog = K.PlanProgram(ops, dt.itemsize, size(g.input), size(g.output), arena)
 
@@ -248,7 +265,7 @@ class _Compiled:
                 out.append((s[1], None, None, None, float(s[2]), float(s[3])))
         return out
 
-    def _op(self, n, i, ops_io, ref, offsets):
+    def _op(self, n, j, ref, offsets):
         shapes, dt, cast = self.shapes, self.dtype, self.plan.cast
         ys = shapes[n.output]
         if n.op == "conv":
@@ -302,7 +319,6 @@ class _Compiled:
                      epi=self._epi(n, ref))
             return d, int(np.prod(ys))
         if n.op == "concat":
-            j = _piece_index(ops_io, i)
             ax = self.geoms[n.attrs["orig"]]
             outer = int(np.prod(ys[:ax], dtype=np.int64))
             inner = int(np.prod(ys[ax + 1:], dtype=np.int64))
@@ -382,18 +398,10 @@ class _Compiled:
                 break
             trial = _Compiled(self.plan, self.shapes, self.geoms, forced)
             trial.run(x)
-            for name, sec in zip(trial._owners(), [s for _, s in trial.profile(x, repeat)]):
+            for name, sec in zip(trial.owners, [s for _, s in trial.profile(x, repeat)]):
                 if name in forced and (name not in best or sec < best[name][1]):
                     best[name] = (forced[name], sec)
         return _Compiled(self.plan, self.shapes, self.geoms, {v: a for v, (a, _) in best.items()})
-
-    def _owners(self):
-        out = []
-        for n in self.plan.fused.nodes:
-            if n.op in ("flatten", "identity", "view"):
-                continue
-            out += [n.output] * (len(n.inputs) if n.op == "concat" else 1)
-        return out
 
 
 def _solo(p):
@@ -425,12 +433,34 @@ def _finite(a):
     return bool(np.isfinite(a).all())
 
 
-def _piece_index(ops_io, i):
-    """Which branch of a concat op i copies (ops of one concat are consecutive)."""
-    j = 0
-    while i - j - 1 >= 0 and ops_io[i - j - 1] is ops_io[i]:
-        j += 1
-    return j
+def _concat_aliases(steps, root, x_name, out_root, shapes, axes):
+    """{branch value: (concat output, offset in elements)} for the concat branches that
+    are written in place: when everything before a concat's axis has size 1 (a channel
+    concat at batch 1), each branch is one contiguous block of the output, so the op
+    that computes a branch can write it there and the concat copies nothing. A branch
+    qualifies when it is computed by an op of the plan (not the network input, not a
+    view, not the network output) and the concat is its only reader."""
+    readers = {}
+    for n in steps:
+        srcs = list(n.inputs) + [s[1] for s in n.attrs.get("epi", ()) if s[0] == "add"]
+        for v in srcs:
+            readers[root(v)] = readers.get(root(v), 0) + 1
+    made = {n.output for n in steps}
+    alias = {}
+    for n in steps:
+        if n.op != "concat":
+            continue
+        ys, ax = shapes[n.output], axes[n.attrs["orig"]]
+        if int(np.prod(ys[:ax], dtype=np.int64)) != 1:
+            continue
+        inner = int(np.prod(ys[ax + 1:], dtype=np.int64))
+        off = 0
+        for v in n.inputs:
+            if (v == root(v) and v in made and v not in (x_name, out_root)
+                    and readers.get(v) == 1):
+                alias[v] = (n.output, off * inner)
+            off += shapes[v][ax]
+    return alias
 
 
 def _copy_node(src, dst):
