@@ -187,6 +187,9 @@ fc_status fc_conv2d_bwd_weight_winograd_##SFX(const fc_conv_geom *g,            
  * all-NaN window still yields a valid index). */                                  \
 fc_status fc_maxpool2d_fwd_##SFX(const fc_pool_geom *g, const T *restrict x,      \
                           T *restrict y, int64_t *restrict idx, int nthreads);     \
+/* The same y without the indices (inference). */                                  \
+fc_status fc_maxpool2d_fwd_values_##SFX(const fc_pool_geom *g, const T *restrict x,\
+                          T *restrict y, int nthreads);                            \
 /* Max pooling backward: dx (N, C, H, W) overwritten: dx[idx] += dy. Indices are   \
  * checked to lie in [0, H*W) first; FC_EINVAL (nothing written) if not. */        \
 fc_status fc_maxpool2d_bwd_##SFX(const fc_pool_geom *g, const T *restrict dy,     \

@@ -25,7 +25,7 @@
 enum {
     FC_PLAN_CONV = 1,     /* y = conv(x, w) + b, epilogue, optional fused pool (y -> y2) */
     FC_PLAN_LINEAR = 2,   /* y (N, F) = x (N, in) . w^T (+ b), epilogue */
-    FC_PLAN_MAXPOOL = 3,  /* y = maxpool(x) (idx scratch: ref aux, int64), epilogue */
+    FC_PLAN_MAXPOOL = 3,  /* y = maxpool(x) (values only, no indices), epilogue */
     FC_PLAN_AVGPOOL = 4,  /* y = avgpool(x), epilogue */
     FC_PLAN_GAP = 5,      /* y (N, C) = mean of x (N, C, L) over L, epilogue */
     FC_PLAN_EPI = 6,      /* y = epilogue(x), elementwise over (N, C, L) */
@@ -79,7 +79,6 @@ typedef struct {
                              epilogue and fused pool; see fc_plan_run) */
     fc_plan_ref x, y;     /* input, output */
     fc_plan_ref y2;       /* CONV with a fused pool: the pooled output */
-    fc_plan_ref aux;      /* max pool indices (int64 scratch, offset in elements of T) */
     const void *w, *b;
     const void *wpack;    /* FC_PLAN_GEMMT: w packed by fc_conv_gemmt_pack_w for wkern */
     const void *wkern;    /* the fc_gemm_kernel it was packed for (another one now: the

@@ -80,6 +80,10 @@ cdef extern from "fastconv.h" nogil:
 
     fc_status fc_maxpool2d_fwd_f32(const fc_pool_geom *g, const float *x, float *y,
                                    int64_t *idx, int nthreads)
+    fc_status fc_maxpool2d_fwd_values_f32(const fc_pool_geom *g, const float *x, float *y,
+                                          int nthreads)
+    fc_status fc_maxpool2d_fwd_values_f64(const fc_pool_geom *g, const double *x, double *y,
+                                          int nthreads)
     fc_status fc_maxpool2d_fwd_f64(const fc_pool_geom *g, const double *x, double *y,
                                    int64_t *idx, int nthreads)
     fc_status fc_maxpool2d_bwd_f32(const fc_pool_geom *g, const float *dy, const int64_t *idx,
@@ -192,7 +196,7 @@ cdef extern from "plan.h" nogil:
         int64_t kalign
         int64_t chunk
         int32_t solo
-        fc_plan_ref x, y, y2, aux
+        fc_plan_ref x, y, y2
         const void *w
         const void *b
         const void *wpack

@@ -175,6 +175,21 @@ def maxpool2d_fwd(PoolGeom geom, const real[::1] x, real[::1] y, int64_t[::1] id
     _check(st, "max_pool2d")
 
 
+def maxpool2d_fwd_values(PoolGeom geom, const real[::1] x, real[::1] y, int nthreads):
+    """maxpool2d_fwd's y without the indices (the same values)."""
+    _need(x.shape[0], geom.x_size(), "x")
+    _need(y.shape[0], geom.y_size(), "y")
+    if geom.g.N == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_maxpool2d_fwd_values_f32(&geom.g, &x[0], &y[0], nthreads)
+        else:
+            st = fc_maxpool2d_fwd_values_f64(&geom.g, &x[0], &y[0], nthreads)
+    _check(st, "max_pool2d")
+
+
 def maxpool2d_bwd(PoolGeom geom, const real[::1] dy, const int64_t[::1] idx, real[::1] dx,
                   int nthreads):
     _need(dx.shape[0], geom.x_size(), "dx")

@@ -189,9 +189,6 @@ cdef class PlanProgram:
                         (pg.N, pg.C, pg.H, pg.W) != (g.N, g.K, g.P, g.Q):
                     raise ValueError("the fused pool does not take the convolution's output")
                 op.y2 = self._ref(d["y2"], pg.N * pg.C * pg.P * pg.Q, "y2")
-                if op.fused_pool == FC_PLAN_MAXPOOL:
-                    nidx = pg.N * pg.C * pg.P * pg.Q * 8 // self.itemsize
-                    op.aux = self._ref(d["aux"], nidx, "aux")
         elif op.kind == FC_PLAN_LINEAR:
             op.x = self._ref(d["x"], op.N * op.in_features, "x")
             op.y = self._ref(d["y"], ysize, "y")
@@ -204,8 +201,6 @@ cdef class PlanProgram:
                 raise ValueError("output (N, C, L) does not match the geometry")
             op.x = self._ref(d["x"], pg.N * pg.C * pg.H * pg.W, "x")
             op.y = self._ref(d["y"], ysize, "y")
-            if op.kind == FC_PLAN_MAXPOOL:
-                op.aux = self._ref(d["aux"], ysize * 8 // self.itemsize, "aux")
         elif op.kind == FC_PLAN_GAP:
             op.x = self._ref(d["x"], op.N * op.C * op.in_features, "x")
             op.y = self._ref(d["y"], ysize, "y")

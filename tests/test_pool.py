@@ -49,6 +49,7 @@ def test_max_pool_matches_reference(case, seed, ties, dtype):
     y, idx = fastconv.max_pool2d(x, **_kw(case), return_indices=True)
     np.testing.assert_array_equal(y, y_r)
     np.testing.assert_array_equal(idx, idx_r)
+    np.testing.assert_array_equal(fastconv.max_pool2d(x, **_kw(case)), y_r)   # values only
     assert idx.dtype == np.int64
     dy = randn(rng, y.shape, dtype)
     dx = fastconv.max_pool2d_backward(dy, idx, x.shape)
@@ -98,6 +99,37 @@ def test_max_pool_nan_and_inf(dtype):
     assert np.isnan(y).all() and idx.ravel()[0] == 0
     # NaN propagates through average pooling too.
     assert np.isnan(fastconv.avg_pool2d(x, 2)[0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geom", [dict(kernel_size=3, stride=2, ceil_mode=True),
+                                  dict(kernel_size=3, stride=2, padding=1),
+                                  dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1),
+                                  dict(kernel_size=(2, 5), stride=(1, 3), dilation=(2, 1))])
+def test_max_pool_values_only_is_bitwise_the_indexed_forward(dtype, geom):
+    # without return_indices the kernel skips the index stores (fc_maxpool2d_fwd_values):
+    # the same scans, so the same bits, under every SIMD level (vector and scalar columns),
+    # NaN, infinities and signed zeros (ties keep the first) included
+    from conftest import gemm_isas
+    from fastconv import _kernels
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(-2, 3, (2, 5, 37, 71)).astype(dtype)
+    x[x == 0] = rng.choice(np.array([0.0, -0.0], dtype), int((x == 0).sum()))
+    x.reshape(-1)[rng.choice(x.size, 40, replace=False)] = np.nan
+    x.reshape(-1)[rng.choice(x.size, 40, replace=False)] = -np.inf
+    prev = _kernels.isa()
+    try:
+        for isa in gemm_isas():
+            _kernels.set_isa(isa)
+            y, _ = fastconv.max_pool2d(x, **geom, return_indices=True)
+            v = fastconv.max_pool2d(x, **geom)
+            assert v.dtype == y.dtype and v.shape == y.shape
+            np.testing.assert_array_equal(v.view(f"u{x.itemsize}"), y.view(f"u{x.itemsize}"),
+                                          err_msg=isa)
+            np.testing.assert_array_equal(v, ref.max_pool2d(x, **geom), err_msg=isa)
+    finally:
+        _kernels.set_isa(prev)
 
 
 def test_max_pool_padding_never_selected():

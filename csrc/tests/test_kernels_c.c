@@ -266,10 +266,19 @@ static void test_pool_case(int want_dil)
                   "maxpool f64 [%lld] %g/%lld vs %g/%lld", (long long)i, yout[i],
                   (long long)iout[i], yref[i], (long long)iref[i]);
         }
+        /* the values-only forward: the same values */
+        for (int64_t i = 0; i < ny; i++) yout[i] = 99;
+        CHECK(fc_maxpool2d_fwd_values_f64(&g, x, yout, nt) == FC_OK, "values f64 status");
+        for (int64_t i = 0; i < ny; i++)
+            CHECK(same(yout[i], yref[i]), "values f64 [%lld]", (long long)i);
         float *xf = to_f32(x, nx), *yf = malloc((size_t)(ny + 1) * sizeof(float));
         CHECK(fc_maxpool2d_fwd_f32(&g, xf, yf, iout, nt) == FC_OK, "maxpool f32 status");
         for (int64_t i = 0; i < ny; i++)
             CHECK(same(yf[i], yref[i]) && iout[i] == iref[i], "maxpool f32 [%lld]", (long long)i);
+        for (int64_t i = 0; i < ny; i++) yf[i] = 99;
+        CHECK(fc_maxpool2d_fwd_values_f32(&g, xf, yf, nt) == FC_OK, "values f32 status");
+        for (int64_t i = 0; i < ny; i++)
+            CHECK(same(yf[i], yref[i]), "values f32 [%lld]", (long long)i);
         free(xf); free(yf);
     }
     /* max backward */
@@ -348,11 +357,15 @@ static void test_pool_special(void)
     /* NULL / bad geometry */
     CHECK(fc_maxpool2d_fwd_f64(NULL, d, &y, &i, 1) == FC_EINVAL, "NULL g");
     CHECK(fc_maxpool2d_fwd_f64(&g, NULL, &y, &i, 1) == FC_EINVAL, "NULL x");
+    CHECK(fc_maxpool2d_fwd_values_f64(&g, NULL, &y, 1) == FC_EINVAL, "values: NULL x");
+    CHECK(fc_maxpool2d_fwd_values_f64(&g, d, NULL, 1) == FC_EINVAL, "values: NULL y");
+    CHECK(fc_maxpool2d_fwd_values_f64(NULL, d, &y, 1) == FC_EINVAL, "values: NULL g");
     fc_pool_geom bad = g; bad.stride_h = 0;
     CHECK(fc_avgpool2d_bwd_f64(&bad, d, &y, 1) == FC_EINVAL, "stride 0");
     /* N == 0: no-op, NULL fine */
     CHECK(fc_pool_geom_init(&g, 0, 2, 4, 4, 2, 2, 2, 2, 0, 0, 1, 1, 0, 1) == FC_OK, "geom0");
     CHECK(fc_maxpool2d_fwd_f32(&g, NULL, NULL, NULL, 4) == FC_OK, "N=0 max");
+    CHECK(fc_maxpool2d_fwd_values_f32(&g, NULL, NULL, 4) == FC_OK, "N=0 max values");
     CHECK(fc_maxpool2d_bwd_f32(&g, NULL, NULL, NULL, 4) == FC_OK, "N=0 max bwd");
     CHECK(fc_avgpool2d_fwd_f32(&g, NULL, NULL, 4) == FC_OK, "N=0 avg");
     CHECK(fc_avgpool2d_bwd_f32(&g, NULL, NULL, 4) == FC_OK, "N=0 avg bwd");

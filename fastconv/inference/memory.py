@@ -1,7 +1,7 @@
 """Buffer planning: one arena per input shape, buffers reused when lifetimes allow.
 
-Each intermediate value (and each op's scratch: a fused conv's pre-pool output,
-max-pool indices) lives from the op that writes it to the last op that reads
+Each intermediate value (and each op's scratch: a fused conv's pre-pool
+output) lives from the op that writes it to the last op that reads
 it, both included, so an op's output never shares memory with its inputs.
 Values are placed greedily, largest first, at the lowest offset that overlaps
 no placed value whose lifetime meets its own (the usual offset assignment

@@ -224,10 +224,6 @@ class _Compiled:
             if n.op == "conv" and n.attrs.get("pool") is not None:
                 pre = n.attrs["pre"]
                 scratch[pre] = (i, i, size(pre))
-                if n.attrs["pool"].op == "maxpool":
-                    scratch[pre + ":idx"] = (i, i, size(n.output) * 8 // dt.itemsize)
-            elif n.op == "maxpool":
-                scratch[n.output + ":idx"] = (i, i, size(n.output) * 8 // dt.itemsize)
         for v in first:
             iv[v] = (first[v], last[v], size(v))
         iv.update(scratch)
@@ -286,8 +282,6 @@ class _Compiled:
                 pp = self.geoms[q.attrs["orig"]]
                 d.update(y=(2, offsets[pre]), y2=ref(n.output), fused_pool=q.op,
                          pool=_pool_tuple(pp, q.attrs["count_include_pad"]))
-                if q.op == "maxpool":
-                    d["aux"] = (2, offsets[pre + ":idx"])
             else:
                 d["y"] = ref(n.output)
             return d, p.N * p.K * (p.C // p.groups) * p.R * p.S * p.P * p.Q
@@ -304,8 +298,6 @@ class _Compiled:
             d = dict(kind=n.op, N=pp.N, C=pp.C, L=pp.P * pp.Q, x=ref(n.inputs[0]),
                      y=ref(n.output), pool=_pool_tuple(pp, n.attrs["count_include_pad"]),
                      epi=self._epi(n, ref))
-            if n.op == "maxpool":
-                d["aux"] = (2, offsets[n.output + ":idx"])
             return d, pp.N * pp.C * pp.P * pp.Q * pp.kernel[0] * pp.kernel[1]
         if n.op == "gap":
             xs = shapes[n.inputs[0]]
