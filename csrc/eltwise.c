@@ -1,7 +1,9 @@
 /*
- * eltwise.c: ReLU forward / backward and bias add / bias gradient for float
- * and double (bodies in eltwise.inc).
+ * eltwise.c: ReLU forward / backward, bias add / bias gradient and the
+ * finiteness scan for float and double (bodies in eltwise.inc).
  */
+#include <string.h>
+
 #include "fc_internal.h"
 
 /* Elementwise loops go parallel only above this many elements; below it the
@@ -17,14 +19,24 @@ static int eltwise_prod3_fits(int64_t a, int64_t b, int64_t c)
     return 1;
 }
 
+/* FC_EU: the unsigned integer of T's width; FC_EEXP: T's exponent bits (all
+ * set: inf or NaN). */
 #define T float
 #define SFX f32
+#define FC_EU uint32_t
+#define FC_EEXP 0x7f800000u
 #include "eltwise.inc"
 #undef T
 #undef SFX
+#undef FC_EU
+#undef FC_EEXP
 
 #define T double
 #define SFX f64
+#define FC_EU uint64_t
+#define FC_EEXP 0x7ff0000000000000ull
 #include "eltwise.inc"
 #undef T
 #undef SFX
+#undef FC_EU
+#undef FC_EEXP

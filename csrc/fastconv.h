@@ -206,6 +206,9 @@ fc_status fc_relu_fwd_##SFX(int64_t n, const T *restrict x, T *restrict y,      
                           int nthreads);                                           \
 fc_status fc_relu_bwd_##SFX(int64_t n, const T *restrict dy, const T *restrict x, \
                           T *restrict dx, int nthreads);                           \
+/* *finite = 1 when no element of x (n) is inf or NaN, else 0. */              \
+fc_status fc_all_finite_##SFX(int64_t n, const T *restrict x, int *finite,       \
+                          int nthreads);                                           \
 /* Bias add in place over NCHW-like data y (N, K, L): y[n,k,:] += b[k]. */         \
 fc_status fc_bias_add_##SFX(int64_t N, int64_t K, int64_t L, const T *restrict b, \
                           T *restrict y, int nthreads);                            \

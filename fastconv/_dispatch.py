@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _kernels as K
-from . import _tunetable
+from . import _runtime, _tunetable
 from ._args import check_winograd, winograd_ok  # noqa: F401  (the rule is validation)
 
 __all__ = [
@@ -123,10 +123,27 @@ def winograd_pays(p):
 
 
 def all_finite(*arrays):
-    """True when no array holds inf or NaN (one pass, no temporary; an overflowing
-    sum of huge finite values answers False, which only costs the faster path)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return all(bool(np.isfinite(np.add.reduce(a, axis=None))) for a in arrays)
+    """True when no array holds inf or NaN: one read of each, by the C scan for
+    contiguous float32 / float64 arrays (the threads share a large one), else by a
+    NumPy sum (no temporary; an overflowing sum of huge finite values answers False,
+    which only costs the faster path)."""
+    for a in arrays:
+        if a.dtype in _SCANNED and a.flags.c_contiguous:
+            nt = _runtime.kernel_threads(a.size, SCAN_PARALLEL_MIN)
+            if not K.all_finite(a.reshape(-1), nt):
+                return False
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.isfinite(np.add.reduce(a, axis=None)):
+                return False
+    return True
+
+
+_SCANNED = (np.dtype(np.float32), np.dtype(np.float64))
+#: The scan is memory-bound: one thread read a 4 MB array in 148 us, two took 165 us
+#: (waking the sleeping team costs more than the second core brings), so only arrays
+#: of at least this many elements are shared.
+SCAN_PARALLEL_MIN = 1 << 23
 
 
 def finite_safe(chosen, algo, *arrays):

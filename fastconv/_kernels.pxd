@@ -95,6 +95,8 @@ cdef extern from "fastconv.h" nogil:
     fc_status fc_avgpool2d_bwd_f32(const fc_pool_geom *g, const float *dy, float *dx, int nthreads)
     fc_status fc_avgpool2d_bwd_f64(const fc_pool_geom *g, const double *dy, double *dx, int nthreads)
 
+    fc_status fc_all_finite_f32(int64_t n, const float *x, int *finite, int nthreads)
+    fc_status fc_all_finite_f64(int64_t n, const double *x, int *finite, int nthreads)
     fc_status fc_relu_fwd_f32(int64_t n, const float *x, float *y, int nthreads)
     fc_status fc_relu_fwd_f64(int64_t n, const double *x, double *y, int nthreads)
     fc_status fc_relu_bwd_f32(int64_t n, const float *dy, const float *x, float *dx, int nthreads)

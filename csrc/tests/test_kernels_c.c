@@ -378,6 +378,49 @@ static void test_pool_special(void)
 
 /* ---------------- elementwise ---------------- */
 
+/* fc_all_finite: one inf / NaN anywhere (block edges, each thread's share) is
+ * found; huge finite values are finite. */
+static void test_all_finite(void)
+{
+    const int64_t sizes[] = {1, 4095, 4096, 4097, (1 << 16) + 5, 200003};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        const int64_t n = sizes[t];
+        double *x = malloc((size_t)n * sizeof(double));
+        float *xf = malloc((size_t)n * sizeof(float));
+        for (int64_t i = 0; i < n; i++) x[i] = i % 2 ? 1.7e308 : -3.0;
+        for (int64_t i = 0; i < n; i++) xf[i] = i % 2 ? 3.3e38f : -3.0f;
+        const int64_t spots[] = {0, n / 2, n - 1, n > 4096 ? 4096 : n - 1, n > 100001 ? 100001 : 0};
+        for (int nt = 1; nt <= 3; nt += 2) {
+            int fin = -1;
+            CHECK(fc_all_finite_f64(n, x, &fin, nt) == FC_OK && fin == 1, "finite f64 n=%lld", (long long)n);
+            CHECK(fc_all_finite_f32(n, xf, &fin, nt) == FC_OK && fin == 1, "finite f32 n=%lld", (long long)n);
+            for (size_t s = 0; s < sizeof spots / sizeof spots[0]; s++) {
+                const int64_t i = spots[s];
+                const double keep = x[i];
+                const float keepf = xf[i];
+                const double bad[3] = {INFINITY, -INFINITY, NAN};
+                for (int b = 0; b < 3; b++) {
+                    x[i] = bad[b];
+                    xf[i] = (float)bad[b];
+                    CHECK(fc_all_finite_f64(n, x, &fin, nt) == FC_OK && fin == 0,
+                          "f64 bad at %lld of %lld", (long long)i, (long long)n);
+                    CHECK(fc_all_finite_f32(n, xf, &fin, nt) == FC_OK && fin == 0,
+                          "f32 bad at %lld of %lld", (long long)i, (long long)n);
+                }
+                x[i] = keep;
+                xf[i] = keepf;
+            }
+        }
+        free(x);
+        free(xf);
+    }
+    int fin = -1;
+    CHECK(fc_all_finite_f64(0, NULL, &fin, 1) == FC_OK && fin == 1, "n = 0");
+    CHECK(fc_all_finite_f64(-1, NULL, &fin, 1) == FC_EINVAL, "n < 0");
+    CHECK(fc_all_finite_f64(3, NULL, &fin, 1) == FC_EINVAL, "NULL x");
+    CHECK(fc_all_finite_f32(3, (const float *)&fin, NULL, 1) == FC_EINVAL, "NULL result");
+}
+
 static void test_eltwise(void)
 {
     const int64_t sizes[] = {0, 1, 7, 8, 33, 1000, (1 << 16) + 5, 200003};
@@ -461,6 +504,7 @@ int main(void)
     }
     fc_set_isa(prev);
     test_eltwise();
+    test_all_finite();
     printf("%d checks, %d failures (%d geometries with an empty window rejected)\n",
            n_check, n_fail, n_empty);
     return n_fail != 0;
