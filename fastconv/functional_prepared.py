@@ -127,9 +127,10 @@ def _remember(table, key, value):
     return value
 
 
-def max_pool2d_prepared(x, kernel_size, stride, padding, dilation, ceil_mode):
+def max_pool2d_prepared(x, kernel_size, stride, padding, dilation, ceil_mode, indices=True):
     """``fastconv.max_pool2d(x, ..., return_indices=True)`` (the same arrays) with its
-    validation done once per key (x's shape and dtype, the hashable hyper-parameters)."""
+    validation done once per key (x's shape and dtype, the hashable hyper-parameters).
+    ``indices=False``: (y, None), the same y without computing the indices."""
     key = (x.shape, x.dtype, kernel_size, stride, padding, dilation, ceil_mode)
     hit = _pool_calls.get(key)
     if hit is None:
@@ -139,6 +140,11 @@ def max_pool2d_prepared(x, kernel_size, stride, padding, dilation, ceil_mode):
         hit = _remember(_pool_calls, key, (p, _pool_geom(p), _pool_work(p)))
     p, geom, work = hit
     y = _alloc(p.y_shape, native_dtype(x.dtype), "max_pool2d output")
+    if not indices:
+        if p.N:
+            K.maxpool2d_fwd_values(geom, contiguous(x).reshape(-1), y.reshape(-1),
+                                   _runtime.pool_threads(work))
+        return y, None
     idx = _alloc(p.y_shape, np.int64, "max_pool2d indices")
     if p.N:
         K.maxpool2d_fwd(geom, contiguous(x).reshape(-1), y.reshape(-1), idx.reshape(-1),

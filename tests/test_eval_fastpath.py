@@ -425,3 +425,46 @@ def test_joins_hand_their_output_to_an_inplace_activation(dtype):
         np.testing.assert_array_equal(p.grad, gr)
     # Div's backward reads its output: it keeps it, so nothing overwrites it
     assert not nn.module.fresh_output(nn.Div())
+
+
+# ---------------------------------------------------------------- max pooling in eval mode
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("geom", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                  dict(kernel_size=3, stride=2, ceil_mode=True)])
+def test_maxpool_eval_skips_the_indices_and_backward_finds_them(dtype, geom):
+    # eval mode computes the values only; a backward after it (input gradients of an eval
+    # model) finds the argmax of the same input, so dx equals training mode's, ties included
+    x = _rng(3).integers(-2, 3, (2, 3, 11, 13)).astype(dtype)
+    pool = nn.MaxPool2D(**geom, dtype=dtype)
+    pool.input_grad = True
+    y_train = pool.forward(x)
+    dy = _x(y_train.shape, dtype, seed=4)
+    dx_train = pool.backward(dy)
+    pool.eval()
+    y = pool.forward(x)
+    assert pool._idx is None                      # no indices were computed
+    np.testing.assert_array_equal(y, y_train)
+    np.testing.assert_array_equal(pool.backward(dy), dx_train)
+    np.testing.assert_array_equal(pool.backward(dy), dx_train)   # again: indices kept
+    with pytest.raises(ValueError):
+        pool.backward(dy[:, :, :1])               # a wrong gradient shape, as in training
+    pool.train()
+    pool.forward(x)
+    assert pool._idx is not None and pool._x is None
+
+
+def test_maxpool_backward_without_forward_and_on_the_reference_backend():
+    pool = nn.MaxPool2D(2)
+    pool.eval()
+    with pytest.raises(RuntimeError):
+        pool.backward(np.zeros((1, 1, 2, 2), F32))
+    x = _x((1, 2, 6, 6))
+    pool.input_grad = True
+    with _backend.use_backend("reference"):
+        y = pool.forward(x)
+        assert pool._idx is not None              # the backend's own call, with indices
+        dx = pool.backward(np.ones_like(y))
+    np.testing.assert_array_equal(dx, reference.max_pool2d_backward(
+        np.ones_like(y), reference.max_pool2d(x, 2, return_indices=True)[1], x.shape))

@@ -41,29 +41,39 @@ class MaxPool2D(Module):
         (self.kernel_size, self.stride, self.padding, self.dilation,
          self.ceil_mode) = _pool_args(kernel_size, stride, padding, dilation, ceil_mode)
         self._idx = None
+        self._x = None          # eval mode: the input, for indices backward may ask for
         self._x_shape = None
+        self._y_shape = None
 
     def forward(self, x):
-        """x (N, C, H, W) -> y (N, C, P, Q), the maximum of each window; caches the argmax."""
+        """x (N, C, H, W) -> y (N, C, P, Q), the maximum of each window. Training caches
+        the argmax; eval mode on the native backend computes the values only and keeps x,
+        from which a backward (input gradients of an eval model) finds the argmax."""
         self._check_input(x, 4)
+        args = (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
         if plain_native():
-            y, idx = max_pool2d_prepared(x, self.kernel_size, self.stride, self.padding,
-                                         self.dilation, self.ceil_mode)
+            y, idx = max_pool2d_prepared(x, *args, indices=self.training)
         else:
             y, idx = ops().max_pool2d(x, self.kernel_size, stride=self.stride, padding=self.padding,
                                       dilation=self.dilation, ceil_mode=self.ceil_mode,
                                       return_indices=True)
         self._idx = idx
+        self._x = x if idx is None else None
         self._x_shape = x.shape
+        self._y_shape = y.shape
         return y
 
     def backward(self, dy):
         """dy (N, C, P, Q) -> dx (N, C, H, W): each dy goes to its window's first maximum."""
-        if self._idx is None:
+        if self._y_shape is None:
             raise self._no_forward()
-        self._check_grad(dy, self._idx.shape)
+        self._check_grad(dy, self._y_shape)
         if not self.input_grad:
             return None
+        if self._idx is None:           # an eval-mode forward: the argmax of the same x
+            _, self._idx = max_pool2d_prepared(self._x, self.kernel_size, self.stride,
+                                               self.padding, self.dilation, self.ceil_mode)
+            self._x = None
         return ops().max_pool2d_backward(dy, self._idx, self._x_shape)
 
     def extra_repr(self):
