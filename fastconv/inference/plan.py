@@ -30,6 +30,7 @@ from .gemmt import GemmtCache, gemmt_kalign, gemmt_ok, gemmt_pays
 from .ir import Node
 from .lower import lower
 from .memory import plan_arena
+from .pointwise import PwCache, pw_ok, pw_pays
 from .qplan import QuantizedModel, QuantizedPlan
 from .shapes import infer_shapes
 
@@ -99,6 +100,7 @@ class Plan:
         self._lock = threading.Lock()
         self._casts = {}
         self.gemmt_weights = GemmtCache()
+        self.pw_weights = PwCache()
 
     def __call__(self, x):
         c = None
@@ -264,6 +266,8 @@ class _Compiled:
             if algo == "gemmt":
                 d["wpack"] = self.plan.gemmt_weights.get(d["w"])
                 d["kalign"] = gemmt_kalign(p, d["wpack"], _runtime.get_num_threads())
+            elif algo == "pointwise":
+                d["wpack"] = self.plan.pw_weights.get(d["w"])
             q = n.attrs.get("pool")
             if q is not None:
                 pp = self.geoms[q.attrs["orig"]]
@@ -332,9 +336,13 @@ class _Compiled:
                 algo = "gemmt"
             if algo == "direct" and _depthwise_ok(p):
                 algo = "depthwise"      # the direct kernel for one filter per channel, epilogue fused
+            if algo in ("gemm", "gemmt") and pw_pays(p, n.attrs.get("pool") is not None, nth):
+                algo = "pointwise"
         if algo == "winograd" and (not _winograd_ok(p) or not _finite(n.attrs["w"])):
             algo = "gemm"
         if algo == "gemmt" and not gemmt_ok(p):
+            algo = "gemm"
+        if algo == "pointwise" and not pw_ok(p, n.attrs.get("pool") is not None):
             algo = "gemm"
         return algo
 
@@ -372,7 +380,8 @@ class _Compiled:
             if n.op == "conv":
                 p = self.geoms[n.attrs["orig"]]
                 cands[n.output] = (["depthwise"] if _depthwise_ok(p) else []) + ["direct", "gemm"] \
-                    + (["winograd"] if _winograd_ok(p) else []) + (["gemmt"] if gemmt_ok(p) else [])
+                    + (["winograd"] if _winograd_ok(p) else []) + (["gemmt"] if gemmt_ok(p) else []) \
+                    + (["pointwise"] if pw_ok(p, n.attrs.get("pool") is not None) else [])
             elif n.op == "linear":
                 cands[n.output] = ["gemv", "gemm"]
         best = {}
