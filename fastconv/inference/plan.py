@@ -10,7 +10,9 @@ released. A Winograd conv at a batch that does not divide over the threads runs
 its kernel runs with all the threads, and the next region starts with its epilogue
 and fused pool (sharing the image's channels would repeat Winograd's input
 transform in every share). A GEMM conv with few output pixels runs as "gemmt"
-(:mod:`.gemmt`: the transposed product, its weights packed once here). Concurrent calls from several threads are safe: the op array is
+(:mod:`.gemmt`: the transposed product, its weights packed once here); a 1x1 conv
+with few output channels on large planes, at a batch that does not divide over the
+threads, runs as "pointwise" (:mod:`.pointwise`). Concurrent calls from several threads are safe: the op array is
 read-only, and each call takes its own arena from a small pool (a new one
 when all are in use, returned after the call), so calls never share memory.
 """
@@ -56,8 +58,8 @@ def compile(model, tune=False, fuse_pool=True):  # noqa: A001  (fastconv.compile
     changed; the plan holds a copy of its weights as they are now.
 
     ``tune=True`` times the candidate algorithms of every convolution (depthwise, direct,
-    gemm, winograd) and fully connected layer (gemv, gemm) on the first input of each
-    shape and keeps the fastest; otherwise the built-in policy chooses.
+    gemm, winograd, gemmt, pointwise) and fully connected layer (gemv, gemm) on the first
+    input of each shape and keeps the fastest; otherwise the built-in policy chooses.
 
     An int8 model (``fastconv.quantize``) compiles to a :class:`.qplan.QuantizedPlan`:
     its layers are already fused int8 kernels; the plan snapshots the weights and is
