@@ -42,9 +42,11 @@ def pw_pays(p, fused_pool=False, nth=2):
     0.78x; but 384->64 14x14 1.03x, 576->96 14x14 1.14x, 96->576 14x14 1.25x, 16->96
     112x112 1.08x, 160->960 7x7 (gemmt) 1.58x, 512->1000 13x13 1.22x. Only where the
     batch does not divide over the ``nth`` threads (the executor would cut images into
-    channel shares): at batch 8 (whole images per thread, no repeated packing) the same
-    layers ran 0.82x (32->16 112x112), 0.90-1.01x (squeezenet's 55x55) and 1.0-1.4x the
-    others."""
+    channel shares): at batch 3 the layers the rule takes ran 0.53-0.96x, but at batch
+    8 (whole images per thread, no repeated packing) 0.82x (32->16 112x112), 0.90-1.01x
+    (squeezenet's 55x55) and 1.0-1.4x the others. Whole networks at batch 1 (plan time,
+    A/B interleaved in one process): mobilenet_v2 0.94-0.96x, squeezenet1_1 0.96-0.98x;
+    at batch 3 0.98x / 0.99-1.03x."""
     if not pw_ok(p, fused_pool) or nth < 2 or p.N % nth == 0:
         return False
     return p.P * p.Q >= MIN_PIXELS and p.K <= MAX_CHANNELS
