@@ -30,6 +30,14 @@
 #define PW_X86 0
 #endif
 #define PW_HAVE_VEC FC_HAVE_VECTOR_EXT
+/* The AVX-512 tile: output channels per pass x vectors of pixels (8 x 3: 24
+ * accumulators of the 32 registers). */
+#ifndef PW_MB512
+#define PW_MB512 8
+#endif
+#ifndef PW_NV512
+#define PW_NV512 3
+#endif
 
 int fc_pw_supported(const fc_conv_geom *g)
 {
