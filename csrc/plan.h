@@ -34,9 +34,11 @@ enum {
 
 /* FC_PLAN_GEMMT: a conv as the transposed product (conv_gemmt.h), the weights
  * packed once (fc_plan_op.wpack, for the GEMM kernel wkern). FC_PLAN_DW: depthwise
- * (conv_dw.h), the epilogue fused. */
+ * (conv_dw.h), the epilogue fused. FC_PLAN_PW: pointwise 1x1 (conv_pw.h), the
+ * weights packed once (wpack, fc_pw_pack_w: one layout for every SIMD level), the
+ * epilogue fused, an image's pixels split over the threads; no fused pool. */
 enum { FC_PLAN_DIRECT = 0, FC_PLAN_GEMM = 1, FC_PLAN_WINOGRAD = 2, FC_PLAN_GEMV = 3,
-       FC_PLAN_GEMMT = 4, FC_PLAN_DW = 5 };
+       FC_PLAN_GEMMT = 4, FC_PLAN_DW = 5, FC_PLAN_PW = 6 };
 
 /* Epilogue steps, applied in order to every output element v of channel k. */
 enum {
@@ -80,7 +82,8 @@ typedef struct {
     fc_plan_ref x, y;     /* input, output */
     fc_plan_ref y2;       /* CONV with a fused pool: the pooled output */
     const void *w, *b;
-    const void *wpack;    /* FC_PLAN_GEMMT: w packed by fc_conv_gemmt_pack_w for wkern */
+    const void *wpack;    /* FC_PLAN_GEMMT: w packed by fc_conv_gemmt_pack_w for wkern;
+                             FC_PLAN_PW: w packed by fc_pw_pack_w */
     const void *wkern;    /* the fc_gemm_kernel it was packed for (another one now: the
                              op runs as FC_PLAN_GEMM, same results) */
     int32_t nepi;

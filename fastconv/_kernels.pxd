@@ -148,6 +148,15 @@ cdef extern from "conv_gemmt.h" nogil:
                                    const void *w, void *packed)
 
 
+# The pointwise conv's weight packing (csrc/conv_pw.h, private).
+cdef extern from "conv_pw.h" nogil:
+    enum:
+        FC_PW_MR
+    int64_t fc_pw_packed_elems(int64_t K, int64_t C)
+    void fc_pw_pack_w_f32(int64_t K, int64_t C, const float *w, float *wp)
+    void fc_pw_pack_w_f64(int64_t K, int64_t C, const double *w, double *wp)
+
+
 # The compiled inference plan's executor and the GEMV (csrc/plan.h, private).
 from libc.stdint cimport int32_t
 
@@ -166,6 +175,7 @@ cdef extern from "plan.h" nogil:
         FC_PLAN_GEMV
         FC_PLAN_GEMMT
         FC_PLAN_DW
+        FC_PLAN_PW
         FC_EPI_AFFINE
         FC_EPI_BIAS
         FC_EPI_ADD

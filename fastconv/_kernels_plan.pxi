@@ -10,7 +10,8 @@ _PLAN_KINDS = {"conv": FC_PLAN_CONV, "linear": FC_PLAN_LINEAR, "maxpool": FC_PLA
                "avgpool": FC_PLAN_AVGPOOL, "gap": FC_PLAN_GAP, "epi": FC_PLAN_EPI,
                "copy": FC_PLAN_COPY}
 _PLAN_ALGOS = {"direct": FC_PLAN_DIRECT, "gemm": FC_PLAN_GEMM, "winograd": FC_PLAN_WINOGRAD,
-               "gemv": FC_PLAN_GEMV, "gemmt": FC_PLAN_GEMMT, "depthwise": FC_PLAN_DW}
+               "gemv": FC_PLAN_GEMV, "gemmt": FC_PLAN_GEMMT, "depthwise": FC_PLAN_DW,
+               "pointwise": FC_PLAN_PW}
 _PLAN_EPIS = {"affine": FC_EPI_AFFINE, "bias": FC_EPI_BIAS, "add": FC_EPI_ADD,
               "relu": FC_EPI_RELU, "leaky_relu": FC_EPI_LEAKY, "clip": FC_EPI_CLIP,
               "sigmoid": FC_EPI_SIGMOID, "tanh": FC_EPI_TANH}
@@ -65,6 +66,38 @@ cdef class GemmtWeights:
     def kernel(self):
         """The id (kernel_now's) of the GEMM kernel these panels are packed for."""
         return <size_t>self.kern
+
+
+cdef class PwWeights:
+    """A 1x1 conv's weights (K, C, 1, 1) (float32 or float64, C-contiguous) packed
+    once for the pointwise kernel (fc_pw_pack_w: panels of ``mr`` output channels,
+    [ceil(K / mr)][C][mr], one layout for every SIMD level)."""
+    cdef readonly object buf
+    cdef readonly int64_t K, C
+    cdef readonly int itemsize, mr
+
+    def __cinit__(self, w):
+        if getattr(w, "ndim", 0) != 4 or w.dtype.kind != "f" or \
+                w.dtype.itemsize not in (4, 8) or not w.dtype.isnative or \
+                not w.flags.c_contiguous or w.shape[2:] != (1, 1):
+            raise ValueError("PwWeights: w must be a C-contiguous native float32 or "
+                             f"float64 array (K, C, 1, 1), got {getattr(w, 'shape', None)}")
+        self.itemsize = w.dtype.itemsize
+        self.K, self.C = w.shape[0], w.shape[1]
+        self.mr = FC_PW_MR
+        cdef int64_t n = fc_pw_packed_elems(self.K, self.C)
+        if n == 0:
+            raise ValueError(f"PwWeights: empty or too large weights {w.shape}")
+        self.buf = bytearray(n * self.itemsize)
+        cdef unsigned char[::1] mv = self.buf
+        cdef const void *wp = <const void *><size_t>w.ctypes.data
+        cdef void *bp = <void *>&mv[0]
+        cdef int64_t Kd = self.K, Cd = self.C
+        with nogil:
+            if self.itemsize == 4:
+                fc_pw_pack_w_f32(Kd, Cd, <const float *>wp, <float *>bp)
+            else:
+                fc_pw_pack_w_f64(Kd, Cd, <const double *>wp, <double *>bp)
 
 
 cdef class PlanProgram:
@@ -143,6 +176,28 @@ cdef class PlanProgram:
         op.wkern = <const void *>p.kern
         return 0
 
+    cdef int _pw(self, fc_plan_op *op, object pk) except -1:
+        cdef PwWeights p
+        cdef fc_conv_geom *g = &op.conv
+        if not isinstance(pk, PwWeights):
+            raise ValueError("a pointwise conv needs its weights packed (wpack, PwWeights)")
+        p = <PwWeights>pk
+        if not (g.R == 1 and g.S == 1 and g.stride_h == 1 and g.stride_w == 1 and
+                g.pad_h == 0 and g.pad_w == 0 and g.P == g.H and g.Q == g.W and
+                g.dil_h == 1 and g.dil_w == 1 and g.groups == 1):
+            raise ValueError("pointwise needs a 1x1 kernel, stride 1, no padding, "
+                             "dilation 1 and groups 1")
+        if op.solo or op.fused_pool:
+            raise ValueError("a pointwise conv does not run solo or with a fused pool")
+        if p.itemsize != self.itemsize or p.K != g.K or p.C != g.C:
+            raise ValueError(f"packed weights (K {p.K}, C {p.C}, itemsize {p.itemsize}) "
+                             "do not match the convolution")
+        self._keep.append(p)
+        cdef unsigned char[::1] mv = p.buf
+        op.wpack = <const void *>&mv[0]
+        op.wkern = NULL
+        return 0
+
     cdef int _fill(self, fc_plan_op *op, dict d) except -1:
         cdef fc_conv_geom *g = &op.conv
         cdef fc_pool_geom *pg = &op.pool
@@ -189,6 +244,8 @@ cdef class PlanProgram:
                         (pg.N, pg.C, pg.H, pg.W) != (g.N, g.K, g.P, g.Q):
                     raise ValueError("the fused pool does not take the convolution's output")
                 op.y2 = self._ref(d["y2"], pg.N * pg.C * pg.P * pg.Q, "y2")
+            if op.algo == FC_PLAN_PW:
+                self._pw(op, d.get("wpack"))
         elif op.kind == FC_PLAN_LINEAR:
             op.x = self._ref(d["x"], op.N * op.in_features, "x")
             op.y = self._ref(d["y"], ysize, "y")

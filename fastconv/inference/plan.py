@@ -12,7 +12,9 @@ released. A Winograd conv at a batch that does not divide over the threads runs
 its kernel runs with all the threads, and the next region starts with its epilogue
 and fused pool (sharing the image's channels would repeat Winograd's input
 transform in every share). A GEMM conv with few output pixels runs as "gemmt"
-(:mod:`.gemmt`: the transposed product, its weights packed once here). Concurrent calls from several threads are safe: the op array is
+(:mod:`.gemmt`: the transposed product, its weights packed once here); a 1x1 conv
+with few output channels on large planes, at a batch that does not divide over the
+threads, runs as "pointwise" (:mod:`.pointwise`). Concurrent calls from several threads are safe: the op array is
 read-only, and each call takes its own arena from a small pool (a new one
 when all are in use, returned after the call), so calls never share memory.
 """
@@ -31,6 +33,7 @@ from .gemmt import GemmtCache, gemmt_kalign, gemmt_ok, gemmt_pays
 from .ir import Node
 from .lower import lower
 from .memory import plan_arena
+from .pointwise import PwCache, pw_ok, pw_pays
 from .qplan import QuantizedModel, QuantizedPlan
 from .shapes import infer_shapes
 
@@ -56,8 +59,8 @@ def compile(model, tune=False, fuse_pool=True):  # noqa: A001  (fastconv.compile
     changed; the plan holds a copy of its weights as they are now.
 
     ``tune=True`` times the candidate algorithms of every convolution (depthwise, direct,
-    gemm, winograd) and fully connected layer (gemv, gemm) on the first input of each
-    shape and keeps the fastest; otherwise the built-in policy chooses.
+    gemm, winograd, gemmt, pointwise) and fully connected layer (gemv, gemm) on the first
+    input of each shape and keeps the fastest; otherwise the built-in policy chooses.
 
     An int8 model (``fastconv.quantize``) compiles to a :class:`.qplan.QuantizedPlan`:
     its layers are already fused int8 kernels; the plan snapshots the weights and is
@@ -100,6 +103,7 @@ class Plan:
         self._lock = threading.Lock()
         self._casts = {}
         self.gemmt_weights = GemmtCache()
+        self.pw_weights = PwCache()
 
     def __call__(self, x):
         c = None
@@ -277,6 +281,8 @@ class _Compiled:
             if algo == "gemmt":
                 d["wpack"] = self.plan.gemmt_weights.get(d["w"])
                 d["kalign"] = gemmt_kalign(p, d["wpack"], _runtime.get_num_threads())
+            elif algo == "pointwise":
+                d["wpack"] = self.plan.pw_weights.get(d["w"])
             q = n.attrs.get("pool")
             if q is not None:
                 pp = self.geoms[q.attrs["orig"]]
@@ -340,9 +346,13 @@ class _Compiled:
                 algo = "gemmt"
             if algo == "direct" and _depthwise_ok(p):
                 algo = "depthwise"      # the direct kernel for one filter per channel, epilogue fused
+            if algo in ("gemm", "gemmt") and pw_pays(p, n.attrs.get("pool") is not None, nth):
+                algo = "pointwise"
         if algo == "winograd" and (not _winograd_ok(p) or not _finite(n.attrs["w"])):
             algo = "gemm"
         if algo == "gemmt" and not gemmt_ok(p):
+            algo = "gemm"
+        if algo == "pointwise" and not pw_ok(p, n.attrs.get("pool") is not None):
             algo = "gemm"
         return algo
 
@@ -380,7 +390,8 @@ class _Compiled:
             if n.op == "conv":
                 p = self.geoms[n.attrs["orig"]]
                 cands[n.output] = (["depthwise"] if _depthwise_ok(p) else []) + ["direct", "gemm"] \
-                    + (["winograd"] if _winograd_ok(p) else []) + (["gemmt"] if gemmt_ok(p) else [])
+                    + (["winograd"] if _winograd_ok(p) else []) + (["gemmt"] if gemmt_ok(p) else []) \
+                    + (["pointwise"] if pw_ok(p, n.attrs.get("pool") is not None) else [])
             elif n.op == "linear":
                 cands[n.output] = ["gemv", "gemm"]
         best = {}
