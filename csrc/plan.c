@@ -27,6 +27,7 @@
 #include "conv_gemmt.h"
 #include "plan.h"
 #include "conv_dw.h"
+#include "conv_stem.h"
 
 #if FC_X86_SIMD
 #include <immintrin.h>

@@ -34,9 +34,10 @@ enum {
 
 /* FC_PLAN_GEMMT: a conv as the transposed product (conv_gemmt.h), the weights
  * packed once (fc_plan_op.wpack, for the GEMM kernel wkern). FC_PLAN_DW: depthwise
- * (conv_dw.h), the epilogue fused. */
+ * (conv_dw.h), the epilogue fused. FC_PLAN_STEM: few input channels (conv_stem.h),
+ * the epilogue fused. */
 enum { FC_PLAN_DIRECT = 0, FC_PLAN_GEMM = 1, FC_PLAN_WINOGRAD = 2, FC_PLAN_GEMV = 3,
-       FC_PLAN_GEMMT = 4, FC_PLAN_DW = 5 };
+       FC_PLAN_GEMMT = 4, FC_PLAN_DW = 5, FC_PLAN_STEM = 7 };
 
 /* Epilogue steps, applied in order to every output element v of channel k. */
 enum {
