@@ -55,11 +55,13 @@ int fc_stem_supported(const fc_conv_geom *g)
            && g->C * g->R * g->S <= FC_STEM_MAXTAPS;
 }
 
+#if ST_HAVE_VEC
 /* Lanes of level lv's vectors for elements of tsize bytes (1: ST_SCALAR). */
 static int64_t st_lanes(int lv, int tsize)
 {
     return lv < 0 ? 1 : (int64_t)((16 << lv) / tsize);
 }
+#endif
 
 /* The tiles' level for rows Q outputs wide: the widest the ISA setting
  * allows whose vectors fit in a row and cover it with at most a quarter of
