@@ -213,14 +213,17 @@ def test_plan_takes_the_stem_kernel(isa, dtype, isa_restore, threads):
 
 
 def test_plan_keeps_other_convs_off_the_stem_kernel():
-    """Too few output channels (LeNet's 1 -> 6), 5 input channels, groups, dilation 2,
-    stride 3: not stem."""
+    """Too few output channels (1 -> 6), channels not in blocks of 8 (LeNet-5's 1 -> 20),
+    5 input channels, groups, dilation 2, stride 3: not stem."""
     model = nn.Sequential(nn.Conv2D(1, 6, 5, padding=2, seed=1), nn.ReLU(),
                           nn.Conv2D(6, 20, 3, seed=2),
                           nn.Conv2D(20, 20, 3, padding=2, dilation=2, seed=3))
     x = np.random.default_rng(0).standard_normal((1, 1, 20, 20)).astype(np.float32)
     plan = fc_compile(model)
     assert not any("stem" in s for s in plan.compiled_for(x).names)
+    m1 = nn.Sequential(nn.Conv2D(1, 20, 5, seed=1), nn.ReLU())
+    x1 = np.random.default_rng(0).standard_normal((1, 1, 28, 28)).astype(np.float32)
+    assert not any("stem" in s for s in fc_compile(m1).compiled_for(x1).names)
     m2 = nn.Sequential(nn.Conv2D(4, 16, 3, stride=3, seed=1), nn.Conv2D(16, 16, 3, seed=2))
     x2 = np.random.default_rng(0).standard_normal((1, 4, 20, 20)).astype(np.float32)
     assert not any("stem" in s for s in fc_compile(m2).compiled_for(x2).names)

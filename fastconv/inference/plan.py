@@ -435,14 +435,16 @@ def _solo_winograd_pays(p):
 
 def _stem_pays(p):
     """The stem kernel (few input channels, the output pixels along the vector lanes)
-    where it computes the geometry and there are at least STEM_MIN_K output channels.
-    Measured against the direct conv (the policy's choice there) in the plan, per-op
-    profile, float32, 2 threads, batch 1 / 8: MobileNet-v2's 3 -> 32 3x3/2 +clip 0.76x /
-    0.74x the time, SqueezeNet's 3 -> 64 3x3/2 +relu +maxpool 0.83x / 0.95x, ResNet's
-    3 -> 64 7x7/2 +relu +maxpool 0.93x / 0.95x, vgg_small's 3 -> 32 3x3 on 32x32 0.82x
-    / 0.81x; LeNet's 1 -> 6 5x5 on 28x28 1.3x / 1.5x (too few channels to fill a block
-    of 8: stays direct)."""
-    return _stem_ok(p) and p.K >= STEM_MIN_K
+    where it computes the geometry and the output channels come in whole blocks of 8
+    (its widest tile), at least STEM_MIN_K of them. Measured in the plan against the
+    direct conv (the policy's choice there before), first-conv per-op time, float32,
+    2 threads, batch 1 / 8, A/B interleaved on a loaded 2-core machine (best of 11):
+    MobileNet-v2's 3 -> 32 3x3/2 +clip 0.69x / 0.73x, SqueezeNet's 3 -> 64 3x3/2
+    +relu +maxpool 0.85x / 0.84x, ResNet-18's 3 -> 64 7x7/2 +relu +maxpool 0.88x / 0.47x
+    (the batch-8 figure is noisy), vgg_small's 3 -> 32 3x3 on 32x32 0.86x / 0.86x (one
+    thread 0.88x; batch 64 0.66x). LeNet-5's 1 -> 20 5x5 on 28x28 (20 = 8 + 8 + 4, a
+    thread's share of 10 runs 8 + 1 + 1) 1.15x at batch 1: stays direct."""
+    return _stem_ok(p) and p.K >= STEM_MIN_K and p.K % 8 == 0
 
 
 def _finite(a):
