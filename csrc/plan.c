@@ -28,6 +28,7 @@
 #include "plan.h"
 #include "conv_dw.h"
 #include "conv_pw.h"
+#include "conv_stem.h"
 
 #if FC_X86_SIMD
 #include <immintrin.h>

@@ -36,9 +36,10 @@ enum {
  * packed once (fc_plan_op.wpack, for the GEMM kernel wkern). FC_PLAN_DW: depthwise
  * (conv_dw.h), the epilogue fused. FC_PLAN_PW: pointwise 1x1 (conv_pw.h), the
  * weights packed once (wpack, fc_pw_pack_w: one layout for every SIMD level), the
- * epilogue fused, an image's pixels split over the threads; no fused pool. */
+ * epilogue fused, an image's pixels split over the threads; no fused pool.
+ * FC_PLAN_STEM: few input channels (conv_stem.h), the epilogue fused. */
 enum { FC_PLAN_DIRECT = 0, FC_PLAN_GEMM = 1, FC_PLAN_WINOGRAD = 2, FC_PLAN_GEMV = 3,
-       FC_PLAN_GEMMT = 4, FC_PLAN_DW = 5, FC_PLAN_PW = 6 };
+       FC_PLAN_GEMMT = 4, FC_PLAN_DW = 5, FC_PLAN_PW = 6, FC_PLAN_STEM = 7 };
 
 /* Epilogue steps, applied in order to every output element v of channel k. */
 enum {

@@ -176,6 +176,7 @@ cdef extern from "plan.h" nogil:
         FC_PLAN_GEMMT
         FC_PLAN_DW
         FC_PLAN_PW
+        FC_PLAN_STEM
         FC_EPI_AFFINE
         FC_EPI_BIAS
         FC_EPI_ADD

@@ -11,7 +11,7 @@ _PLAN_KINDS = {"conv": FC_PLAN_CONV, "linear": FC_PLAN_LINEAR, "maxpool": FC_PLA
                "copy": FC_PLAN_COPY}
 _PLAN_ALGOS = {"direct": FC_PLAN_DIRECT, "gemm": FC_PLAN_GEMM, "winograd": FC_PLAN_WINOGRAD,
                "gemv": FC_PLAN_GEMV, "gemmt": FC_PLAN_GEMMT, "depthwise": FC_PLAN_DW,
-               "pointwise": FC_PLAN_PW}
+               "pointwise": FC_PLAN_PW, "stem": FC_PLAN_STEM}
 _PLAN_EPIS = {"affine": FC_EPI_AFFINE, "bias": FC_EPI_BIAS, "add": FC_EPI_ADD,
               "relu": FC_EPI_RELU, "leaky_relu": FC_EPI_LEAKY, "clip": FC_EPI_CLIP,
               "sigmoid": FC_EPI_SIGMOID, "tanh": FC_EPI_TANH}
@@ -201,7 +201,7 @@ cdef class PlanProgram:
     cdef int _fill(self, fc_plan_op *op, dict d) except -1:
         cdef fc_conv_geom *g = &op.conv
         cdef fc_pool_geom *pg = &op.pool
-        cdef int64_t ysize, nidx
+        cdef int64_t ysize
         kind = d["kind"]
         op.kind = _PLAN_KINDS[kind]
         op.algo = _PLAN_ALGOS[d.get("algo", "direct")]
@@ -238,6 +238,14 @@ cdef class PlanProgram:
                     and g.stride_h in (1, 2) and g.stride_w in (1, 2) and g.R * g.S <= 64):
                 raise ValueError("depthwise needs groups == C == K, dilation 1, strides 1 or 2 "
                                  "and at most 64 taps")
+            if op.algo == FC_PLAN_STEM and not (
+                    g.groups == 1 and 1 <= g.C <= 4 and g.dil_h == 1 and g.dil_w == 1
+                    and g.stride_h in (1, 2) and g.stride_w in (1, 2)
+                    and g.C * g.R * g.S <= 512):
+                raise ValueError("stem needs groups 1, at most 4 input channels, dilation 1, "
+                                 "strides 1 or 2 and at most 512 taps C*R*S")
+            if op.algo == FC_PLAN_STEM and op.solo:
+                raise ValueError("a stem conv does not run solo")
             op.fused_pool = _PLAN_KINDS[d["fused_pool"]] if d.get("fused_pool") else 0
             if op.fused_pool:
                 if op.fused_pool not in (FC_PLAN_MAXPOOL, FC_PLAN_AVGPOOL) or \
