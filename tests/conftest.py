@@ -94,6 +94,16 @@ def threads():
     fastconv.set_num_threads(prev)
 
 
+@pytest.fixture
+def isa_restore():
+    """Put back the SIMD level after a test changes it (``_kernels.set_isa``)."""
+    from fastconv import _kernels
+
+    prev = _kernels.isa()
+    yield
+    _kernels.set_isa(prev)
+
+
 def gemm_isas():
     """The SIMD variants of fastconv's kernels this CPU runs ("generic", "avx2", "avx512";
     set_isa caps a request at what the CPU has), for tests that run under each."""

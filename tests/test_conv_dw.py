@@ -43,13 +43,6 @@ def _fits(H, W, k, pad):
     return H + 2 * ph >= kh and W + 2 * pw >= kw
 
 
-@pytest.fixture
-def isa_restore():
-    prev = K.isa()
-    yield
-    K.set_isa(prev)
-
-
 @pytest.mark.parametrize("isa", gemm_isas())
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_depthwise_exact_every_isa_and_thread_count(isa, dtype, isa_restore, threads):

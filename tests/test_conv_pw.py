@@ -72,11 +72,9 @@ def _reference(model, x):
 
 
 @pytest.fixture
-def restore():
-    prev_t, prev_isa = fastconv.get_num_threads(), K.isa()
+def restore(isa_restore, threads):
+    """The SIMD level and the thread count put back after the test."""
     yield
-    fastconv.set_num_threads(prev_t)
-    K.set_isa(prev_isa)
 
 
 @pytest.mark.parametrize("dt", DTYPES)

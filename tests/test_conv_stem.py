@@ -24,13 +24,6 @@ from fastconv.inference import plan as plan_mod
 from conftest import DTYPES, gemm_isas
 
 
-@pytest.fixture
-def isa_restore():
-    prev = K.isa()
-    yield
-    K.set_isa(prev)
-
-
 def ints(rng, shape, dtype, lo=-3, hi=4):
     return rng.integers(lo, hi, shape).astype(dtype)
 

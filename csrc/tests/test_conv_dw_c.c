@@ -21,6 +21,7 @@
 
 #define FC_TEST_SEED 0x2545F4914F6CDD1Dull
 #include "fc_check.h"
+#include "fc_epi_ref.h"
 
 static int64_t rnd(int64_t lo, int64_t hi)
 {
@@ -46,25 +47,6 @@ static void naive(const fc_conv_geom *g, const double *x, const double *w, const
                 y[(pl * g->P + p) * g->Q + q] = s;
             }
     }
-}
-
-static double epi_ref(const fc_dw_epi *e, int n, double v, int64_t k, double src)
-{
-    for (int j = 0; j < n; j++) {
-        const double *p0 = (const double *)e[j].p0, *p1 = (const double *)e[j].p1;
-        switch (e[j].kind) {
-        case FC_DW_AFFINE: v = v * p0[k] + p1[k]; break;
-        case FC_DW_BIAS: v = v + p0[k]; break;
-        case FC_DW_ADD: v = v + src; break;
-        case FC_DW_RELU: v = v <= 0 ? 0 : v; break;
-        case FC_DW_LEAKY: v = v > 0 ? v : v * e[j].a; break;
-        case FC_DW_CLIP: v = v < e[j].a ? e[j].a : v; v = v > e[j].b ? e[j].b : v; break;
-        case FC_DW_SIGMOID: v = 1.0 / (1.0 + exp(-v)); break;
-        case FC_DW_TANH: v = tanh(v); break;
-        default: break;
-        }
-    }
-    return v;
 }
 
 #define T float

@@ -21,6 +21,7 @@
 
 #define FC_TEST_SEED 0x9C3B1F2E5A7D4C61ull
 #include "fc_check.h"
+#include "fc_epi_ref.h"
 
 #define FC_CAT_(a, b) a##b
 #define FC_CAT(a, b) FC_CAT_(a, b)
@@ -31,25 +32,6 @@
 static int64_t rnd(int64_t lo, int64_t hi)
 {
     return lo + (int64_t)(rng_next() % (uint64_t)(hi - lo + 1));
-}
-
-static double epi_ref(const fc_dw_epi *e, int n, double v, int64_t k, double src)
-{
-    for (int j = 0; j < n; j++) {
-        const double *p0 = (const double *)e[j].p0, *p1 = (const double *)e[j].p1;
-        switch (e[j].kind) {
-        case FC_DW_AFFINE: v = v * p0[k] + p1[k]; break;
-        case FC_DW_BIAS: v = v + p0[k]; break;
-        case FC_DW_ADD: v = v + src; break;
-        case FC_DW_RELU: v = v <= 0 ? 0 : v; break;
-        case FC_DW_LEAKY: v = v > 0 ? v : v * e[j].a; break;
-        case FC_DW_CLIP: v = v < e[j].a ? e[j].a : v; v = v > e[j].b ? e[j].b : v; break;
-        case FC_DW_SIGMOID: v = 1.0 / (1.0 + exp(-v)); break;
-        case FC_DW_TANH: v = tanh(v); break;
-        default: break;
-        }
-    }
-    return v;
 }
 
 #define T float
