@@ -82,6 +82,36 @@ static int dw_level(int64_t Q, int tsize)
     return DW_SCALAR;
 }
 
+/* Outputs per plane up to which a same-padded stride-1 plane is computed
+ * flattened (dw_flat in conv_dw.inc: one run of vectors over the whole
+ * plane, no per-row loop, the row wraps masked) rather than in bands of rows:
+ * the small planes, where the row loops' per-row work outweighs the taps. */
+#ifndef DW_FLAT_MAX
+#define DW_FLAT_MAX 4096
+#endif
+
+/* The flat planes' level (the widest the ISA setting allows: the waste is
+ * one partial vector per plane, not one per row), or DW_SCALAR when g is not
+ * a same-padded stride-1 geometry with odd kernel sides and at most
+ * DW_FLAT_MAX outputs per plane. */
+static int dw_flat_level(const fc_conv_geom *g)
+{
+#if DW_HAVE_VEC
+    if (g->stride_h != 1 || g->stride_w != 1 || g->R % 2 == 0 || g->S % 2 == 0
+        || g->pad_h != (g->R - 1) / 2 || g->pad_w != (g->S - 1) / 2
+        || g->P * g->Q > DW_FLAT_MAX)
+        return DW_SCALAR;
+#if DW_X86
+    return fc_isa_level();
+#else
+    return 0;
+#endif
+#else
+    (void)g;
+    return DW_SCALAR;
+#endif
+}
+
 /* A band's buffer: nb output rows, extra = (R-1)/sh more phase rows, rows of
  * wb (= max(Q, VL) + (S-1)/sw: every column a vector reads), phase planes
  * ps apart, elems in all. */
@@ -123,6 +153,8 @@ enum { DW_MODE_NONE = 0, DW_MODE_CLIP, DW_MODE_RELU, DW_MODE_VEC, DW_MODE_SCALAR
         int kind[FC_DW_MAX_EPI];                                                     \
         T s0[FC_DW_MAX_EPI], s1[FC_DW_MAX_EPI];   /* the steps' scalars */           \
         const T *src[FC_DW_MAX_EPI];  /* ADD: the band's first row of src */         \
+        const void *mask;             /* flat planes: S lane masks per vector */     \
+        int64_t nv;                   /* flat planes: vectors per plane */           \
     } dw_ctx_##SFX;
 
 DW_CTX(float, f32)

@@ -196,6 +196,32 @@ def test_plan_depthwise_exact_on_integers(threads):
         np.testing.assert_array_equal(plan(x), want)
 
 
+@pytest.mark.parametrize("isa", gemm_isas())
+@pytest.mark.parametrize("k", [3, 5])
+def test_plan_small_planes_keep_inf_and_nan_in_their_windows(isa, k, isa_restore):
+    """Small same-padded stride-1 planes are computed flattened, the reads that wrap to
+    the next row masked off: an Inf or NaN in a row's first or last column must reach
+    exactly the outputs whose window holds it (a mask applied by multiplying would
+    turn 0 * Inf into NaN in the neighbouring row's outputs)."""
+    K.set_isa(isa)
+    rng = np.random.default_rng(11)
+    C = 5
+    model = nn.Sequential(_dw(C, 1, k=k, pad=k // 2, seed=1))
+    conv = model[0]
+    conv.weight.data[...] = rng.integers(1, 4, conv.weight.data.shape)   # positive: no Inf - Inf
+    conv.bias.data[...] = rng.integers(-2, 3, C)
+    for H, W in [(7, 7), (14, 14), (5, 9), (28, 28), (3, 20)]:
+        x = ints(rng, (2, C, H, W), np.float32)
+        x[0, 1, H // 2, 0] = np.inf
+        x[0, 2, 0, W - 1] = np.inf
+        x[1, 3, H - 1, W - 1] = np.nan
+        x[1, 4, H // 2, 0] = -np.inf
+        plan = fc_compile(model)
+        assert plan.compiled_for(x).names[0].startswith("conv[depthwise]")
+        want = ref.conv2d(x, conv.weight.data, conv.bias.data, padding=k // 2, groups=C)
+        np.testing.assert_array_equal(plan(x), want, err_msg=f"{H}x{W} k{k}")
+
+
 def test_plan_keeps_other_grouped_convs_off_the_depthwise_kernel():
     model = nn.Sequential(nn.Conv2D(4, 8, 3, padding=1, groups=4, seed=1), nn.ReLU(),
                           nn.Conv2D(8, 8, 3, padding=2, dilation=2, groups=8, seed=2),
