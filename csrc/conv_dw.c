@@ -82,33 +82,80 @@ static int dw_level(int64_t Q, int tsize)
     return DW_SCALAR;
 }
 
-/* Outputs per plane up to which a same-padded stride-1 plane is computed
- * flattened (dw_flat in conv_dw.inc: one run of vectors over the whole
- * plane, no per-row loop, the row wraps masked) rather than in bands of rows:
- * the small planes, where the row loops' per-row work outweighs the taps. */
+/* Outputs per plane up to which a plane is computed flat (dw_flat in
+ * conv_dw.inc: one run of vectors over the whole plane, no per-row loop,
+ * the row wraps masked) rather than in bands of rows: the small planes,
+ * where the row loops' per-row work outweighs the taps. */
 #ifndef DW_FLAT_MAX
 #define DW_FLAT_MAX 4096
 #endif
 
-/* The flat planes' level (the widest the ISA setting allows: the waste is
- * one partial vector per plane, not one per row), or DW_SCALAR when g is not
- * a same-padded stride-1 geometry with odd kernel sides and at most
- * DW_FLAT_MAX outputs per plane. */
-static int dw_flat_level(const fc_conv_geom *g)
+/* The flat layout of a geometry: the input split by stride phase (a, b) into
+ * sh*sw regions of rs elements, each lead zeros then rows of Q (phase row i,
+ * column j: x[i*sh + a][j*sw + b]) and zeros after; tap (r, s) reads phase
+ * ((r - pad_h) mod sh, (s - pad_w) mod sw) at row p + dr, column q + dc. */
+typedef struct {
+    int64_t lead, rows, rs;
+    int64_t off[FC_DW_MAXRS];   /* tap r*S + s: buf offset of output 0's read */
+    int64_t dc[FC_DW_MAXRS];    /* column s: dc */
+    uint64_t mbits;             /* bit s: column s has reads outside [0, Q) */
+} dw_flat;
+
+static int64_t dw_floordiv(int64_t a, int64_t b)
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+/* 1 and the layout when g is computed flat: P*Q <= DW_FLAT_MAX, a vector
+ * instance, and every read that lands on real input at a phase column inside
+ * [0, Q) (the regions keep Q columns: a column q + dc >= Q must be padding). */
+static int dw_flat_ok(const fc_conv_geom *g, int64_t vl, dw_flat *fl)
 {
 #if DW_HAVE_VEC
-    if (g->stride_h != 1 || g->stride_w != 1 || g->R % 2 == 0 || g->S % 2 == 0
-        || g->pad_h != (g->R - 1) / 2 || g->pad_w != (g->S - 1) / 2
-        || g->P * g->Q > DW_FLAT_MAX)
-        return DW_SCALAR;
+    const int64_t sh = g->stride_h, sw = g->stride_w, Q = g->Q;
+    if (g->P * Q > DW_FLAT_MAX || g->S > 64) return 0;
+    int64_t drmin = 0, drmax = 0, dcmin = 0, dcmax = 0;
+    fl->mbits = 0;
+    for (int64_t s = 0; s < g->S; s++) {
+        const int64_t dc = dw_floordiv(s - g->pad_w, sw), b = s - g->pad_w - dc * sw;
+        fl->dc[s] = dc;
+        if (dc < dcmin) dcmin = dc;
+        if (dc > dcmax) dcmax = dc;
+        if (dc != 0) fl->mbits |= (uint64_t)1 << s;
+        if (dc > 0 && (g->W - b + sw - 1) / sw > Q) return 0;   /* real input past column Q */
+    }
+    for (int64_t r = 0; r < g->R; r++) {
+        const int64_t dr = dw_floordiv(r - g->pad_h, sh);
+        if (dr < drmin) drmin = dr;
+        if (dr > drmax) drmax = dr;
+    }
+    fl->lead = -drmin * Q - dcmin;
+    fl->rows = g->P + drmax;
+    fl->rs = fl->lead + fl->rows * Q + dcmax + vl;
+    for (int64_t r = 0; r < g->R; r++) {
+        const int64_t dr = dw_floordiv(r - g->pad_h, sh), a = r - g->pad_h - dr * sh;
+        for (int64_t s = 0; s < g->S; s++) {
+            const int64_t b = s - g->pad_w - fl->dc[s] * sw;
+            fl->off[r * g->S + s] = (a * sw + b) * fl->rs + fl->lead + dr * Q + fl->dc[s];
+        }
+    }
+    return 1;
+#else
+    (void)g;
+    (void)vl;
+    (void)fl;
+    return 0;
+#endif
+}
+
+/* The flat planes' level: the widest the ISA setting allows (the waste is
+ * one partial vector per plane, not one per row). */
+static int dw_flat_level(void)
+{
 #if DW_X86
     return fc_isa_level();
 #else
     return 0;
-#endif
-#else
-    (void)g;
-    return DW_SCALAR;
 #endif
 }
 
@@ -155,6 +202,8 @@ enum { DW_MODE_NONE = 0, DW_MODE_CLIP, DW_MODE_RELU, DW_MODE_VEC, DW_MODE_SCALAR
         const T *src[FC_DW_MAX_EPI];  /* ADD: the band's first row of src */         \
         const void *mask;             /* flat planes: S lane masks per vector */     \
         int64_t nv;                   /* flat planes: vectors per plane */           \
+        const int64_t *off;           /* flat planes: each tap's offset in buf */    \
+        uint64_t mbits;               /* flat planes: bit s, column s is masked */   \
     } dw_ctx_##SFX;
 
 DW_CTX(float, f32)
