@@ -3,7 +3,10 @@
  * the compiled plan runs for depthwise layers with their epilogue fused,
  * and fc_conv2d_fwd's "direct" algorithm on such geometries (conv_dw.h).
  *
- * Per output plane, bands of output rows: the band's input is copied,
+ * Planes of up to DW_FLAT_MAX outputs are computed flat (dw_flat_ok: one run
+ * of vectors over the plane, the input split by stride phase, the reads that
+ * wrap into a neighbouring row masked). Larger ones, per output plane, in
+ * bands of output rows: the band's input is copied,
  * zero-padded and split by stride phase (even / odd columns and rows with
  * stride 2), into a buffer that stays in L1, so the row loops read every
  * tap at a constant offset with no bounds test and unit-stride loads; they
