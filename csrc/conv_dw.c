@@ -93,6 +93,7 @@ static int dw_level(int64_t Q, int tsize)
 #define DW_FLAT_MAX 4096
 #endif
 
+#if DW_HAVE_VEC   /* the flat planes are vector code only */
 /* The flat layout of a geometry: the input split by stride phase (a, b) into
  * sh*sw regions of rs elements, each lead zeros then rows of Q (phase row i,
  * column j: x[i*sh + a][j*sw + b]) and zeros after; tap (r, s) reads phase
@@ -114,7 +115,6 @@ static int64_t dw_floordiv(int64_t a, int64_t b)
  * [0, Q) (the regions keep Q columns: a column q + dc >= Q must be padding). */
 static int dw_flat_ok(const fc_conv_geom *g, int64_t vl, dw_flat *fl)
 {
-#if DW_HAVE_VEC
     const int64_t sh = g->stride_h, sw = g->stride_w, Q = g->Q;
     if (g->P * Q > DW_FLAT_MAX || g->S > 64) return 0;
     int64_t drmin = 0, drmax = 0, dcmin = 0, dcmax = 0;
@@ -143,12 +143,6 @@ static int dw_flat_ok(const fc_conv_geom *g, int64_t vl, dw_flat *fl)
         }
     }
     return 1;
-#else
-    (void)g;
-    (void)vl;
-    (void)fl;
-    return 0;
-#endif
 }
 
 /* The flat planes' level: the widest the ISA setting allows (the waste is
@@ -161,6 +155,7 @@ static int dw_flat_level(void)
     return 0;
 #endif
 }
+#endif
 
 /* A band's buffer: nb output rows, extra = (R-1)/sh more phase rows, rows of
  * wb (= max(Q, VL) + (S-1)/sw: every column a vector reads), phase planes
