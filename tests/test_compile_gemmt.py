@@ -131,8 +131,9 @@ def test_auto_rule_takes_gemmt(dt, restore, monkeypatch):
 
 def test_gemmt_pays_rule():
     class G:
-        def __init__(self, C, K, R, P, groups=1):
+        def __init__(self, C, K, R, P, groups=1, N=1):
             self.C, self.K, self.R, self.S, self.P, self.Q, self.groups = C, K, R, R, P, P, groups
+            self.N = N
 
     def pays(g, nth=2, nr=32):
         return gemmt_mod.gemmt_pays(g, nr, min(g.K, plan_mod._conv_kalign(g, nth)), nth)
@@ -142,6 +143,8 @@ def test_gemmt_pays_rule():
     assert pays(G(960, 320, 1, 7)) and pays(G(160, 960, 1, 7))
     assert pays(G(960, 160, 1, 7), nth=1)
     assert not pays(G(960, 160, 1, 7))                       # 5 panels on 2 threads
+    assert not pays(G(960, 160, 1, 7, N=3))                  # 3 images: still shared out
+    assert pays(G(960, 160, 1, 7, N=8))                      # whole images per thread
     assert pays(G(960, 160, 1, 7), nr=16)                    # 10 of 16
     assert not pays(G(64, 256, 1, 13))                       # shallow at 169 pixels
     assert not pays(G(512, 1000, 1, 13))
