@@ -147,9 +147,37 @@ def test_auto_rule_takes_pointwise(restore):
     g8 = _G(64, 16, 20)
     g8.N = 8
     assert not pw_pays(g8) and pw_pays(g8, nth=3)
+    # whole images per thread: the reducing convs (>= 96 in, <= 64 out), any plane
+    for C, Kout, P in [(96, 24, 56), (384, 64, 14), (576, 16, 7)]:
+        g = _G(C, Kout, P)
+        g.N = 8
+        assert pw_pays(g), (C, Kout, P)
+        assert not pw_pays(g, nth=1)
+    for C, Kout in [(64, 16), (16, 96), (384, 96)]:          # too few in, too many out
+        g = _G(C, Kout, 28)
+        g.N = 8
+        assert not pw_pays(g), (C, Kout)
     for g in (_G(64, 16, 20, k=3), _G(64, 16, 40, stride=2), _G(64, 16, 20, pad=1),
               _G(64, 16, 20, groups=2)):
         assert not pw_ok(g) and not pw_pays(g)
+
+
+def test_auto_rule_takes_reducing_pointwise_at_whole_image_batches(restore):
+    """Batch 2 on 2 threads (whole images per thread): a 1x1 conv from 128 channels down
+    to 32 runs pointwise, the expanding one after it stays GEMM, and integer data give
+    the reference's output exactly."""
+    fastconv.set_num_threads(2)
+    dt = np.float32
+    model = nn.Sequential(nn.Conv2D(128, 32, 1, dtype=dt, seed=1), nn.ReLU(dtype=dt),
+                          nn.Conv2D(32, 96, 1, dtype=dt, seed=2))
+    for m in model.modules():
+        if isinstance(m, nn.Conv2D):
+            m.weight.data[...] = np.random.default_rng(3).integers(-2, 3, m.weight.data.shape)
+    x = np.random.default_rng(4).integers(-3, 4, (2, 128, 9, 11)).astype(dt)
+    plan = fastconv.compile(model)
+    names = plan.compiled_for(x).names
+    assert "[pointwise]" in names[0] and "[pointwise]" not in names[1], names
+    np.testing.assert_array_equal(plan(x), _reference(model, x))
 
 
 def test_pointwise_program_checks():

@@ -19,9 +19,11 @@ from .. import _kernels as K
 __all__ = ["pw_ok", "pw_pays", "PwCache"]
 
 #: The auto rule (pw_pays): at least MIN_PIXELS output pixels per image and at most
-#: MAX_CHANNELS output channels.
+#: MAX_CHANNELS output channels; at a batch that divides over the threads, any plane
+#: and at least WHOLE_MIN_IN input channels instead.
 MIN_PIXELS = 256
 MAX_CHANNELS = 64
+WHOLE_MIN_IN = 96
 
 
 def pw_ok(p, fused_pool=False):
@@ -46,9 +48,20 @@ def pw_pays(p, fused_pool=False, nth=2):
     8 (whole images per thread, no repeated packing) 0.82x (32->16 112x112), 0.90-1.01x
     (squeezenet's 55x55) and 1.0-1.4x the others. Whole networks at batch 1 (plan time,
     A/B interleaved in one process): mobilenet_v2 0.94-0.96x, squeezenet1_1 0.96-0.98x;
-    at batch 3 0.98x / 0.99-1.03x."""
-    if not pw_ok(p, fused_pool) or nth < 2 or p.N % nth == 0:
+    at batch 3 0.98x / 0.99-1.03x.
+
+    At a batch that divides over the threads (whole images per thread) the reducing 1x1
+    convs, at most MAX_CHANNELS output channels from at least WHOLE_MIN_IN input channels,
+    on any plane: inside the networks at batch 8 (per-op profile, pointwise / gemm)
+    384->64 and 192->64 at 14x14 0.55x, 192->32 at 28x28 0.79x, 144->24 at 56x56 0.90x,
+    96->24 0.92x, while the expanding ones lost (16->96 112x112 1.26x, 24->144 56x56
+    1.2-1.3x). Whole networks, A/B interleaved: mobilenet_v2 at batch 8 0.950-0.964x and
+    at batch 2 0.938x, squeezenet1_1 at batch 8 0.946x and at batch 2 0.955x (48 input
+    channels: 0.944x / 0.973x; 160: 0.952x / 0.966x)."""
+    if not pw_ok(p, fused_pool) or nth < 2:
         return False
+    if p.N % nth == 0:
+        return p.K <= MAX_CHANNELS and p.C >= WHOLE_MIN_IN
     return p.P * p.Q >= MIN_PIXELS and p.K <= MAX_CHANNELS
 
 
