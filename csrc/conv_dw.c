@@ -85,7 +85,7 @@ static int dw_level(int64_t Q, int tsize)
     return DW_SCALAR;
 }
 
-/* Outputs per plane up to which a plane is computed flat (dw_flat in
+/* Outputs per plane up to which a plane is computed flat (flat_m in
  * conv_dw.inc: one run of vectors over the whole plane, no per-row loop,
  * the row wraps masked) rather than in bands of rows: the small planes,
  * where the row loops' per-row work outweighs the taps. */
@@ -198,7 +198,7 @@ enum { DW_MODE_NONE = 0, DW_MODE_CLIP, DW_MODE_RELU, DW_MODE_VEC, DW_MODE_SCALAR
         int kind[FC_DW_MAX_EPI];                                                     \
         T s0[FC_DW_MAX_EPI], s1[FC_DW_MAX_EPI];   /* the steps' scalars */           \
         const T *src[FC_DW_MAX_EPI];  /* ADD: the band's first row of src */         \
-        const void *mask;             /* flat planes: S lane masks per vector */     \
+        const void *mask;             /* flat planes: lane masks; bands: NULL */     \
         int64_t nv;                   /* flat planes: vectors per plane */           \
         const int64_t *off;           /* flat planes: each tap's offset in buf */    \
         uint64_t mbits;               /* flat planes: bit s, column s is masked */   \
