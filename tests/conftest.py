@@ -1,5 +1,6 @@
 """Shared test helpers: random arrays, tolerances, layouts and the thread fixtures."""
 
+import copy
 import os
 import subprocess
 import sys
@@ -102,6 +103,13 @@ def isa_restore():
     prev = _kernels.isa()
     yield
     _kernels.set_isa(prev)
+
+
+def reference_forward(model, x):
+    """``model``'s eval-mode forward on the reference backend (a copy: the model's own
+    mode and state are left as they are)."""
+    with fastconv.use_backend("reference"):
+        return copy.deepcopy(model).eval().forward(x)
 
 
 def gemm_isas():

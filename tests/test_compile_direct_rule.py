@@ -2,20 +2,13 @@
 images are cut into channel shares (fastconv/inference/plan.py, _direct_pays): which
 convs it takes and leaves, and that the plan still computes the model."""
 
-import copy
-
 import numpy as np
 import pytest
 
 import fastconv
 from fastconv import nn
 from fastconv.inference import plan as plan_mod
-from conftest import DTYPES, assert_close
-
-
-def _reference(model, x):
-    with fastconv.use_backend("reference"):
-        return copy.deepcopy(model).eval().forward(x)
+from conftest import DTYPES, assert_close, reference_forward
 
 
 def _algos(plan, x):
@@ -41,11 +34,11 @@ def test_small_convs_of_a_split_image_run_direct(dt, threads, monkeypatch):
     x = np.random.default_rng(0).standard_normal((1, 16, 20, 20)).astype(dt)
     assert _algos(plan, x) == ["conv[direct]", "conv[direct]", "conv[gemm]", "conv[gemm]",
                                "conv[gemm]"]
-    assert_close(plan(x), _reference(model, x), dt)
+    assert_close(plan(x), reference_forward(model, x), dt)
     # batch 3 on 2 threads: images still cut into channel shares
     x3 = np.random.default_rng(1).standard_normal((3, 16, 20, 20)).astype(dt)
     assert _algos(plan, x3)[:2] == ["conv[direct]", "conv[direct]"]
-    assert_close(plan(x3), _reference(model, x3), dt)
+    assert_close(plan(x3), reference_forward(model, x3), dt)
 
 
 def test_whole_images_one_thread_and_large_planes_stay_gemm(threads, monkeypatch):
@@ -61,7 +54,7 @@ def test_whole_images_one_thread_and_large_planes_stay_gemm(threads, monkeypatch
     plan1 = fastconv.compile(model)
     x1 = np.random.default_rng(0).standard_normal((1, 16, 20, 20)).astype(np.float32)
     assert "conv[direct]" not in _algos(plan1, x1)          # one thread: nothing is split
-    assert_close(plan1(x1), _reference(model, x1), np.float32)
+    assert_close(plan1(x1), reference_forward(model, x1), np.float32)
 
 
 def test_rule_bounds(threads):

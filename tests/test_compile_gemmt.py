@@ -9,8 +9,6 @@ as algo "gemm" (each output is the same multiply-add chain), at every ISA level 
 CPU has, float32 and float64, 1 and 2 threads, batch 1 and 3.
 """
 
-import copy
-
 import numpy as np
 import pytest
 
@@ -19,7 +17,7 @@ from fastconv import _kernels as K
 from fastconv import nn
 from fastconv.inference import gemmt as gemmt_mod
 from fastconv.inference import plan as plan_mod
-from conftest import DTYPES, assert_close, gemm_isas
+from conftest import DTYPES, assert_close, gemm_isas, reference_forward
 
 
 def _conv(cin, cout, k, dt, seed, stride=1, bias=True):
@@ -37,11 +35,6 @@ def small_net(dt):
         _conv(70, 72, 1, dt, 4), nn.ReLU6(dtype=dt), nn.MaxPool2D(2, dtype=dt),  # clip + pool
         _conv(72, 100, 3, dt, 5, stride=2, bias=False),                 # no epilogue
         nn.GlobalAvgPool2D(dtype=dt), nn.Linear(100, 3, dtype=dt, seed=6))
-
-
-def reference_forward(model, x):
-    with fastconv.use_backend("reference"):
-        return copy.deepcopy(model).eval().forward(x)
 
 
 def compiled(model, x, force):

@@ -11,8 +11,6 @@ convs as algo "gemm" and with fastconv.reference (integer-valued data: the sums 
 exact, only the unfolded BatchNorm's affine and sigmoid / tanh round).
 """
 
-import copy
-
 import numpy as np
 import pytest
 
@@ -21,7 +19,7 @@ from fastconv import _kernels as K
 from fastconv import nn
 from fastconv.inference import plan as plan_mod
 from fastconv.inference.pointwise import pw_ok, pw_pays
-from conftest import DTYPES, gemm_isas
+from conftest import DTYPES, gemm_isas, reference_forward
 
 
 class _G:
@@ -66,11 +64,6 @@ def _plans(model, x, algo):
     return plan_mod._Compiled(plan, c.shapes, c.geoms, {v: algo for v in convs})
 
 
-def _reference(model, x):
-    with fastconv.use_backend("reference"):
-        return copy.deepcopy(model).eval().forward(x)
-
-
 @pytest.fixture
 def restore(isa_restore, threads):
     """The SIMD level and the thread count put back after the test."""
@@ -86,7 +79,7 @@ def test_pointwise_matches_gemm_and_reference(dt, batch, hw, cin, act, restore):
     rng = np.random.default_rng(hash((batch, hw, cin, act)) % 2**32)
     model = _net(dt, rng, cin, ACTS[act](dt))
     x = rng.integers(-3, 4, (batch, cin) + hw).astype(dt)
-    want = _reference(model, x)
+    want = reference_forward(model, x)
     gemm = _plans(model, x, "gemm")
     y_gemm = gemm.run(x)
     for isa in gemm_isas():
@@ -108,7 +101,7 @@ def test_pointwise_float_data_close_to_reference(dt, restore):
     rng = np.random.default_rng(5)
     model = nn.Sequential(nn.Conv2D(37, 70, 1, dtype=dt, seed=3), nn.ReLU6(dtype=dt))
     x = rng.standard_normal((2, 37, 19, 23)).astype(dt)
-    want = _reference(model, x)
+    want = reference_forward(model, x)
     fastconv.set_num_threads(2)
     y = _plans(model, x, "pointwise").run(x)
     tol = 2e-5 if dt == np.float32 else 1e-12
@@ -177,7 +170,7 @@ def test_auto_rule_takes_reducing_pointwise_at_whole_image_batches(restore):
     plan = fastconv.compile(model)
     names = plan.compiled_for(x).names
     assert "[pointwise]" in names[0] and "[pointwise]" not in names[1], names
-    np.testing.assert_array_equal(plan(x), _reference(model, x))
+    np.testing.assert_array_equal(plan(x), reference_forward(model, x))
 
 
 def test_pointwise_program_checks():
