@@ -7,6 +7,9 @@ that wants those cores has to share them. This script measures it: for each libr
 the time of the next ``calls`` convolution calls (``cifar_c2``: 32 x 32 x 32 x 32 -> 64,
 3x3, forward) right after a 2048 x 2048 float32 matmul, against the same calls after a
 sleep long enough for OpenBLAS's threads to go idle. A ratio of 1.0 means no slowdown.
+It also measures the other direction, fastconv's idle threads (they spin about 100 us
+before they sleep, fastconv's GOMP_SPINCOUNT default): a 512 x 512 NumPy product right
+after one fastconv call, against the same product after a sleep.
 
     python benchmarks/embed_numpy.py                    # fastconv and torch, 2 threads
     python benchmarks/embed_numpy.py --threads 2 --rounds 15 --calls 3
@@ -80,6 +83,26 @@ def measure(libs, threads=2, rounds=11, calls=3, size=2048, idle=0.4):
     return {lib: (statistics.median(v[0]), statistics.median(v[1])) for lib, v in res.items()}
 
 
+def measure_reverse(threads=2, rounds=11, size=512, idle=0.01):
+    """(after_s, idle_s): medians over ``rounds`` of a size x size float32 NumPy product
+    right after one fastconv convolution call and after sleeping ``idle`` seconds."""
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    f = _conv_calls("fastconv", threads)
+    f(), a @ a
+    after, rest = [], []
+    for _ in range(rounds):
+        f()
+        t0 = time.perf_counter()
+        a @ a
+        after.append(time.perf_counter() - t0)
+        time.sleep(idle)
+        t0 = time.perf_counter()
+        a @ a
+        rest.append(time.perf_counter() - t0)
+    return statistics.median(after), statistics.median(rest)
+
+
 def blas_description():
     """OpenBLAS's version / thread count as fastconv sees it (fastconv.blas_info())."""
     info = fastconv.blas_info()
@@ -110,6 +133,9 @@ def main(argv=None):
     print("|---|---|---|---|")
     for lib, (busy, idle) in measure(libs, args.threads, args.rounds, args.calls).items():
         print(f"| {lib} | {busy * 1e3:.2f} | {idle * 1e3:.2f} | {busy / idle:.2f}x |")
+    busy, idle = measure_reverse(args.threads, 4 * args.rounds)
+    print(f"| NumPy 512 x 512 product after a fastconv call | {busy * 1e3:.2f} | {idle * 1e3:.2f} "
+          f"| {busy / idle:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -23,12 +23,14 @@ from . import _env
 
 # OpenMP threads that busy-wait between parallel regions steal the cores from
 # NumPy's BLAS threads (used by Linear layers and the im2col path) and from
-# other processes: measured here, passive waiting trains LeNet-5 2.5-4x faster
-# on a busy 2-core machine. Likewise OpenBLAS's idle threads spin about 0.1 s
-# after each NumPy matrix product, which made fastconv's next calls 1.5-2.7x
-# slower on a 2-core machine (docs/performance.md). The runtimes read these
-# once, when they load (OpenMP with the extension just below, OpenBLAS with
-# NumPy); values set by the user are left alone.
+# other processes: measured here, passive waiting trained LeNet-5 2.5-4x faster
+# than OpenMP's long default spin on a busy 2-core machine; threads that sleep
+# at once make each layer call pay a wake-up, so they spin about 100 us first.
+# Likewise OpenBLAS's idle threads spin about 0.1 s after each NumPy matrix
+# product, which made fastconv's next calls 1.5-2.7x slower on a 2-core machine
+# (docs/performance.md). The runtimes read these once, when they load (OpenMP
+# with the extension just below, OpenBLAS with NumPy); values set by the user
+# are left alone.
 _env.set_runtime_defaults(blas_loaded="numpy" in _sys.modules)
 
 try:

@@ -17,10 +17,12 @@ run is data-parallel): MPICH's and Intel MPI's ``PMI_RANK`` / ``PMI_SIZE``
 (with Slurm's ``SLURM_STEP_NUM_TASKS``, as ``srun --mpi=pmix`` sets them)
 and Slurm's own ``SLURM_PROCID`` / ``SLURM_STEP_NUM_TASKS``.
 
-fastconv also *sets* two variables of other libraries when the user has not set
+fastconv also *sets* variables of other libraries when the user has not set
 them, at ``import fastconv``, before the libraries read them
-(:func:`set_runtime_defaults`): ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads
-sleep instead of spinning) and, when NumPy's OpenBLAS is not loaded yet,
+(:func:`set_runtime_defaults`): ``GOMP_SPINCOUNT=4000`` with
+``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP threads spin about 100 microseconds,
+then sleep; GNU OpenMP takes the spin count, other OpenMP runtimes the policy:
+they sleep at once) and, when NumPy's OpenBLAS is not loaded yet,
 ``OPENBLAS_THREAD_TIMEOUT`` (how long idle OpenBLAS threads spin after a BLAS
 call before they sleep: 2**n CPU cycles; see docs/performance.md).
 
@@ -36,6 +38,7 @@ the loader that needs it.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 ISA_NAMES = ("generic", "avx2", "avx512")
@@ -147,17 +150,52 @@ def openblas_thread_timeout():
     return os.environ.get("OPENBLAS_THREAD_TIMEOUT")
 
 
+#: fastconv's default for GOMP_SPINCOUNT: GNU OpenMP's idle threads spin this many
+#: times (a ``pause`` each: about 100 us on the development VM's Zen 4, 25 ns a pause)
+#: before they sleep. Spinning for ever (OpenMP's "active") stole the cores from other
+#: work; sleeping at once ("passive") made every parallel call pay a wake-up (70-130
+#: us there), which a network's run of layer calls, each tens of microseconds after
+#: the last, then paid once per layer.
+GOMP_SPINCOUNT_DEFAULT = "4000"
+
+_SPIN_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def _spincount(value):
+    """GNU OpenMP's reading of a ``GOMP_SPINCOUNT`` value: a count, or None when it
+    does not parse (GNU OpenMP then ignores it)."""
+    v = value.strip().lower()
+    if v in ("infinite", "infinity"):
+        return float("inf")
+    m = re.fullmatch(r"(\d+)\s*([kmgt]?)", v)
+    return int(m.group(1)) * _SPIN_SUFFIX[m.group(2)] if m else None
+
+
+def openmp_threads_spin(environ=None):
+    """Whether idle OpenMP threads spin before they sleep under ``environ`` (default
+    ``os.environ``), as GNU OpenMP reads it: ``GOMP_SPINCOUNT`` when it parses (> 0),
+    else ``OMP_WAIT_POLICY`` (anything but ``passive`` spins). The kernels' serial
+    thresholds (:mod:`fastconv._runtime`) depend on it: waking sleeping threads costs
+    more than waking spinning ones."""
+    env = os.environ if environ is None else environ
+    count = _spincount(env.get("GOMP_SPINCOUNT", ""))
+    if count is not None:
+        return count > 0
+    return env.get("OMP_WAIT_POLICY", "").strip().lower() != "passive"
+
+
 def set_runtime_defaults(environ=None, blas_loaded=False):
-    """Set ``OMP_WAIT_POLICY=PASSIVE`` unless it or ``GOMP_SPINCOUNT`` is set, and
-    ``OPENBLAS_THREAD_TIMEOUT`` (:data:`OPENBLAS_TIMEOUT_DEFAULT`) unless it is set or
-    OpenBLAS is already loaded (``blas_loaded``: it reads the variable only when it
-    loads). ``environ``: the mapping to change (default ``os.environ``). Returns the
-    names set."""
+    """Set ``GOMP_SPINCOUNT`` (:data:`GOMP_SPINCOUNT_DEFAULT`) and
+    ``OMP_WAIT_POLICY=PASSIVE`` unless either is set, and ``OPENBLAS_THREAD_TIMEOUT``
+    (:data:`OPENBLAS_TIMEOUT_DEFAULT`) unless it is set or OpenBLAS is already loaded
+    (``blas_loaded``: it reads the variable only when it loads). ``environ``: the
+    mapping to change (default ``os.environ``). Returns the names set."""
     env = os.environ if environ is None else environ
     done = []
     if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env["GOMP_SPINCOUNT"] = GOMP_SPINCOUNT_DEFAULT
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-        done.append("OMP_WAIT_POLICY")
+        done += ["GOMP_SPINCOUNT", "OMP_WAIT_POLICY"]
     if "OPENBLAS_THREAD_TIMEOUT" not in env and not blas_loaded:
         env["OPENBLAS_THREAD_TIMEOUT"] = OPENBLAS_TIMEOUT_DEFAULT
         done.append("OPENBLAS_THREAD_TIMEOUT")

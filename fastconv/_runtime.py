@@ -59,14 +59,17 @@ MIN_PARALLEL_WORK = 1 << 15
 
 #: Below about this many multiply-adds a convolution pass runs on one thread, and
 #: below MIN_PARALLEL_POOL_WORK window reads (output x window) a pooling forward.
-#: Idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``, fastconv's default, see
-#: _env), and waking them for one call took 70-130 us on the 2-core VM this was
-#: measured on (a 3 -> 32 channel 32x32 convolution at batch 1: 31 us on one thread,
-#: 161 us on two; a 2x2 max pool of 32 32x32 planes: 19 and 94 us). Batch-1
-#: inference through the layers gains (model.forward at 2 threads: lenet5 0.61x,
-#: vgg_small 0.88x, mobilenet_v2 0.84x, squeezenet1_1 0.83x the time; resnet18 the
-#: same) and training at batch 64 is unchanged: its passes are larger.
-MIN_PARALLEL_CONV_WORK = 1 << 23
+#: Waking sleeping OpenMP threads for one call took 70-130 us on the 2-core VM this
+#: was measured on (a 3 -> 32 channel 32x32 convolution at batch 1: 31 us on one
+#: thread, 161 us on two). fastconv's default lets idle threads spin about 100 us
+#: first (_env.GOMP_SPINCOUNT_DEFAULT), so the next layer's call finds them awake
+#: and the conv threshold is 1 M multiply-adds; when the user makes them sleep at
+#: once (OMP_WAIT_POLICY=passive alone, or GOMP_SPINCOUNT=0) it is 8 M. Measured at
+#: batch 1, 2 threads, model.forward (ms): lenet5 0.19 -> 0.13, vgg_small 0.69 ->
+#: 0.51, mobilenet_v2 13.2 -> 9.8, squeezenet1_1 8.9 -> 7.7 (spinning with the 8 M
+#: threshold: 0.16, 0.56-0.68, 11.0-13.4, 8.1-8.7). Training at batch 64 is
+#: unchanged: its passes are larger.
+MIN_PARALLEL_CONV_WORK = 1 << 20 if _env.openmp_threads_spin() else 1 << 23
 MIN_PARALLEL_POOL_WORK = 1 << 18
 
 

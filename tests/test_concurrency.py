@@ -93,7 +93,7 @@ def test_set_num_threads_validates_and_returns_previous(threads):
 
 @pytest.mark.skipif(not fastconv.openmp_enabled(), reason="built without OpenMP")
 def test_small_convolutions_and_pools_run_on_one_thread(threads, monkeypatch):
-    """Waking sleeping OpenMP threads costs more than a small pass saves: a convolution
+    """Waking the OpenMP threads costs more than a small pass saves: a convolution
     below MIN_PARALLEL_CONV_WORK multiply-adds, or a pooling forward below
     MIN_PARALLEL_POOL_WORK window reads, asks its kernel for one thread; larger ones
     for all of them."""
