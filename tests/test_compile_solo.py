@@ -95,6 +95,22 @@ def test_small_convs_do_not_run_solo(threads):
     assert not solo_ops(plan, x)
 
 
+@pytest.mark.parametrize("cin, solo", [(16, True), (8, False)])
+def test_solo_needs_few_input_channels(threads, cin, solo):
+    """An expanding conv (SqueezeNet's 16 -> 64 at 55x55) runs solo from 16 input
+    channels on (SOLO_MIN_IN), given SOLO_MIN_CHANNELS outputs; with 8 it stays in the
+    shared region. The result matches forward either way."""
+    fastconv.set_num_threads(2)
+    dt = np.float32
+    model = nn.Sequential(conv(3, cin, dt, 1), nn.ReLU(dtype=dt), conv(cin, C, dt, 2),
+                          nn.ReLU(dtype=dt))
+    plan = fastconv.compile(model)
+    x = np.random.default_rng(5).standard_normal((1, 3, HW, HW)).astype(dt)
+    check(plan, model, x)
+    ops = solo_ops(plan, x)
+    assert [(d["algo"], d["conv"][1]) for d in ops] == ([("winograd", cin)] if solo else [])
+
+
 def test_solo_even_batch_is_shared(threads):
     """A batch that divides over the threads keeps the shared executor (whole images)."""
     fastconv.set_num_threads(2)

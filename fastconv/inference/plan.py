@@ -44,9 +44,10 @@ GEMV_MAX_ROWS = 4
 #: A thread's whole-image conv calls cover about this many output bytes, so the
 #: epilogue and a fused pool find them in cache.
 CHUNK_BYTES = 1 << 19
-#: A conv run solo as Winograd (see _solo_winograd_pays) has at least this many input
-#: and output channels per group, and this many 4x4 output tiles in its batch.
+#: A conv run solo as Winograd (see _solo_winograd_pays) has at least this many output
+#: and SOLO_MIN_IN input channels per group, and this many 4x4 output tiles in its batch.
 SOLO_MIN_CHANNELS = 64
+SOLO_MIN_IN = 16
 SOLO_MIN_TILES = 36
 #: A conv the stem kernel computes runs there when it has this many output channels.
 STEM_MIN_K = 16
@@ -438,14 +439,18 @@ def _runs_solo(p, algo):
 
 def _solo_winograd_pays(p):
     """Winograd run solo (all threads, outside the shared region) beats the shared
-    direct / GEMM conv at a batch that does not divide over the threads when both
-    channel counts reach SOLO_MIN_CHANNELS and there are at least SOLO_MIN_TILES
-    output tiles of 4x4. Measured at batch 1, 2 threads (float32, per-op profile):
-    64 -> 64 channels 56x56 0.6-0.9x the direct conv's time, 128 -> 128 28x28
-    0.6-1.0x the GEMM's; 256 -> 256 14x14 (16 tiles) 1.1-2.2x, 512 -> 512 7x7
-    2-2.6x, 16 -> 64 55x55 1.4x, 32 -> 128 27x27 1.2x."""
+    direct / GEMM conv at a batch that does not divide over the threads when it has at
+    least SOLO_MIN_CHANNELS output and SOLO_MIN_IN input channels per group and at least
+    SOLO_MIN_TILES output tiles of 4x4. Measured at batch 1, 2 threads (float32, per-op
+    profile): 64 -> 64 channels 56x56 0.6-0.9x the direct conv's time, 128 -> 128 28x28
+    0.6-1.0x the GEMM's; 256 -> 256 14x14 (16 tiles) 1.1-2.2x, 512 -> 512 7x7 2-2.6x.
+    SqueezeNet's 16 -> 64 at 55x55 and 32 -> 128 at 27x27 measured 1.2-1.4x while idle
+    threads slept at once (a solo op's own parallel region woke them); since they spin
+    briefly (fastconv._env.GOMP_SPINCOUNT_DEFAULT) the tuner measures them at 0.78-0.88x
+    per op, and the whole squeezenet1_1 at batch 1 took 0.94x the time (A/B interleaved
+    call by call in one process)."""
     cg, kg = p.C // p.groups, p.K // p.groups
-    if cg < SOLO_MIN_CHANNELS or kg < SOLO_MIN_CHANNELS or cg * kg > 2**17:
+    if cg < SOLO_MIN_IN or kg < SOLO_MIN_CHANNELS or cg * kg > 2**17:
         return False
     return p.N * -(-p.P // 4) * -(-p.Q // 4) >= SOLO_MIN_TILES
 
