@@ -1,7 +1,7 @@
 """The depthwise kernel (csrc/conv_dw.c): fastconv.conv2d's direct algorithm on a
-depthwise geometry (groups == C == K, dilation 1; the kernel takes stride 2 with rows of
-16 outputs or more, the direct loops the others) and the compiled plan's "depthwise"
-convs (every depthwise geometry, strides 1 or 2) with their epilogue fused. The C test
+depthwise geometry (groups == C == K, dilation 1, strides 1 or 2; the direct loops take
+the others) and the compiled plan's "depthwise" convs (the same geometries) with their
+epilogue fused. The C test
 csrc/tests/test_conv_dw_c.c checks the kernel itself on every geometry it takes.
 
 Integer-valued inputs make every float32 / float64 sum exact, so the kernel is
