@@ -30,6 +30,7 @@ __all__ = [
     "policy_state",
     "same_policy",
     "winograd_pays",
+    "small_conv",
     "all_finite",
     "finite_safe",
 ]
@@ -50,19 +51,28 @@ def conv_geom(p, n=None):
     )
 
 
-#: A forward pass of at most SMALL_BATCH images through a small conv runs the direct
-#: loops (see choose_algo): a kernel of 3x3 or more, at most DIRECT_MAX_CHANNELS input
-#: and output channels per group, at least DIRECT_MIN_PAIRS (input, output) channel
-#: pairs, at most DIRECT_MAX_PIXELS output pixels.
+#: A small conv (:func:`small_conv`): a kernel of 3x3 or more, at most
+#: DIRECT_MAX_CHANNELS input and output channels, at most DIRECT_MAX_PIXELS output
+#: pixels. The direct loops beat the GEMM path on it where the GEMM's share of columns
+#: per thread is small: the forward pass of at most SMALL_BATCH images here (with at
+#: least DIRECT_MIN_PAIRS (input, output) channel pairs, see choose_algo), and the
+#: compiled plan's convs whose images are cut into channel shares
+#: (fastconv.inference.plan._direct_pays).
 SMALL_BATCH = 2
 DIRECT_MAX_CHANNELS = 64
 DIRECT_MIN_PAIRS = 1000
 DIRECT_MAX_PIXELS = 1024
 
 
+def small_conv(p, cin, cout):
+    """``p`` is a small conv with ``cin`` input and ``cout`` output channels (per group
+    or in all, as the caller's rule counts them)."""
+    return (p.R * p.S >= 9 and max(cin, cout) <= DIRECT_MAX_CHANNELS
+            and p.P * p.Q <= DIRECT_MAX_PIXELS)
+
+
 def _small_forward(p, cg, kg):
-    return (p.N <= SMALL_BATCH and p.R * p.S >= 9 and max(cg, kg) <= DIRECT_MAX_CHANNELS
-            and cg * kg >= DIRECT_MIN_PAIRS and p.P * p.Q <= DIRECT_MAX_PIXELS)
+    return p.N <= SMALL_BATCH and cg * kg >= DIRECT_MIN_PAIRS and small_conv(p, cg, kg)
 
 
 def choose_algo(algo, p, backward=False, dtype=None):

@@ -51,10 +51,6 @@ SOLO_MIN_IN = 16
 SOLO_MIN_TILES = 36
 #: A conv the stem kernel computes runs there when it has this many output channels.
 STEM_MIN_K = 16
-#: A small conv whose images are cut into channel shares runs as direct rather than GEMM
-#: with at most this many input and output channels and output pixels (_direct_pays).
-DIRECT_MAX_CHANNELS = 64
-DIRECT_MAX_PIXELS = 1024
 #: Input shapes whose op arrays a plan keeps.
 MAX_SHAPES = 16
 
@@ -457,17 +453,16 @@ def _solo_winograd_pays(p):
 
 def _direct_pays(p):
     """The direct conv instead of the GEMM one for a small conv whose images are cut into
-    channel shares (:func:`_solo`): a kernel of 3x3 or more, at most
-    DIRECT_MAX_CHANNELS input and output channels, at most DIRECT_MAX_PIXELS output
-    pixels. Measured in the plan, per-op profile, float32, 2 threads (median of 3 x 100
+    channel shares (:func:`_solo`): :func:`fastconv._dispatch.small_conv` counting all
+    the input and output channels (a kernel of 3x3 or more, at most 64 of each, at most
+    1,024 output pixels). Measured in the plan, per-op profile, float32, 2 threads (median of 3 x 100
     runs, direct / GEMM time): batch 1 vgg_small's 32 -> 32 3x3 on 32x32 0.90x, 32 -> 64
     and 64 -> 64 on 16x16 0.80x and 0.86x, LeNet-5's 20 -> 50 5x5 on 8x8 0.86x; batch 3
     vgg_small's 32 -> 64 0.65x. Where it did not pay: 1x1 convs (SqueezeNet's 384 -> 64
     on 13x13 1.7x), more channels (48 -> 192 3x3 on 13x13 1.2x, 64 -> 256 1.3x), larger
     planes (ResNet-18's 64 -> 64 on 56x56 1.1x), and whole-image units (LeNet-5's
     20 -> 50 at batch 4 1.06x, at batch 64 1.07x)."""
-    return (_solo(p) and p.R * p.S >= 9 and max(p.C, p.K) <= DIRECT_MAX_CHANNELS
-            and p.P * p.Q <= DIRECT_MAX_PIXELS)
+    return _solo(p) and _dispatch.small_conv(p, p.C, p.K)
 
 
 def _stem_pays(p):
