@@ -100,6 +100,16 @@ fc_status fc_plan_run_f32(const fc_plan_op *ops, int64_t nops, const float *x, f
 fc_status fc_plan_run_f64(const fc_plan_op *ops, int64_t nops, const double *x, double *y,
                           double *arena, int nthreads, double *op_seconds);
 
+/* How a shared conv op of N images and nblk output-channel blocks (kalign
+ * channels, or groups) is cut over nth threads: kp channel parts per image,
+ * kp = m / gcd(N, m) with m = nth * 2 (one image in 4 parts on 2 threads, a
+ * batch of 8 as whole images, a batch of 3 as 12 quarter images), capped by
+ * nblk; when kp is 1, whole images are claimed `step` at a time: chunk (the
+ * op's images per kernel call), but at most N / m with several threads, so
+ * every thread finds work. */
+void fc_plan_conv_units(int64_t N, int64_t nblk, int64_t chunk, int nth, int64_t *kp,
+                        int64_t *step);
+
 /*
  * GEMV: y[v*ldy + i] = sum_k W[i*ldw + k] * x[v*ldx + k] (+ bias[i], added
  * after the sum) for rows i < M and vectors v < nv; W row-major (M, K), as a
