@@ -206,6 +206,11 @@ fc_status fc_relu_fwd_##SFX(int64_t n, const T *restrict x, T *restrict y,      
                           int nthreads);                                           \
 fc_status fc_relu_bwd_##SFX(int64_t n, const T *restrict dy, const T *restrict x, \
                           T *restrict dx, int nthreads);                           \
+/* In place, x (n): ReLU with fc_relu_fwd's bits; clip x < lo ? lo : x, then    \
+ * > hi ? hi : that (NaN kept; FC_EINVAL unless lo <= hi).                        \
+ */                                                                                \
+fc_status fc_relu_inplace_##SFX(int64_t n, T *x, int nthreads);                    \
+fc_status fc_clip_inplace_##SFX(int64_t n, T *x, T lo, T hi, int nthreads);        \
 /* *finite = 1 when no element of x (n) is inf or NaN, else 0. */              \
 fc_status fc_all_finite_##SFX(int64_t n, const T *restrict x, int *finite,       \
                           int nthreads);                                           \

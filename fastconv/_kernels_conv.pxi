@@ -251,6 +251,33 @@ def relu_fwd(const real[::1] x, real[::1] y, int nthreads):
     _check(st, "relu")
 
 
+def relu_inplace(real[::1] x, int nthreads):
+    """x = relu(x) in place (relu_fwd's bits: -0.0 -> +0.0, NaN kept)."""
+    if x.shape[0] == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_relu_inplace_f32(x.shape[0], &x[0], nthreads)
+        else:
+            st = fc_relu_inplace_f64(x.shape[0], &x[0], nthreads)
+    _check(st, "relu (in place)")
+
+
+def clip_inplace(real[::1] x, double lo, double hi, int nthreads):
+    """x = clip(x, lo, hi) in place, as numpy.clip with both bounds (NaN kept, -0.0 kept
+    when lo is 0); lo and hi are rounded to x's type and must satisfy lo <= hi."""
+    if x.shape[0] == 0:
+        return
+    cdef fc_status st
+    with nogil:
+        if real is float:
+            st = fc_clip_inplace_f32(x.shape[0], &x[0], <float>lo, <float>hi, nthreads)
+        else:
+            st = fc_clip_inplace_f64(x.shape[0], &x[0], lo, hi, nthreads)
+    _check(st, "clip (in place)")
+
+
 def all_finite(const real[::1] x, int nthreads):
     """True when no element of x is inf or NaN (one read, SIMD, threads above 64 Ki)."""
     cdef int finite = 1

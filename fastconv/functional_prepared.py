@@ -22,6 +22,11 @@ kernel:
 ``avg_pool2d_prepared(x, kernel_size, stride, padding, ceil_mode, count_include_pad)``
     the same for :func:`fastconv.max_pool2d` (with ``return_indices=True``) and
     :func:`fastconv.avg_pool2d`: validated once per key, then the kernel.
+``relu_inplace(x)``, ``clip_inplace(x, lo, hi)``
+    ``numpy.maximum(x, 0, out=x)`` and ``numpy.clip(x, lo, hi, out=x)`` (the same bits)
+    as one native pass over x (SIMD, threads on large arrays), for the activations that
+    write over the output of the layer before them in eval mode; any other array
+    (not C-contiguous, another dtype) goes to NumPy.
 ``gemv_linear(x, w, b)``
     ``y = x @ w.T + b`` for a few rows (at most :data:`GEMV_MAX_ROWS`) as one GEMV
     (the weight read once for all rows), as the compiled plan runs them. Not bitwise
@@ -56,7 +61,7 @@ from .functional import _alloc, _conv_inputs, _pool_geom, _pool_work
 from .functional_convpass import NATIVE, run_pass
 
 __all__ = ["ConvCall", "conv2d_prepared", "max_pool2d_prepared", "avg_pool2d_prepared",
-           "GEMV_MAX_ROWS", "gemv_linear", "gemv_ok"]
+           "GEMV_MAX_ROWS", "gemv_linear", "gemv_ok", "relu_inplace", "clip_inplace"]
 
 #: A fully connected layer with at most this many rows runs as a GEMV in inference.
 GEMV_MAX_ROWS = 4
@@ -190,3 +195,30 @@ def gemv_linear(x, w, b=None):
     bb = np.empty(0, dtype) if b is None else contiguous(b)
     K.gemv(contiguous(w), contiguous(x), bb, y, _runtime.kernel_threads(N * fin * fout))
     return y
+
+
+def _native_inplace(x):
+    """x can be written in place by the native kernels: a writeable, C-contiguous float32 or
+    float64 array in native byte order."""
+    return (x.dtype.type in (np.float32, np.float64) and x.dtype.isnative
+            and x.flags.c_contiguous and x.flags.writeable)
+
+
+def relu_inplace(x):
+    """x = max(x, 0) written over x, with ``numpy.maximum(x, 0, out=x)``'s bits (-0.0 ->
+    +0.0, NaN kept); returns x. NumPy does it for an array the kernel cannot take."""
+    if not _native_inplace(x):
+        return np.maximum(x, x.dtype.type(0), out=x)
+    K.relu_inplace(x.reshape(-1), _runtime.kernel_threads(x.size))
+    return x
+
+
+def clip_inplace(x, lo, hi):
+    """x = clip(x, lo, hi) written over x, with ``numpy.clip(x, lo, hi, out=x)``'s bits
+    (NaN kept; lo and hi are x's dtype's values, lo <= hi, neither NaN); returns x.
+    NumPy does it for an array the kernel cannot take, or for bounds it does not."""
+    t = x.dtype.type
+    if not (_native_inplace(x) and t(lo) <= t(hi)):
+        return np.clip(x, t(lo), t(hi), out=x)
+    K.clip_inplace(x.reshape(-1), float(t(lo)), float(t(hi)), _runtime.kernel_threads(x.size))
+    return x

@@ -13,6 +13,7 @@ import numpy as np
 
 from .._args import as_float, as_int
 from .._backend import ops
+from ..functional_prepared import clip_inplace, relu_inplace
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "Clip", "ReLU6", "HardSigmoid",
@@ -52,10 +53,10 @@ class ReLU(_Elementwise):
         return self._store(y, y)
 
     def _forward_inplace(self, x):
-        """forward(x) written over x (see :func:`.module.inplace_forward`): NumPy's maximum
-        with 0 as the second operand gives the kernel's bits (-0.0 -> +0.0, NaN kept)."""
+        """forward(x) written over x (see :func:`.module.inplace_forward`), by the native
+        in-place kernel with the forward kernel's bits (-0.0 -> +0.0, NaN kept)."""
         self._check_input(x)
-        np.maximum(x, self.dtype.type(0), out=x)
+        relu_inplace(x)
         return self._store(x, x)
 
     _inplace_of = forward
@@ -159,9 +160,13 @@ class Clip(_Elementwise):
         return x.copy() if out is None else x
 
     def _forward_inplace(self, x):
-        """forward(x) written over x (see :func:`.module.inplace_forward`; the same bits)."""
+        """forward(x) written over x (see :func:`.module.inplace_forward`; the same bits):
+        with both bounds one native pass (ReLU6), else NumPy."""
         self._check_input(x)
-        y = self._clip(x, x)
+        if self.min is not None and self.max is not None:
+            y = clip_inplace(x, self.min, self.max)
+        else:
+            y = self._clip(x, x)
         return self._store(y, y)
 
     _inplace_of = forward
