@@ -40,4 +40,16 @@ fc_status fc_conv_gemmt_fwd_f64(const fc_gemm_kernel *kn, const fc_conv_geom *g,
                                 const double *x, const void *wpack, const double *bias,
                                 double *y, int64_t k0, int64_t k1);
 
+/* The same for output pixels [m0, m1) of every image only (0 <= m0 <= m1 <=
+ * P*Q; FC_EINVAL otherwise): the rows [m0, m1) of the product, each output the
+ * same chain as the whole call's, so pieces of pixels give the whole call's
+ * bits. The per-image input slab (kernels larger than 1x1, strides, padding)
+ * is built whole by every call. */
+fc_status fc_conv_gemmt_fwd_px_f32(const fc_gemm_kernel *kn, const fc_conv_geom *g,
+                                   const float *x, const void *wpack, const float *bias,
+                                   float *y, int64_t k0, int64_t k1, int64_t m0, int64_t m1);
+fc_status fc_conv_gemmt_fwd_px_f64(const fc_gemm_kernel *kn, const fc_conv_geom *g,
+                                   const double *x, const void *wpack, const double *bias,
+                                   double *y, int64_t k0, int64_t k1, int64_t m0, int64_t m1);
+
 #endif

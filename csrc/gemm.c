@@ -392,11 +392,11 @@ fc_status fc_gemm_pack_b(const fc_gemm_kernel *kn, const fc_gemm_operand *B, int
 }
 
 fc_status fc_gemm_run_packed_b(const fc_gemm_kernel *kn, int64_t M, int64_t N, int64_t K,
-                               const fc_gemm_operand *A, const void *packed_b, int64_t n_b,
-                               int64_t j0, void *C, int64_t ldc, void *work)
+                               const fc_gemm_operand *A, int64_t i0, const void *packed_b,
+                               int64_t n_b, int64_t j0, void *C, int64_t ldc, void *work)
 {
     if (kn == NULL || C == NULL || A == NULL || packed_b == NULL || M < 0 || N < 0 || K < 0
-        || j0 < 0 || j0 % kn->nr != 0 || j0 + N > n_b || ldc < N)
+        || i0 < 0 || j0 < 0 || j0 % kn->nr != 0 || j0 + N > n_b || ldc < N)
         return FC_EINVAL;
     if (M == 0 || N == 0) return FC_OK;
     void *own = NULL;
@@ -408,10 +408,10 @@ fc_status fc_gemm_run_packed_b(const fc_gemm_kernel *kn, int64_t M, int64_t N, i
     const int64_t npad = (n_b + kn->nr - 1) / kn->nr * kn->nr;
     const void *pb = align_up((void *)packed_b);
     if (kn->dsize == 4)
-        gemm_run_f32(kn, M, N, K, A, 0, NULL, NULL, j0, (const float *)pb, npad, 0, (float *)C,
+        gemm_run_f32(kn, M, N, K, A, i0, NULL, NULL, j0, (const float *)pb, npad, 0, (float *)C,
                      ldc, NULL, (float *)align_up(work));
     else
-        gemm_run_f64(kn, M, N, K, A, 0, NULL, NULL, j0, (const double *)pb, npad, 0,
+        gemm_run_f64(kn, M, N, K, A, i0, NULL, NULL, j0, (const double *)pb, npad, 0,
                      (double *)C, ldc, NULL, (double *)align_up(work));
     fc_ws_free(own);
     return FC_OK;

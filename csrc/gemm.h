@@ -114,11 +114,12 @@ fc_status fc_gemm_run_bias(const fc_gemm_kernel *kn, int64_t M, int64_t N, int64
 size_t fc_gemm_packed_b_bytes(const fc_gemm_kernel *kn, int64_t K, int64_t N);
 fc_status fc_gemm_pack_b(const fc_gemm_kernel *kn, const fc_gemm_operand *B, int64_t K,
                          int64_t N, void *packed);
-/* C[0:M, 0:N] (row-major, ldc) = A[0:M, 0:K] . B[0:K, j0:j0+N], B packed by
- * fc_gemm_pack_b with n_b columns; j0 a multiple of the kernel's NR (FC_EINVAL
- * otherwise). Each C element is the same chain over k as fc_gemm_run's. */
+/* C[0:M, 0:N] (row-major, ldc) = A[i0:i0+M, 0:K] . B[0:K, j0:j0+N], B packed
+ * by fc_gemm_pack_b with n_b columns; i0 >= 0, j0 a multiple of the kernel's
+ * NR (FC_EINVAL otherwise). Each C element is the same chain over k as
+ * fc_gemm_run's. */
 fc_status fc_gemm_run_packed_b(const fc_gemm_kernel *kn, int64_t M, int64_t N, int64_t K,
-                               const fc_gemm_operand *A, const void *packed_b, int64_t n_b,
-                               int64_t j0, void *C, int64_t ldc, void *work);
+                               const fc_gemm_operand *A, int64_t i0, const void *packed_b,
+                               int64_t n_b, int64_t j0, void *C, int64_t ldc, void *work);
 
 #endif

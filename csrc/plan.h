@@ -77,6 +77,9 @@ typedef struct {
     int64_t ld;           /* COPY: the destination row pitch */
     int64_t kalign;       /* CONV: output channels of a thread's share are a multiple of this */
     int64_t chunk;        /* CONV: images per kernel call when a thread has whole images */
+    int32_t pxsplit;      /* CONV, FC_PLAN_GEMMT, no fused pool: an image is cut into parts of
+                             its output pixels (whole MR-tall panels of the product, every
+                             channel) instead of its channels */
     int32_t solo;         /* CONV: run by its kernel with all the threads, outside the shared
                              region (the region ends before it and a new one starts with its
                              epilogue and fused pool; see fc_plan_run) */

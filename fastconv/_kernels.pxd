@@ -212,6 +212,7 @@ cdef extern from "plan.h" nogil:
         int64_t ld
         int64_t kalign
         int64_t chunk
+        int32_t pxsplit
         int32_t solo
         fc_plan_ref x, y, y2
         const void *w

@@ -210,6 +210,7 @@ cdef class PlanProgram:
         op.ld = d.get("ld", 0)
         op.kalign = max(1, d.get("kalign", 16))
         op.chunk = max(1, d.get("chunk", 1))
+        op.pxsplit = 1 if d.get("pxsplit") else 0
         op.solo = 1 if d.get("solo") else 0
         if op.solo and kind != "conv":
             raise ValueError("only a conv op runs solo")
@@ -254,6 +255,11 @@ cdef class PlanProgram:
                 op.y2 = self._ref(d["y2"], pg.N * pg.C * pg.P * pg.Q, "y2")
             if op.algo == FC_PLAN_PW:
                 self._pw(op, d.get("wpack"))
+            if op.pxsplit and (op.algo != FC_PLAN_GEMMT or op.fused_pool):
+                raise ValueError("pxsplit (images cut by output pixels) is for a gemmt conv "
+                                 "without a fused pool")
+        elif op.pxsplit:
+            raise ValueError("pxsplit is for conv ops")
         elif op.kind == FC_PLAN_LINEAR:
             op.x = self._ref(d["x"], op.N * op.in_features, "x")
             op.y = self._ref(d["y"], ysize, "y")

@@ -168,3 +168,62 @@ def test_gemmt_program_checks(restore):
         K.PlanProgram([dict(op, solo=True)], 4, x.size, 64 * 25, c.arena_size)
     with pytest.raises(ValueError, match="C-contiguous"):
         K.GemmtWeights(np.zeros((64, 16, 3, 3), dt)[:, :, ::-1])
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("batch", [1, 3])
+def test_gemmt_cut_by_pixels(dt, batch, restore):
+    """A 1x1 conv whose output channels do not split into equal whole panels over two
+    threads (144 = 5 panels of 32, 9 of 16) at a batch cut into shares runs as gemmt with its
+    images cut by output pixels (pxsplit): the bits of the plain GEMM plan, with bias,
+    a residual add and ReLU applied to each pixel part, at every ISA level."""
+    fastconv.set_num_threads(2)
+    body = nn.Sequential(_conv(144, 960, 1, dt, 1), nn.ReLU6(dtype=dt),
+                         _conv(960, 144, 1, dt, 2))
+    model = nn.Sequential(nn.Residual(body), nn.ReLU(dtype=dt), _conv(144, 144, 1, dt, 3))
+    x = np.random.default_rng(batch).standard_normal((batch, 144, 7, 7)).astype(dt)
+    plan = fastconv.compile(model)
+    ops = plan.compiled_for(x).ops
+    split = [o for o in ops if o.get("pxsplit")]
+    assert len(split) == 2 and all(o["algo"] == "gemmt" for o in split), \
+        [(o.get("algo"), o.get("pxsplit")) for o in ops]
+    want = reference_forward(model, x)
+    for isa in gemm_isas():
+        K.set_isa(isa)
+        got = fastconv.compile(model)(x)
+        assert_close(got, want, dt)
+        np.testing.assert_array_equal(got, compiled(model, x, "gemm").run(x))
+    fastconv.set_num_threads(1)                   # one thread: nothing to cut
+    assert not any(o.get("pxsplit") for o in fastconv.compile(model).compiled_for(x).ops)
+
+
+def test_gemmt_pxsplit_rule():
+    class G:
+        def __init__(self, C, K, P, N=1, R=1, stride=1, pad=0):
+            self.C, self.K, self.R, self.S, self.P, self.Q, self.N = C, K, R, R, P, P, N
+            self.groups, self.stride, self.dilation = 1, (stride, stride), (1, 1)
+            self.pad_top = self.pad_bottom = self.pad_left = self.pad_right = pad
+
+    def pays(g, nth=2, nr=32, pool=False):
+        share = min(g.K, plan_mod._conv_kalign(g, nth))
+        return gemmt_mod.gemmt_pxsplit_pays(g, nr, share, nth, pool)
+
+    assert pays(G(960, 160, 7)) and pays(G(576, 160, 7, N=3))
+    assert not pays(G(960, 320, 7))               # even panels: gemmt_pays takes it
+    assert not pays(G(960, 160, 7, N=2))          # whole images per thread
+    assert not pays(G(960, 160, 7), nth=1)
+    assert not pays(G(960, 160, 7), pool=True)
+    assert not pays(G(960, 160, 7, R=3, pad=1))   # a slab per part: not cut
+    assert not pays(G(960, 160, 7, stride=2))
+    assert not pays(G(64, 160, 7))                # too shallow
+    assert not pays(G(960, 160, 28))              # too many pixels
+
+
+def test_pxsplit_program_check(restore):
+    dt = np.float32
+    model = nn.Sequential(_conv(16, 64, 3, dt, 1))
+    x = np.zeros((1, 16, 5, 5), dt)
+    op = dict(compiled(model, x, "gemm").ops[0])
+    with pytest.raises(ValueError, match="pxsplit"):
+        K.PlanProgram([dict(op, pxsplit=True)], 4, x.size, 64 * 25,
+                      compiled(model, x, "gemm").arena_size)

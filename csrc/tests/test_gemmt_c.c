@@ -4,7 +4,8 @@
  * dilation, 1x1 and larger kernels, batches) and every SIMD level the CPU
  * runs, fc_conv_gemmt_fwd over channel pieces [k0, k1) (k0 on the kernel's
  * panels) must give bitwise what fc_conv2d_fwd_gemm gives, with and without
- * bias, in float and double; bad pieces are refused (FC_EINVAL) without a
+ * bias, in float and double, and so must pieces of output pixels over every
+ * channel (fc_conv_gemmt_fwd_px); bad pieces are refused (FC_EINVAL) without a
  * write. Built and run by tools/ctests.sh; by hand from the repository root:
  *   gcc -std=c99 -O1 -g -Wall -Wextra -fopenmp -Icsrc csrc/tests/test_gemmt_c.c \
  *       csrc/[a-z]*.c -o /tmp/tgt -lm && /tmp/tgt
@@ -53,6 +54,29 @@ static void test_case_##SFX(const fc_conv_geom *g, int with_bias)               
           " %d of %d differ", (int)g->N, (int)g->C, (int)g->H, (int)g->W, (int)g->K,       \
           (int)g->R, (int)g->S, (int)g->stride_h, (int)g->pad_h, (int)g->dil_h, with_bias, \
           (int)bad, (int)ny);                                                              \
+    /* pixel pieces (fc_conv_gemmt_fwd_px) of random lengths, every channel: the same */   \
+    for (int64_t i = 0; i < ny; i++) got[i] = (T)-7;                                       \
+    {                                                                                      \
+        const int64_t PQ = g->P * g->Q;                                                    \
+        int64_t m0 = 0;                                                                    \
+        while (m0 < PQ) {                                                                  \
+            int64_t m1 = m0 + rint_in(1, 20);                                              \
+            if (m1 > PQ) m1 = PQ;                                                          \
+            CHECK(fc_conv_gemmt_fwd_px_##SFX(kn, g, x, pk, bias, got, 0, g->K, m0, m1) == FC_OK, \
+                  "run px");                                                               \
+            m0 = m1;                                                                       \
+        }                                                                                  \
+        bad = 0;                                                                           \
+        for (int64_t i = 0; i < ny; i++) bad += memcmp(&got[i], &want[i], sizeof(T)) != 0; \
+        CHECK(bad == 0, #SFX " pixel pieces: %d of %d differ", (int)bad, (int)ny);         \
+        for (int64_t i = 0; i < ny; i++) got[i] = (T)-7;                                   \
+        CHECK(fc_conv_gemmt_fwd_px_##SFX(kn, g, x, pk, bias, got, 0, g->K, 0, PQ + 1)     \
+              == FC_EINVAL, "m1");                                                         \
+        CHECK(fc_conv_gemmt_fwd_px_##SFX(kn, g, x, pk, bias, got, 0, g->K, 2, 1)          \
+              == FC_EINVAL, "m0 > m1");                                                    \
+        CHECK(fc_conv_gemmt_fwd_px_##SFX(kn, g, x, pk, bias, got, 0, g->K, -1, 1)         \
+              == FC_EINVAL, "m0");                                                         \
+    }                                                                                      \
     /* a piece off the panels, past the channels or reversed: refused, nothing written */  \
     for (int64_t i = 0; i < ny; i++) got[i] = (T)-7;                                       \
     if (nr > 1 && g->K > 1)                                                                \

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .. import _kernels as K
 
-__all__ = ["gemmt_ok", "gemmt_pays", "gemmt_kalign", "GemmtCache"]
+__all__ = ["gemmt_ok", "gemmt_pays", "gemmt_pxsplit_pays", "gemmt_kalign", "GemmtCache"]
 
 #: The auto rule (gemmt_pays): images of at most SMALL_PIXELS output pixels with at
 #: least SMALL_DEPTH = C*R*S, or of at most MAX_PIXELS with at least MIN_DEPTH; always
@@ -56,6 +56,27 @@ def gemmt_pays(p, nr, share, nth):
     if p.N % max(1, nth) != 0 and _share(p.K, nr, nth) > MAX_IMBALANCE * share:
         return False        # images cut into channel shares: the panels must split evenly
     pixels, depth = p.P * p.Q, p.C * p.R * p.S
+    if pixels <= SMALL_PIXELS:
+        return depth >= SMALL_DEPTH
+    return pixels <= MAX_PIXELS and depth >= MIN_DEPTH
+
+
+def gemmt_pxsplit_pays(p, nr, share, nth, fused_pool=False):
+    """The rule for a conv that :func:`gemmt_pays` turned down only because its output
+    channels do not split into equal whole panels over the threads while its images are
+    cut into shares (960 -> 160 at 7x7, batch 1, 2 threads: 3 panels against 2): run it
+    as gemmt with each image cut by output pixels instead (whole 14-row panels of the
+    product, every channel; the executor's ``pxsplit``, the same bits). Only 1x1 stride-1
+    unpadded convs (no input slab, which every part would rebuild), no fused pool, and at
+    least 8 output pixels per thread."""
+    if fused_pool or nth < 2 or p.N % nth == 0 or not gemmt_ok(p) or p.K < MIN_CHANNELS:
+        return False
+    if (p.R, p.S) != (1, 1) or tuple(p.stride) != (1, 1) or tuple(p.dilation) != (1, 1) or \
+            (p.pad_top, p.pad_bottom, p.pad_left, p.pad_right) != (0, 0, 0, 0):
+        return False
+    if _share(p.K, nr, nth) <= MAX_IMBALANCE * share or p.P * p.Q < 8 * nth:
+        return False            # the channel split is even: gemmt_pays decides
+    pixels, depth = p.P * p.Q, p.C
     if pixels <= SMALL_PIXELS:
         return depth >= SMALL_DEPTH
     return pixels <= MAX_PIXELS and depth >= MIN_DEPTH

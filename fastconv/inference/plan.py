@@ -29,7 +29,7 @@ import numpy as np
 from .. import _kernels as K
 from .. import _dispatch, _runtime
 from .fuse import fuse
-from .gemmt import GemmtCache, gemmt_kalign, gemmt_ok, gemmt_pays
+from .gemmt import GemmtCache, gemmt_kalign, gemmt_ok, gemmt_pays, gemmt_pxsplit_pays
 from .ir import Node
 from .lower import lower
 from .memory import plan_arena
@@ -173,6 +173,7 @@ class _Compiled:
         self.y_shape = shapes[g.output]
         self.N = self.x_shape[0] if self.x_shape else 0
         self.algos = dict(algos or {})
+        self.pxsplit = set()        # gemmt convs whose images are cut by output pixels
         self._free = []
         if not self.N:
             self.prog, self.names, self.work = None, [], 0
@@ -291,6 +292,7 @@ class _Compiled:
             if algo == "gemmt":
                 d["wpack"] = self.plan.gemmt_weights.get(d["w"])
                 d["kalign"] = gemmt_kalign(p, d["wpack"], _runtime.get_num_threads())
+                d["pxsplit"] = n.output in self.pxsplit
             elif algo == "pointwise":
                 d["wpack"] = self.plan.pw_weights.get(d["w"])
             q = n.attrs.get("pool")
@@ -351,9 +353,13 @@ class _Compiled:
                 algo = "winograd" if _solo_winograd_pays(p) else \
                     ("direct" if algo == "winograd" else algo)
             nth = _runtime.get_num_threads()
-            if algo == "gemm" and gemmt_pays(p, K.GemmtWeights.kernel_nr(self.dtype.itemsize),
-                                             min(p.K, _conv_kalign(p, nth)), nth):
+            nr, share = K.GemmtWeights.kernel_nr(self.dtype.itemsize), min(p.K, _conv_kalign(p, nth))
+            if algo == "gemm" and gemmt_pays(p, nr, share, nth):
                 algo = "gemmt"
+            elif algo == "gemm" and gemmt_pxsplit_pays(p, nr, share, nth,
+                                                       n.attrs.get("pool") is not None):
+                algo = "gemmt"
+                self.pxsplit.add(n.output)      # images cut by output pixels
             if algo == "direct" and _depthwise_ok(p):
                 algo = "depthwise"      # the direct kernel for one filter per channel, epilogue fused
             if algo in ("gemm", "gemmt") and pw_pays(p, n.attrs.get("pool") is not None, nth):
