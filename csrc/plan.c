@@ -1,6 +1,6 @@
 /*
  * plan.c: the compiled inference plan's executor (see plan.h); the bodies,
- * one per type, are in plan.inc.
+ * one per type, are in plan.inc (the conv ops in plan_conv.inc).
  *
  * The whole forward is one parallel region. Between two ops the threads wait
  * for the op's claimed units to be done (see plan_finish below), spinning
