@@ -16,6 +16,7 @@ changed after packing).
 from __future__ import annotations
 
 from .. import _kernels as K
+from .pointwise import pw_ok
 
 __all__ = ["gemmt_ok", "gemmt_pays", "gemmt_pxsplit_pays", "gemmt_kalign", "GemmtCache"]
 
@@ -55,10 +56,7 @@ def gemmt_pays(p, nr, share, nth):
         return False
     if p.N % max(1, nth) != 0 and _share(p.K, nr, nth) > MAX_IMBALANCE * share:
         return False        # images cut into channel shares: the panels must split evenly
-    pixels, depth = p.P * p.Q, p.C * p.R * p.S
-    if pixels <= SMALL_PIXELS:
-        return depth >= SMALL_DEPTH
-    return pixels <= MAX_PIXELS and depth >= MIN_DEPTH
+    return _size_pays(p)
 
 
 def gemmt_pxsplit_pays(p, nr, share, nth, fused_pool=False):
@@ -66,17 +64,21 @@ def gemmt_pxsplit_pays(p, nr, share, nth, fused_pool=False):
     channels do not split into equal whole panels over the threads while its images are
     cut into shares (960 -> 160 at 7x7, batch 1, 2 threads: 3 panels against 2): run it
     as gemmt with each image cut by output pixels instead (whole 14-row panels of the
-    product, every channel; the executor's ``pxsplit``, the same bits). Only 1x1 stride-1
-    unpadded convs (no input slab, which every part would rebuild), no fused pool, and at
-    least 8 output pixels per thread."""
-    if fused_pool or nth < 2 or p.N % nth == 0 or not gemmt_ok(p) or p.K < MIN_CHANNELS:
-        return False
-    if (p.R, p.S) != (1, 1) or tuple(p.stride) != (1, 1) or tuple(p.dilation) != (1, 1) or \
-            (p.pad_top, p.pad_bottom, p.pad_left, p.pad_right) != (0, 0, 0, 0):
+    product, every channel; the executor's ``pxsplit``, the same bits). Only the convs the
+    pointwise kernel could take (:func:`.pointwise.pw_ok`: 1x1, stride 1, unpadded, no
+    fused pool; no input slab, which every part would rebuild), and at least 8 output
+    pixels per thread."""
+    if not pw_ok(p, fused_pool) or nth < 2 or p.N % nth == 0 or p.K < MIN_CHANNELS:
         return False
     if _share(p.K, nr, nth) <= MAX_IMBALANCE * share or p.P * p.Q < 8 * nth:
         return False            # the channel split is even: gemmt_pays decides
-    pixels, depth = p.P * p.Q, p.C
+    return _size_pays(p)
+
+
+def _size_pays(p):
+    """The size part of the rule: at most SMALL_PIXELS output pixels per image with a
+    depth C*R*S of at least SMALL_DEPTH, or at most MAX_PIXELS with at least MIN_DEPTH."""
+    pixels, depth = p.P * p.Q, p.C * p.R * p.S
     if pixels <= SMALL_PIXELS:
         return depth >= SMALL_DEPTH
     return pixels <= MAX_PIXELS and depth >= MIN_DEPTH
