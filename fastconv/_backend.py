@@ -38,7 +38,16 @@ __all__ = ["BACKENDS", "use_backend", "get_backend", "ops", "plain_native", "wat
 BACKENDS = ("native", "reference")
 
 _current = "native"
-_local = threading.local()     # .observer: the watch() callback of this thread, if any
+
+
+class _ThreadState(threading.local):
+    """Per thread: ``observer``, the :func:`watch` callback, or None (a class default, so
+    reading it never takes getattr's missing-attribute path: the layers ask on every call)."""
+
+    observer = None
+
+
+_local = _ThreadState()
 
 
 class _BackendSwitch:
@@ -91,7 +100,7 @@ def ops():
     """The module whose functions the layers call: fastconv.functional or fastconv.reference
     (inside :func:`watch`, a view of it that reports each call first)."""
     module = reference if _current == "reference" else functional
-    observer = getattr(_local, "observer", None)
+    observer = _local.observer
     return module if observer is None else _Watched(module, observer)
 
 
@@ -100,7 +109,7 @@ def plain_native():
     no :func:`watch` observer in this thread. Only then may a layer call the native
     kernels through a shortcut of its own (:mod:`fastconv.functional_prepared`) instead
     of through :func:`ops`: every other case must see each op as a call of the backend."""
-    return _current == "native" and getattr(_local, "observer", None) is None
+    return _current == "native" and _local.observer is None
 
 
 class _Watched:
@@ -139,7 +148,7 @@ def watch(observer):
     """
     if not callable(observer):
         raise TypeError(f"observer must be callable, got {type(observer).__name__}")
-    previous = getattr(_local, "observer", None)
+    previous = _local.observer
     _local.observer = observer
     try:
         yield

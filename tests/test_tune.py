@@ -184,3 +184,34 @@ def test_cli_tune_errors(tune_file, capsys):
     capsys.readouterr()
     assert cli.main(["tune", "--model", "lenet5", "--input", "1,28"]) == 2
     assert "expected C,H,W" in capsys.readouterr().err
+
+
+def test_the_table_follows_the_variables_naming_its_file(tmp_path, monkeypatch):
+    # _where reads os.environ's own mapping: a change through os.environ (set, change, unset)
+    # is seen at once, as os.environ.get would see it
+    monkeypatch.setenv("FASTCONV_TUNE_FILE", str(tmp_path / "a.json"))
+    _tunetable.forget()
+    first = _tunetable.table()
+    assert _tunetable.table() is first
+    monkeypatch.setenv("FASTCONV_TUNE_FILE", str(tmp_path / "b.json"))
+    second = _tunetable.table()
+    assert second is not first and _tunetable.table() is second
+    monkeypatch.delenv("FASTCONV_TUNE_FILE")
+    assert _tunetable.table() is not second
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _tunetable.cache_path() == tmp_path / "xdg" / "fastconv" / "tune.json"
+    third = _tunetable.table()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg2"))
+    assert _tunetable.table() is not third
+    _tunetable.forget()
+
+
+def test_the_variables_are_read_from_a_plain_mapping_too(tmp_path, monkeypatch):
+    # an os.environ replaced by a plain dict (no encoded mapping behind it) is read with .get
+    env = {"FASTCONV_TUNE_FILE": str(tmp_path / "a.json")}
+    monkeypatch.setattr(_tunetable.os, "environ", env)
+    assert _tunetable._where() == (str(tmp_path / "a.json"), None, None)
+    first = _tunetable.table()
+    env["FASTCONV_TUNE_FILE"] = str(tmp_path / "b.json")
+    assert _tunetable.table() is not first
+    _tunetable.forget()
