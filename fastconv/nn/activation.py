@@ -37,8 +37,7 @@ class _Elementwise(Module):
         return np.asarray(self._grad(dy), dtype=self.dtype)
 
     def _store(self, y, *cache):
-        self._cache = cache
-        self._y_shape = y.shape
+        self._keep(_cache=cache, _y_shape=y.shape)
         return y
 
 

@@ -77,8 +77,7 @@ class Conv2D(Module):
             y = conv2d_prepared(x, w, b, self.stride, self.padding, self.dilation, self.groups)
         else:
             y = ops().conv2d(x, w, b, **self._conv_args())
-        self._x = x
-        self._y_shape = y.shape
+        self._keep(_x=x, _y_shape=y.shape)
         return y
 
     _fresh_forward = forward

@@ -57,7 +57,7 @@ class Linear(Module):
             y = gemv_linear(x, self.weight.data, b)
         else:
             y = ops().linear(x, self.weight.data, b)
-        self._x = x
+        self._keep(_x=x)
         return y
 
     _fresh_forward = forward
@@ -97,7 +97,7 @@ class Flatten(Module):
         self._check_input(x)
         if x.ndim < 2:
             raise ValueError(f"{self._short()} expects an input with a batch axis (ndim >= 2), got shape {x.shape}")
-        self._x_shape = x.shape
+        self._keep(_x_shape=x.shape)
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy):

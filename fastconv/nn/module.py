@@ -32,7 +32,7 @@ def fresh_output(module):
     ``forward`` with ``_fresh_forward = forward`` in its body; a subclass that
     overrides ``forward``, or an instance whose ``forward`` was replaced, is not vouched for."""
     cls = type(module)
-    return getattr(cls, "_fresh_forward", None) is cls.forward and "forward" not in module.__dict__
+    return cls._fresh_forward is cls.forward and "forward" not in module.__dict__
 
 
 def inplace_forward(module):
@@ -42,7 +42,7 @@ def inplace_forward(module):
     :func:`fresh_output`); else None. The containers call it in eval mode, on the native
     backend, for an array that :func:`fresh_output` says no one else holds."""
     cls = type(module)
-    if getattr(cls, "_inplace_of", None) is not cls.forward or "forward" in module.__dict__:
+    if cls._inplace_of is not cls.forward or "forward" in module.__dict__:
         return None
     return module._forward_inplace
 
@@ -128,6 +128,11 @@ class Module:
     ``model.input_grad = False`` on the whole network. Set it back to True to
     get the gradient of the network's input (saliency maps, gradient checks).
     """
+
+    # what fresh_output / inplace_forward look for; None: not vouched for (a class
+    # default, so the containers' eval loop finds it without a failing lookup)
+    _fresh_forward = None
+    _inplace_of = None
 
     def __init__(self, dtype=np.float32, seed=None):
         d = self.__dict__
@@ -427,6 +432,13 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+    def _keep(self, **values):
+        """Set the plain attributes a forward keeps for its backward (arrays, shapes,
+        None) in one step, past :meth:`__setattr__`'s registry checks: for a layer's own
+        cache names only, never a parameter, buffer or sub-module. It runs on every forward, where those checks cost more than the layer's
+        arithmetic on small inputs."""
+        self.__dict__.update(values)
 
     def _check_input(self, x, ndim=None, channels=None, what="x"):
         """Validate a forward input: ndarray, this layer's dtype, ndim, channel count."""

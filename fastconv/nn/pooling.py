@@ -57,10 +57,7 @@ class MaxPool2D(Module):
             y, idx = ops().max_pool2d(x, self.kernel_size, stride=self.stride, padding=self.padding,
                                       dilation=self.dilation, ceil_mode=self.ceil_mode,
                                       return_indices=True)
-        self._idx = idx
-        self._x = x if idx is None else None
-        self._x_shape = x.shape
-        self._y_shape = y.shape
+        self._keep(_idx=idx, _x=x if idx is None else None, _x_shape=x.shape, _y_shape=y.shape)
         return y
 
     def backward(self, dy):
@@ -114,8 +111,7 @@ class AvgPool2D(Module):
                                     self.count_include_pad)
         else:
             y = ops().avg_pool2d(x, self.kernel_size, **self._pool_kw())
-        self._x_shape = x.shape
-        self._y_shape = y.shape
+        self._keep(_x_shape=x.shape, _y_shape=y.shape)
         return y
 
     def backward(self, dy):
