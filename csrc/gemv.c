@@ -182,7 +182,10 @@ fc_status fc_gemv_##SFX(int64_t M, int64_t K, const T *W, int64_t ldw, int64_t n
     if (y == NULL || (K > 0 && (W == NULL || x == NULL))) return FC_EINVAL;                   \
     /* rows in blocks of 16 per thread; parallel only when W is worth it */                  \
     const int nt = M * K * nv >= ((int64_t)1 << 16) ? fc_clamp_threads(nthreads) : 1;          \
-    (void)nt;                                                                                 \
+    if (nt <= 1) {          /* no OpenMP region at all: even a serial one costs ~0.5 us */   \
+        fc_gemv_rows_##SFX(0, M, K, W, ldw, nv, x, ldx, bias, y, ldy);                        \
+        return FC_OK;                                                                         \
+    }                                                                                         \
     const int64_t nblk = (M + 15) / 16;                                                       \
     FC_OMP_PARALLEL(nt)                                                                       \
     {                                                                                         \

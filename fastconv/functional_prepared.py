@@ -197,11 +197,14 @@ def gemv_linear(x, w, b=None):
     return y
 
 
+_INPLACE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))    # native byte order
+
+
 def _native_inplace(x):
     """x can be written in place by the native kernels: a writeable, C-contiguous float32 or
     float64 array in native byte order."""
-    return (x.dtype.type in (np.float32, np.float64) and x.dtype.isnative
-            and x.flags.c_contiguous and x.flags.writeable)
+    f = x.flags
+    return x.dtype in _INPLACE_DTYPES and f.c_contiguous and f.writeable
 
 
 def relu_inplace(x):

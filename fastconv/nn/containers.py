@@ -104,8 +104,13 @@ class Sequential(Module):
             fuse = plain_native()
             prev = None
             for child in self._modules.values():
-                run = inplace_forward(child) if fuse and prev is not None and fresh_output(prev) else None
-                x = child.forward(x) if run is None else run(x)
+                # the class default first: most layers offer no in-place forward
+                if (fuse and type(child)._inplace_of is not None and prev is not None
+                        and fresh_output(prev)):
+                    run = inplace_forward(child)
+                    x = child.forward(x) if run is None else run(x)
+                else:
+                    x = child.forward(x)
                 prev = child
         self._ran_forward = True
         return x
