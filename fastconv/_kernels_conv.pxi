@@ -49,27 +49,44 @@ cdef int _check_conv(fc_status st, str pass_name, int algo) except -1:
     return 0
 
 
-def conv2d_fwd(int algo, ConvGeom geom, const real[::1] x, const real[::1] w,
-               const real[::1] b, real[::1] y, int nthreads):
+def conv2d_fwd(int algo, ConvGeom geom, x, w, b, y, int nthreads):
     """y = conv(x, w) + b by algorithm ``algo`` (ALGO_DIRECT, ALGO_GEMM, ALGO_WINOGRAD).
-    b may be an empty buffer, meaning no bias; x and y are empty when the batch is.
+    x, w, b, y: C-contiguous arrays of one float type, of any shape (raw buffers, see
+    _acquire); b may be empty, meaning no bias; x and y are empty when the batch is.
     The C entry point checks the geometry and the algorithm (ValueError for an unknown
     algo, and for Winograd off 3x3 / stride 1 / dilation 1: functional.py checks
     that with a clear message first)."""
-    _need(x.shape[0], geom.x_size(), "x")
-    _need(w.shape[0], geom.w_size(), "w")
-    _need(y.shape[0], geom.y_size(), "y")
-    if b.shape[0] != 0:
-        _need(b.shape[0], geom.g.K, "b")
-    cdef const real *xp = &x[0] if x.shape[0] else NULL
-    cdef const real *bp = &b[0] if b.shape[0] else NULL
-    cdef real *yp = &y[0] if y.shape[0] else NULL
+    cdef Py_buffer vx, vw, vb, vy
+    _blank(&vx); _blank(&vw); _blank(&vb); _blank(&vy)
+    cdef int k
     cdef fc_status st
-    with nogil:
-        if real is float:
-            st = fc_conv2d_fwd_f32(&geom.g, algo, xp, &w[0], bp, yp, nthreads)
-        else:
-            st = fc_conv2d_fwd_f64(&geom.g, algo, xp, &w[0], bp, yp, nthreads)
+    try:
+        _acquire(x, &vx, False, "x")
+        _acquire(w, &vw, False, "w")
+        _acquire(b, &vb, False, "b")
+        _acquire(y, &vy, True, "y")
+        k = _kind(&vx, 0, "x")
+        _kind(&vw, k, "w")
+        _kind(&vb, k, "b")
+        _kind(&vy, k, "y")
+        _need(_count(&vx), geom.x_size(), "x")
+        _need(_count(&vw), geom.w_size(), "w")
+        _need(_count(&vy), geom.y_size(), "y")
+        if vb.len != 0:
+            _need(_count(&vb), geom.g.K, "b")
+        with nogil:
+            if k == 4:
+                st = fc_conv2d_fwd_f32(&geom.g, algo, <const float *>(vx.buf if vx.len else NULL),
+                                       <const float *>vw.buf,
+                                       <const float *>(vb.buf if vb.len else NULL),
+                                       <float *>(vy.buf if vy.len else NULL), nthreads)
+            else:
+                st = fc_conv2d_fwd_f64(&geom.g, algo, <const double *>(vx.buf if vx.len else NULL),
+                                       <const double *>vw.buf,
+                                       <const double *>(vb.buf if vb.len else NULL),
+                                       <double *>(vy.buf if vy.len else NULL), nthreads)
+    finally:
+        _release_all(&vx, &vw, &vb, &vy)
     _check_conv(st, "forward", algo)
 
 
@@ -175,18 +192,30 @@ def maxpool2d_fwd(PoolGeom geom, const real[::1] x, real[::1] y, int64_t[::1] id
     _check(st, "max_pool2d")
 
 
-def maxpool2d_fwd_values(PoolGeom geom, const real[::1] x, real[::1] y, int nthreads):
-    """maxpool2d_fwd's y without the indices (the same values)."""
-    _need(x.shape[0], geom.x_size(), "x")
-    _need(y.shape[0], geom.y_size(), "y")
-    if geom.g.N == 0:
-        return
-    cdef fc_status st
-    with nogil:
-        if real is float:
-            st = fc_maxpool2d_fwd_values_f32(&geom.g, &x[0], &y[0], nthreads)
-        else:
-            st = fc_maxpool2d_fwd_values_f64(&geom.g, &x[0], &y[0], nthreads)
+def maxpool2d_fwd_values(PoolGeom geom, x, y, int nthreads):
+    """maxpool2d_fwd's y without the indices (the same values); x and y C-contiguous
+    arrays of one float type, any shape (raw buffers, see _acquire)."""
+    cdef Py_buffer vx, vy, none
+    _blank(&vx); _blank(&vy); _blank(&none)
+    cdef int k
+    cdef fc_status st = FC_OK
+    try:
+        _acquire(x, &vx, False, "x")
+        _acquire(y, &vy, True, "y")
+        k = _kind(&vx, 0, "x")
+        _kind(&vy, k, "y")
+        _need(_count(&vx), geom.x_size(), "x")
+        _need(_count(&vy), geom.y_size(), "y")
+        if geom.g.N != 0:
+            with nogil:
+                if k == 4:
+                    st = fc_maxpool2d_fwd_values_f32(&geom.g, <const float *>vx.buf,
+                                                     <float *>vy.buf, nthreads)
+                else:
+                    st = fc_maxpool2d_fwd_values_f64(&geom.g, <const double *>vx.buf,
+                                                     <double *>vy.buf, nthreads)
+    finally:
+        _release_all(&vx, &vy, &none, &none)
     _check(st, "max_pool2d")
 
 
@@ -251,30 +280,50 @@ def relu_fwd(const real[::1] x, real[::1] y, int nthreads):
     _check(st, "relu")
 
 
-def relu_inplace(real[::1] x, int nthreads):
-    """x = relu(x) in place (relu_fwd's bits: -0.0 -> +0.0, NaN kept)."""
-    if x.shape[0] == 0:
-        return
-    cdef fc_status st
-    with nogil:
-        if real is float:
-            st = fc_relu_inplace_f32(x.shape[0], &x[0], nthreads)
-        else:
-            st = fc_relu_inplace_f64(x.shape[0], &x[0], nthreads)
+def relu_inplace(x, int nthreads):
+    """x = relu(x) in place (relu_fwd's bits: -0.0 -> +0.0, NaN kept); x a writeable
+    C-contiguous float32 / float64 array of any shape (a raw buffer, see _acquire)."""
+    cdef Py_buffer vx, none
+    _blank(&vx); _blank(&none)
+    cdef int k
+    cdef Py_ssize_t n
+    cdef fc_status st = FC_OK
+    try:
+        _acquire(x, &vx, True, "x")
+        k = _kind(&vx, 0, "x")
+        n = _count(&vx)
+        if n != 0:
+            with nogil:
+                if k == 4:
+                    st = fc_relu_inplace_f32(n, <float *>vx.buf, nthreads)
+                else:
+                    st = fc_relu_inplace_f64(n, <double *>vx.buf, nthreads)
+    finally:
+        _release_all(&vx, &none, &none, &none)
     _check(st, "relu (in place)")
 
 
-def clip_inplace(real[::1] x, double lo, double hi, int nthreads):
+def clip_inplace(x, double lo, double hi, int nthreads):
     """x = clip(x, lo, hi) in place, as numpy.clip with both bounds (NaN kept, -0.0 kept
-    when lo is 0); lo and hi are rounded to x's type and must satisfy lo <= hi."""
-    if x.shape[0] == 0:
-        return
-    cdef fc_status st
-    with nogil:
-        if real is float:
-            st = fc_clip_inplace_f32(x.shape[0], &x[0], <float>lo, <float>hi, nthreads)
-        else:
-            st = fc_clip_inplace_f64(x.shape[0], &x[0], lo, hi, nthreads)
+    when lo is 0); lo and hi are rounded to x's type and must satisfy lo <= hi. x a
+    writeable C-contiguous float32 / float64 array of any shape (see _acquire)."""
+    cdef Py_buffer vx, none
+    _blank(&vx); _blank(&none)
+    cdef int k
+    cdef Py_ssize_t n
+    cdef fc_status st = FC_OK
+    try:
+        _acquire(x, &vx, True, "x")
+        k = _kind(&vx, 0, "x")
+        n = _count(&vx)
+        if n != 0:
+            with nogil:
+                if k == 4:
+                    st = fc_clip_inplace_f32(n, <float *>vx.buf, <float>lo, <float>hi, nthreads)
+                else:
+                    st = fc_clip_inplace_f64(n, <double *>vx.buf, lo, hi, nthreads)
+    finally:
+        _release_all(&vx, &none, &none, &none)
     _check(st, "clip (in place)")
 
 

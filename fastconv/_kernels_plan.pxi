@@ -337,24 +337,44 @@ def plan_run(PlanProgram prog, const real[::1] x, real[::1] y, real[::1] arena, 
     _check(st, "compiled plan")
 
 
-def gemv(const real[:, ::1] w, const real[:, ::1] x, const real[::1] b, real[:, ::1] y,
-         int nthreads):
-    """y (nv, M) = x (nv, K) . w^T (M, K) (+ b when b is not empty), fc_gemv."""
-    cdef int64_t M = w.shape[0], Kd = w.shape[1], nv = x.shape[0]
-    if x.shape[1] != Kd or y.shape[0] != nv or y.shape[1] != M:
-        raise ValueError(f"gemv: shapes w {(M, Kd)}, x {(x.shape[0], x.shape[1])}, "
-                         f"y {(y.shape[0], y.shape[1])} do not match")
-    if b.shape[0] != 0:
-        _need(b.shape[0], M, "b")
-    if M == 0 or nv == 0:
-        return
-    cdef const real *wp = &w[0, 0] if Kd else NULL
-    cdef const real *xp = &x[0, 0] if Kd else NULL
-    cdef const real *bp = &b[0] if b.shape[0] else NULL
-    cdef fc_status st
-    with nogil:
-        if real is float:
-            st = fc_gemv_f32(M, Kd, wp, Kd, nv, xp, Kd, bp, &y[0, 0], M, nthreads)
-        else:
-            st = fc_gemv_f64(M, Kd, wp, Kd, nv, xp, Kd, bp, &y[0, 0], M, nthreads)
+def gemv(w, x, b, y, int nthreads):
+    """y (nv, M) = x (nv, K) . w^T (M, K) (+ b when b is not empty), fc_gemv. w, x, y
+    2-d and b 1-d C-contiguous arrays of one float type (raw buffers, see _acquire)."""
+    cdef Py_buffer vw, vx, vb, vy
+    _blank(&vw); _blank(&vx); _blank(&vb); _blank(&vy)
+    cdef int k
+    cdef int64_t M, Kd, nv
+    cdef fc_status st = FC_OK
+    try:
+        _acquire(w, &vw, False, "w")
+        _acquire(x, &vx, False, "x")
+        _acquire(b, &vb, False, "b")
+        _acquire(y, &vy, True, "y")
+        k = _kind(&vw, 0, "w")
+        _kind(&vx, k, "x")
+        _kind(&vb, k, "b")
+        _kind(&vy, k, "y")
+        if vw.ndim != 2 or vx.ndim != 2 or vy.ndim != 2 or vb.ndim != 1:
+            raise ValueError(f"gemv: w, x and y must be 2-d and b 1-d, got {vw.ndim}, "
+                             f"{vx.ndim}, {vy.ndim} and {vb.ndim} dimensions")
+        M, Kd, nv = vw.shape[0], vw.shape[1], vx.shape[0]
+        if vx.shape[1] != Kd or vy.shape[0] != nv or vy.shape[1] != M:
+            raise ValueError(f"gemv: shapes w {(M, Kd)}, x {(vx.shape[0], vx.shape[1])}, "
+                             f"y {(vy.shape[0], vy.shape[1])} do not match")
+        if vb.shape[0] != 0:
+            _need(vb.shape[0], M, "b")
+        if M != 0 and nv != 0:
+            with nogil:
+                if k == 4:
+                    st = fc_gemv_f32(M, Kd, <const float *>(vw.buf if Kd else NULL), Kd, nv,
+                                     <const float *>(vx.buf if Kd else NULL), Kd,
+                                     <const float *>(vb.buf if vb.shape[0] else NULL),
+                                     <float *>vy.buf, M, nthreads)
+                else:
+                    st = fc_gemv_f64(M, Kd, <const double *>(vw.buf if Kd else NULL), Kd, nv,
+                                     <const double *>(vx.buf if Kd else NULL), Kd,
+                                     <const double *>(vb.buf if vb.shape[0] else NULL),
+                                     <double *>vy.buf, M, nthreads)
+    finally:
+        _release_all(&vw, &vx, &vb, &vy)
     _check(st, "gemv")

@@ -109,8 +109,7 @@ class ConvCall:
             run_pass("forward", algo, p, x, w, y, nt, bias=b)
         else:
             aid = self.aid if algo == self.algo else K.ALGO_ID[algo]
-            K.conv2d_fwd(aid, self.geom, x.reshape(-1), w.reshape(-1),
-                         self.no_bias if b is None else b, y.reshape(-1), nt)
+            K.conv2d_fwd(aid, self.geom, x, w, self.no_bias if b is None else b, y, nt)
         return y
 
 
@@ -147,8 +146,7 @@ def max_pool2d_prepared(x, kernel_size, stride, padding, dilation, ceil_mode, in
     y = _alloc(p.y_shape, native_dtype(x.dtype), "max_pool2d output")
     if not indices:
         if p.N:
-            K.maxpool2d_fwd_values(geom, contiguous(x).reshape(-1), y.reshape(-1),
-                                   _runtime.pool_threads(work))
+            K.maxpool2d_fwd_values(geom, contiguous(x), y, _runtime.pool_threads(work))
         return y, None
     idx = _alloc(p.y_shape, np.int64, "max_pool2d indices")
     if p.N:
@@ -212,7 +210,7 @@ def relu_inplace(x):
     +0.0, NaN kept); returns x. NumPy does it for an array the kernel cannot take."""
     if not _native_inplace(x):
         return np.maximum(x, x.dtype.type(0), out=x)
-    K.relu_inplace(x.reshape(-1), _runtime.kernel_threads(x.size))
+    K.relu_inplace(x, _runtime.kernel_threads(x.size))
     return x
 
 
@@ -223,5 +221,5 @@ def clip_inplace(x, lo, hi):
     t = x.dtype.type
     if not (_native_inplace(x) and t(lo) <= t(hi)):
         return np.clip(x, t(lo), t(hi), out=x)
-    K.clip_inplace(x.reshape(-1), float(t(lo)), float(t(hi)), _runtime.kernel_threads(x.size))
+    K.clip_inplace(x, float(t(lo)), float(t(hi)), _runtime.kernel_threads(x.size))
     return x
