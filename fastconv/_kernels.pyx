@@ -6,7 +6,10 @@ int, ALGO_ID). Each takes a geometry object and flat C-contiguous buffers
 (``arr.reshape(-1)`` of a C-contiguous array), checks that every buffer has
 exactly the length the geometry implies (so the C code can never index
 outside what Python handed it), calls C with the GIL released, and turns the
-returned fc_status into a Python exception. Argument checking that users see
+returned fc_status into a Python exception. The few wrappers a layer calls on
+every inference step (conv2d_fwd, gemv, maxpool2d_fwd_values, relu_inplace,
+clip_inplace) take C-contiguous arrays of any shape through the buffer protocol
+instead of typed memoryviews (see _acquire), with the same length checks. Argument checking that users see
 lives in fastconv/_args.py and fastconv/functional.py; the C entry points
 check the geometry (and the algorithm) once more, defensively.
 """
