@@ -141,9 +141,9 @@ def max_pool2d_prepared(x, kernel_size, stride, padding, dilation, ceil_mode, in
         check_array(x, "x", 4)
         p = pool_params(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
         check_max_pool_windows(p)
-        hit = _remember(_pool_calls, key, (p, _pool_geom(p), _pool_work(p)))
-    p, geom, work = hit
-    y = _alloc(p.y_shape, native_dtype(x.dtype), "max_pool2d output")
+        hit = _remember(_pool_calls, key, (p, _pool_geom(p), _pool_work(p), native_dtype(x.dtype)))
+    p, geom, work, dtype = hit
+    y = _alloc(p.y_shape, dtype, "max_pool2d output")
     if not indices:
         if p.N:
             K.maxpool2d_fwd_values(geom, contiguous(x), y, _runtime.pool_threads(work))

@@ -112,7 +112,8 @@ class Sequential(Module):
                 else:
                     x = child.forward(x)
                 prev = child
-        self._ran_forward = True
+        if not self._ran_forward:       # a read, not __setattr__, on every later call
+            self._ran_forward = True
         return x
 
     def backward(self, dy):

@@ -50,9 +50,9 @@ class MaxPool2D(Module):
         the argmax; eval mode on the native backend computes the values only and keeps x,
         from which a backward (input gradients of an eval model) finds the argmax."""
         self._check_input(x, 4)
-        args = (self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
         if plain_native():
-            y, idx = max_pool2d_prepared(x, *args, indices=self.training)
+            y, idx = max_pool2d_prepared(x, self.kernel_size, self.stride, self.padding,
+                                         self.dilation, self.ceil_mode, self.training)
         else:
             y, idx = ops().max_pool2d(x, self.kernel_size, stride=self.stride, padding=self.padding,
                                       dilation=self.dilation, ceil_mode=self.ceil_mode,
