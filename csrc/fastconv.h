@@ -211,6 +211,12 @@ fc_status fc_relu_bwd_##SFX(int64_t n, const T *restrict dy, const T *restrict x
  */                                                                                \
 fc_status fc_relu_inplace_##SFX(int64_t n, T *x, int nthreads);                    \
 fc_status fc_clip_inplace_##SFX(int64_t n, T *x, T lo, T hi, int nthreads);        \
+/* One SGD step over n elements (optim.c): d = g (+ wd * p when wd != 0); with   \
+ * buf (momentum): buf = d on the first step, else buf = momentum * buf + d,      \
+ * and d = buf; then p -= lr * d. torch.optim.SGD without dampening or Nesterov. \
+ * buf NULL: no momentum. */                                                       \
+fc_status fc_sgd_step_##SFX(int64_t n, T *p, const T *g, T *buf, T lr, T momentum, \
+                          T wd, int first, int nthreads);                          \
 /* *finite = 1 when no element of x (n) is inf or NaN, else 0. */              \
 fc_status fc_all_finite_##SFX(int64_t n, const T *restrict x, int *finite,       \
                           int nthreads);                                           \

@@ -105,6 +105,10 @@ cdef extern from "fastconv.h" nogil:
     fc_status fc_relu_inplace_f64(int64_t n, double *x, int nthreads)
     fc_status fc_clip_inplace_f32(int64_t n, float *x, float lo, float hi, int nthreads)
     fc_status fc_clip_inplace_f64(int64_t n, double *x, double lo, double hi, int nthreads)
+    fc_status fc_sgd_step_f32(int64_t n, float *p, const float *g, float *buf, float lr,
+                              float momentum, float wd, int first, int nthreads)
+    fc_status fc_sgd_step_f64(int64_t n, double *p, const double *g, double *buf, double lr,
+                              double momentum, double wd, int first, int nthreads)
     fc_status fc_bias_add_f32(int64_t N, int64_t K, int64_t L, const float *b, float *y, int nthreads)
     fc_status fc_bias_add_f64(int64_t N, int64_t K, int64_t L, const double *b, double *y, int nthreads)
     fc_status fc_bias_grad_f32(int64_t N, int64_t K, int64_t L, const float *dy, float *db, int nthreads)

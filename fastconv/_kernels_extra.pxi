@@ -1,5 +1,6 @@
 # Included by _kernels.pyx (one extension module, its bindings split by concern):
-# Lp pooling and deformable convolution (csrc/lppool.c, csrc/deform.c).
+# Lp pooling, deformable convolution and the optimisers' updates (csrc/lppool.c,
+# csrc/deform.c, csrc/optim.c).
 
 # ---- Lp pooling (csrc/lppool.c) ------------------------------------
 
@@ -134,3 +135,41 @@ def deform_conv2d_bwd(DeformGeom geom, const real[::1] x, const real[::1] offset
                                           &doffset[0] if has_n else NULL, dmp, &dw[0], dbp,
                                           nthreads)
     _check(st, "deform_conv2d_backward")
+
+
+# ---- optimiser updates (csrc/optim.c) ---------------------------------
+
+def sgd_step(p, g, buf, double lr, double momentum, double weight_decay, bint first,
+             int nthreads):
+    """One SGD step in place over p (and buf, the momentum buffer; None: no momentum),
+    fc_sgd_step: d = g + weight_decay * p, buf = d (first) or momentum * buf + d, then
+    p -= lr * buf (or d). p, g, buf: C-contiguous arrays of one float type and size (raw
+    buffers, see _acquire); lr, momentum and weight_decay are rounded to that type."""
+    cdef Py_buffer vp, vg, vb, none
+    _blank(&vp); _blank(&vg); _blank(&vb); _blank(&none)
+    cdef int k
+    cdef Py_ssize_t n
+    cdef fc_status st = FC_OK
+    try:
+        _acquire(p, &vp, True, "p")
+        _acquire(g, &vg, False, "g")
+        k = _kind(&vp, 0, "p")
+        _kind(&vg, k, "g")
+        n = _count(&vp)
+        _need(_count(&vg), n, "g")
+        if buf is not None:
+            _acquire(buf, &vb, True, "buf")
+            _kind(&vb, k, "buf")
+            _need(_count(&vb), n, "buf")
+        with nogil:
+            if k == 4:
+                st = fc_sgd_step_f32(n, <float *>vp.buf, <const float *>vg.buf,
+                                     <float *>vb.buf, <float>lr, <float>momentum,
+                                     <float>weight_decay, first, nthreads)
+            else:
+                st = fc_sgd_step_f64(n, <double *>vp.buf, <const double *>vg.buf,
+                                     <double *>vb.buf, lr, momentum, weight_decay, first,
+                                     nthreads)
+    finally:
+        _release_all(&vp, &vg, &vb, &none)
+    _check(st, "sgd step")
