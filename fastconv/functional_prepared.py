@@ -61,7 +61,8 @@ from .functional import _alloc, _conv_inputs, _pool_geom, _pool_work
 from .functional_convpass import NATIVE, run_pass
 
 __all__ = ["ConvCall", "conv2d_prepared", "max_pool2d_prepared", "avg_pool2d_prepared",
-           "GEMV_MAX_ROWS", "gemv_linear", "gemv_ok", "relu_inplace", "clip_inplace"]
+           "GEMV_MAX_ROWS", "gemv_linear", "gemv_ok", "relu_inplace", "clip_inplace",
+           "native_inplace_ok"]
 
 #: A fully connected layer with at most this many rows runs as a GEMV in inference.
 GEMV_MAX_ROWS = 4
@@ -198,9 +199,10 @@ def gemv_linear(x, w, b=None):
 _INPLACE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))    # native byte order
 
 
-def _native_inplace(x):
+def native_inplace_ok(x):
     """x can be written in place by the native kernels: a writeable, C-contiguous float32 or
-    float64 array in native byte order."""
+    float64 array in native byte order (the in-place activations here, and optim.SGD's
+    fused update)."""
     f = x.flags
     return x.dtype in _INPLACE_DTYPES and f.c_contiguous and f.writeable
 
@@ -208,7 +210,7 @@ def _native_inplace(x):
 def relu_inplace(x):
     """x = max(x, 0) written over x, with ``numpy.maximum(x, 0, out=x)``'s bits (-0.0 ->
     +0.0, NaN kept); returns x. NumPy does it for an array the kernel cannot take."""
-    if not _native_inplace(x):
+    if not native_inplace_ok(x):
         return np.maximum(x, x.dtype.type(0), out=x)
     K.relu_inplace(x, _runtime.kernel_threads(x.size))
     return x
@@ -219,7 +221,7 @@ def clip_inplace(x, lo, hi):
     (NaN kept; lo and hi are x's dtype's values, lo <= hi, neither NaN); returns x.
     NumPy does it for an array the kernel cannot take, or for bounds it does not."""
     t = x.dtype.type
-    if not (_native_inplace(x) and t(lo) <= t(hi)):
+    if not (native_inplace_ok(x) and t(lo) <= t(hi)):
         return np.clip(x, t(lo), t(hi), out=x)
     K.clip_inplace(x, float(t(lo)), float(t(hi)), _runtime.kernel_threads(x.size))
     return x

@@ -32,6 +32,7 @@ import numpy as np
 from ._args import as_float, as_int
 from ._kernels import sgd_step
 from ._runtime import kernel_threads
+from .functional_prepared import native_inplace_ok
 from .nn.module import Module, Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineLR"]
@@ -213,14 +214,11 @@ class SGD(Optimizer):
         return True
 
 
-_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))     # native byte order
-
-
 def _fusable(a, like):
     """a can go to the fused update beside the parameter array ``like``: an ndarray of its
-    shape and dtype (float32 / float64, native order), C-contiguous and writeable."""
-    return (isinstance(a, np.ndarray) and a.dtype in _FUSED_DTYPES and a.dtype == like.dtype
-            and a.shape == like.shape and a.flags.c_contiguous and a.flags.writeable)
+    shape and dtype that the native kernels may write in place."""
+    return (isinstance(a, np.ndarray) and a.dtype == like.dtype and a.shape == like.shape
+            and native_inplace_ok(a))
 
 
 class Adam(Optimizer):

@@ -436,8 +436,8 @@ class Module:
     def _keep(self, **values):
         """Set the plain attributes a forward keeps for its backward (arrays, shapes,
         None) in one step, past :meth:`__setattr__`'s registry checks: for a layer's own
-        cache names only, never a parameter, buffer or sub-module. It runs on every forward, where those checks cost more than the layer's
-        arithmetic on small inputs."""
+        cache names only, never a parameter, buffer or sub-module. It runs on every
+        forward, where those checks cost more than the layer's arithmetic on small inputs."""
         self.__dict__.update(values)
 
     def _check_input(self, x, ndim=None, channels=None, what="x"):
