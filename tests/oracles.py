@@ -17,7 +17,15 @@ seen: 1.6); for float64 results the oracle rounds as much as the result does, so
 bound doubles. Winograd's transforms mix the elements of a tile before they are summed,
 so its error follows the tile's magnitude, not each element's: there M is the largest
 M of each image plane or kernel (``spread=True``) and c = C_WINOGRAD (worst seen: 8.4
-in float32, 14 in float64).
+in float32, 14 in float64). For y and dx the bound also holds a term that does not lean
+on any element's own terms, since a transform mixes every tap with every input of its
+tile:
+
+    |got - exact| <= c * u * (sqrt(D) * M_plane + T),
+    T = sum over input channels of max|input| (plane) * sum|w| (taps) (+ |b|)     (2)
+
+(found by the fuzz tests: a 1x1 input meeting only a zero centre tap has M = 0, yet
+F(4x4, 3x3)'s transformed kernel rounds).
 
 Every comparison also proves its own strength: ``check`` asserts that the same
 tolerance rejects the exact result scaled by 1 + 1e-3 and the exact result with only
@@ -51,6 +59,7 @@ class Exact(NamedTuple):
     want: np.ndarray
     mag: np.ndarray
     depth: int
+    tile: np.ndarray | None = None      # Winograd's bound (2), where one is known
 
 
 def f64(a):
@@ -70,7 +79,10 @@ def tolerance(exact, dtype, c=C_SUM, spread=False):
         # the largest magnitude of each image plane (y, dx) or kernel (dw)
         mag = np.broadcast_to(mag.max(axis=(-2, -1) if mag.ndim >= 2 else None, keepdims=True),
                               mag.shape)
-    return c * UNIT[dtype] * np.sqrt(max(exact.depth, 1)) * mag
+    tol = c * UNIT[dtype] * np.sqrt(max(exact.depth, 1)) * mag
+    if spread and exact.tile is not None:
+        tol = tol + c * UNIT[dtype] * exact.tile
+    return tol
 
 
 def _excess(got, exact, tol):
@@ -142,17 +154,44 @@ def conv_exact(x, w, b=None, dy=None, **kw):
     """Exact forward (key "y") and, with dy, gradients ("dx", "dw", "db") of a convolution:
     fastconv.reference in float64 on the inputs and on their absolute values."""
     g = _geometry(x.shape, w.shape, **kw)
+    y_tile = _tile_bound(x, w, b, kw.get("groups", 1), False)
     out = {"y": Exact(ref.conv2d(f64(x), f64(w), f64(b), **kw),
                       ref.conv2d(a64(x), a64(w), a64(b), **kw),
-                      g["Cg"] * g["R"] * g["S"] + (b is not None))}
+                      g["Cg"] * g["R"] * g["S"] + (b is not None), y_tile)}
     if dy is not None:
         want = ref.conv2d_backward(f64(dy), f64(x), f64(w), **kw)
         mag = ref.conv2d_backward(a64(dy), a64(x), a64(w), **kw)
         npq = dy.shape[0] * dy.shape[2] * dy.shape[3]
-        for name, wv, mv, depth in zip(("dx", "dw", "db"), want, mag,
-                                       (g["Kg"] * g["R"] * g["S"], npq, npq)):
-            out[name] = Exact(wv, mv, depth)
+        tiles = (_tile_bound(dy, w, None, kw.get("groups", 1), True), None, None)
+        for name, wv, mv, depth, tile in zip(("dx", "dw", "db"), want, mag,
+                                             (g["Kg"] * g["R"] * g["S"], npq, npq), tiles):
+            out[name] = Exact(wv, mv, depth, tile)
     return out
+
+
+def _tile_bound(a, w, b, groups, transposed):
+    """Winograd's bound (2) for each (image, output channel) plane of a convolution of
+    ``a`` with ``w`` (``transposed``: of dy with w's transpose, i.e. dx), broadcast over the
+    plane: the sum over input channels of max|a| over the plane times sum|w| over the
+    taps (+ |b|). A transform mixes every tap with every input of a tile, so an element
+    whose own terms are all zero can still carry rounding of that size (e.g. a 1x1 input
+    that meets only a zero centre tap)."""
+    if a.ndim != 4 or w.ndim != 4 or a.shape[0] == 0:
+        return None
+    amax = np.abs(np.asarray(a, np.float64)).max(axis=(2, 3), initial=0.0)   # (N, planes)
+    wsum = np.abs(np.asarray(w, np.float64)).sum(axis=(2, 3))              # (K, Cg)
+    K, Cg = wsum.shape
+    Kg = K // groups
+    if transposed:      # dx (N, C): over the group's K output channels of dy
+        parts = [amax[:, gi * Kg:(gi + 1) * Kg] @ wsum[gi * Kg:(gi + 1) * Kg]
+                 for gi in range(groups)]
+    else:               # y (N, K): over the group's Cg input channels of x
+        parts = [amax[:, gi * Cg:(gi + 1) * Cg] @ wsum[gi * Kg:(gi + 1) * Kg].T
+                 for gi in range(groups)]
+    bound = np.concatenate(parts, axis=1)
+    if b is not None:
+        bound = bound + np.abs(np.asarray(b, np.float64))
+    return bound[:, :, None, None]
 
 
 def _geometry(x_shape, w_shape, groups=1, **_):
