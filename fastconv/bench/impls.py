@@ -197,6 +197,9 @@ def _fastconv_trainer(name, x, labels):
     """One training step of fastconv's model ``name`` as a callable."""
     model = models.get_model(name, dtype=np.float32, seed=0)
     model.train()
+    # No gradient with respect to the batch itself: Trainer.fit does the same, and
+    # PyTorch's step does not compute one either (its input does not require grad).
+    model.input_grad = False
     loss_fn = nn.SoftmaxCrossEntropy()
     opt = optim.SGD(model.parameters(), lr=TRAIN_LR, momentum=TRAIN_MOMENTUM)
 
