@@ -13,7 +13,9 @@ import numpy as np
 
 from .._args import as_dtype, as_int
 from .._backend import plain_native
+from .activation import ReLU
 from .module import Module, fresh_output, inplace_forward
+from .pooling import MaxPool2D
 
 __all__ = ["Sequential", "Residual", "Concat"]
 
@@ -38,6 +40,19 @@ def _runs_backward(m):
     return m.input_grad or m.has_trainable()
 
 
+def _pool_first(a, b):
+    """Whether children ``a, b`` are a ReLU then a MaxPool2D, which a training forward runs
+    as the pool then the ReLU: max and ReLU commute, so the output is the same array, and
+    the ReLU then touches a quarter of the values (for 2x2 windows) forward and backward.
+
+    The gradients are the same bits too. A window whose maximum is > 0 has the same first
+    maximum before and after the ReLU, and the ReLU passes its gradient; a window whose
+    maximum is <= 0 (or NaN) sends none in either order. Each input element then sums the
+    same gradients in the same window order. Only these exact classes: a subclass may
+    compute something else."""
+    return type(a) is ReLU and type(b) is MaxPool2D
+
+
 class Sequential(Module):
     """Layers applied one after the other; children are named "0", "1", ...
 
@@ -60,6 +75,10 @@ class Sequential(Module):
         if seed is not None:
             self.reset_parameters(seed)
         self._ran_forward = False
+
+    # indices i of the children ReLU, MaxPool2D pairs the last training forward ran pool
+    # first (_pool_first); None after an eval forward, which runs every child in order
+    _swapped = None
 
     def __len__(self):
         return len(self._modules)
@@ -97,9 +116,22 @@ class Sequential(Module):
         no new array is made for it; the result and what backward uses are the same."""
         if self.training:
             self._route_input_grad()
-            for child in self._modules.values():
-                x = child.forward(x)
+            kids = list(self._modules.values())
+            swapped = None
+            i, n = 0, len(kids)
+            while i < n:
+                child = kids[i]
+                if i + 1 < n and _pool_first(child, kids[i + 1]):
+                    x = child.forward(kids[i + 1].forward(x))
+                    swapped = (swapped or ()) + (i,)
+                    i += 2
+                else:
+                    x = child.forward(x)
+                    i += 1
+            self.__dict__["_swapped"] = swapped
         else:
+            if self._swapped is not None:
+                self.__dict__["_swapped"] = None
             # backward routes input_grad itself; no child's forward reads it
             fuse = plain_native()
             prev = None
@@ -121,11 +153,21 @@ class Sequential(Module):
         if not self._ran_forward:
             raise self._no_forward()
         self._route_input_grad()
-        for child in reversed(list(self._modules.values())):
+        kids = list(self._modules.values())
+        swapped = self._swapped or ()
+        i = len(kids) - 1
+        while i >= 0:
+            child = kids[i]
             if not _runs_backward(child):
                 # nothing before this child needs a gradient, and it has none to store
                 return None
-            dy = child.backward(dy)
+            if i - 1 in swapped and _pool_first(kids[i - 1], child):
+                # the forward ran this pool before the ReLU ahead of it: the ReLU's backward first
+                dy = child.backward(kids[i - 1].backward(dy))
+                i -= 2
+            else:
+                dy = child.backward(dy)
+                i -= 1
         return dy if self.input_grad else None
 
 
