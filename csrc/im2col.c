@@ -6,14 +6,47 @@
 #include <string.h>
 #include "fc_internal.h"
 
+/* col2im's planes with AVX-512 where the CPU has it (col2im_plane.inc);
+ * FC_IM2COL_NO_SIMD builds the portable body only. */
+#if FC_X86_SIMD && (defined(__x86_64__) || defined(_M_X64)) && !defined(FC_IM2COL_NO_SIMD)
+#define FC_C2I_X86 1
+#include <immintrin.h>
+#else
+#define FC_C2I_X86 0
+#endif
+
 #define T float
 #define SFX f32
+#define FC_C2I_V __m512
+#define FC_C2I_L 16
+#define FC_C2I_M __mmask16
+#define FC_C2I_LOADZ _mm512_maskz_loadu_ps
+#define FC_C2I_ADD _mm512_add_ps
+#define FC_C2I_STORE _mm512_mask_storeu_ps
 #include "im2col.inc"
 #undef T
 #undef SFX
+#undef FC_C2I_V
+#undef FC_C2I_L
+#undef FC_C2I_M
+#undef FC_C2I_LOADZ
+#undef FC_C2I_ADD
+#undef FC_C2I_STORE
 
 #define T double
 #define SFX f64
+#define FC_C2I_V __m512d
+#define FC_C2I_L 8
+#define FC_C2I_M __mmask8
+#define FC_C2I_LOADZ _mm512_maskz_loadu_pd
+#define FC_C2I_ADD _mm512_add_pd
+#define FC_C2I_STORE _mm512_mask_storeu_pd
 #include "im2col.inc"
 #undef T
 #undef SFX
+#undef FC_C2I_V
+#undef FC_C2I_L
+#undef FC_C2I_M
+#undef FC_C2I_LOADZ
+#undef FC_C2I_ADD
+#undef FC_C2I_STORE

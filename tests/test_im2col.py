@@ -159,3 +159,51 @@ def test_im2col_col2im_match_torch_unfold_fold():
     c = rng.standard_normal(want.shape).astype(np.float32)
     folded = torch.nn.functional.fold(torch.from_numpy(c), (10, 7), **kw).numpy()
     np.testing.assert_allclose(fastconv.col2im(c, (10, 7), **kw), folded, rtol=1e-5, atol=1e-5)
+
+
+C2I_GEOMS = [
+    # (N, C, H, W), kernel, stride, padding, dilation: rows wider than one vector (float:
+    # 16, double: 8), more and fewer than four output rows per tap, strided rows,
+    # dilated and padded taps, a kernel wider than the input row
+    ((2, 3, 12, 12), (5, 5), (1, 1), (0, 0), (1, 1)),
+    ((1, 2, 21, 37), (3, 3), (2, 1), (1, 1), (1, 1)),
+    ((1, 2, 9, 40), (2, 4), (1, 1), (2, 3), (2, 3)),
+    ((2, 1, 7, 5), (3, 7), (3, 1), (1, 3), (1, 1)),
+    ((1, 2, 6, 19), (4, 2), (1, 2), (1, 0), (1, 2)),     # strided along W: the portable body
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geom", C2I_GEOMS, ids=lambda g: "x".join(map(str, g[0])))
+def test_col2im_same_bits_under_every_isa(dtype, geom, isa_restore):
+    """The AVX-512 body (a vector of a dx row, the taps added into it) against the portable
+    one (each tap's row added in memory): the same additions in the same order, so the
+    same bits on real-valued data with signed zeros, infinities and NaN; exact against the
+    reference on small integers."""
+    from conftest import gemm_isas
+    from fastconv import _kernels
+
+    shape, k, stride, padding, dilation = geom
+    kw = dict(stride=stride, padding=padding, dilation=dilation)
+    rng = np.random.default_rng(11)
+    n_cols = fastconv.im2col(np.zeros(shape, dtype), k, **kw).shape
+    cols = rng.standard_normal(n_cols).astype(dtype)
+    flat = cols.reshape(-1)
+    flat[rng.choice(flat.size, 30, replace=False)] = -0.0
+    flat[rng.choice(flat.size, 3, replace=False)] = np.inf
+    flat[rng.choice(flat.size, 3, replace=False)] = np.nan
+    ints = rng.integers(-9, 10, n_cols).astype(dtype)
+    got, got_int = {}, {}
+    for isa in gemm_isas():
+        _kernels.set_isa(isa)
+        got[isa] = fastconv.col2im(cols, shape[2:], k, **kw)
+        got_int[isa] = fastconv.col2im(ints, shape[2:], k, **kw)
+    want_int = ref.col2im(ints, shape[2:], k, **kw)
+    bits = f"u{np.dtype(dtype).itemsize}"
+    first = got[gemm_isas()[0]]
+    for isa in got:
+        np.testing.assert_array_equal(got[isa].view(bits), first.view(bits), err_msg=isa)
+        np.testing.assert_array_equal(got_int[isa], want_int, err_msg=isa)
+    finite = np.isfinite(first)
+    want = ref.col2im(np.where(np.isfinite(cols), cols, 0), shape[2:], k, **kw)
+    np.testing.assert_allclose(first[finite], want[finite], rtol=1e-5, atol=1e-5)
