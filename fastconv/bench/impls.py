@@ -285,8 +285,9 @@ def train_impls(name, torch=None):
 
     Returns ``(impls, notes)``: ``impls`` maps ``"fastconv"`` and ``"torch"`` (when ``torch``
     is given) to an argument-less callable doing one SGD-with-momentum step (zero_grad,
-    forward, softmax cross-entropy, backward, update); ``notes`` lists why an
-    implementation is missing.
+    forward, softmax cross-entropy, backward, update; neither computes a gradient for the
+    batch itself, as ``Trainer.fit`` does not); ``notes`` lists why an implementation is
+    missing.
     """
     shape, classes = TRAIN_CASES[name]
     rng = np.random.default_rng(3)
