@@ -113,7 +113,11 @@ class Sequential(Module):
         In eval mode on the native backend, an activation that can (ReLU, Clip/ReLU6)
         writes its result over the output of the layer before it when that layer hands
         the array over (:func:`.module.fresh_output`: a Conv2D, Linear, BatchNorm2D), so
-        no new array is made for it; the result and what backward uses are the same."""
+        no new array is made for it; the result and what backward uses are the same.
+
+        In training mode a ReLU followed by a MaxPool2D runs as the pool then the ReLU
+        (``_pool_first``: the same output and gradients, bit for bit, for a quarter of the
+        ReLU's work), and ``backward`` runs the pair in that order too."""
         if self.training:
             self._route_input_grad()
             kids = list(self._modules.values())
