@@ -17,40 +17,28 @@
 
 #define T float
 #define SFX f32
+#define FC_C2I_PS ps            /* the intrinsics' type suffix: _mm512_add_ps */
 #define FC_C2I_V __m512
 #define FC_C2I_L 16
 #define FC_C2I_M __mmask16
-#define FC_C2I_LOADZ _mm512_maskz_loadu_ps
-#define FC_C2I_EXPANDZ _mm512_maskz_expandloadu_ps
-#define FC_C2I_ADD _mm512_add_ps
-#define FC_C2I_STORE _mm512_mask_storeu_ps
 #include "im2col.inc"
 #undef T
 #undef SFX
+#undef FC_C2I_PS
 #undef FC_C2I_V
 #undef FC_C2I_L
 #undef FC_C2I_M
-#undef FC_C2I_LOADZ
-#undef FC_C2I_EXPANDZ
-#undef FC_C2I_ADD
-#undef FC_C2I_STORE
 
 #define T double
 #define SFX f64
+#define FC_C2I_PS pd
 #define FC_C2I_V __m512d
 #define FC_C2I_L 8
 #define FC_C2I_M __mmask8
-#define FC_C2I_LOADZ _mm512_maskz_loadu_pd
-#define FC_C2I_EXPANDZ _mm512_maskz_expandloadu_pd
-#define FC_C2I_ADD _mm512_add_pd
-#define FC_C2I_STORE _mm512_mask_storeu_pd
 #include "im2col.inc"
 #undef T
 #undef SFX
+#undef FC_C2I_PS
 #undef FC_C2I_V
 #undef FC_C2I_L
 #undef FC_C2I_M
-#undef FC_C2I_LOADZ
-#undef FC_C2I_EXPANDZ
-#undef FC_C2I_ADD
-#undef FC_C2I_STORE
