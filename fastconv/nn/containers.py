@@ -76,9 +76,10 @@ class Sequential(Module):
             self.reset_parameters(seed)
         self._ran_forward = False
 
-    # indices i of the children ReLU, MaxPool2D pairs the last training forward ran pool
-    # first (_pool_first); None after an eval forward, which runs every child in order
-    _swapped = None
+    # whether the last forward was a training one, which ran every ReLU, MaxPool2D pair pool
+    # first (_pool_first: such pairs cannot overlap, so the children show which they were);
+    # an eval forward runs every child in order
+    _pools_first = False
 
     def __len__(self):
         return len(self._modules)
@@ -121,21 +122,20 @@ class Sequential(Module):
         if self.training:
             self._route_input_grad()
             kids = list(self._modules.values())
-            swapped = None
             i, n = 0, len(kids)
             while i < n:
                 child = kids[i]
                 if i + 1 < n and _pool_first(child, kids[i + 1]):
                     x = child.forward(kids[i + 1].forward(x))
-                    swapped = (swapped or ()) + (i,)
                     i += 2
                 else:
                     x = child.forward(x)
                     i += 1
-            self.__dict__["_swapped"] = swapped
+            if not self._pools_first:
+                self.__dict__["_pools_first"] = True
         else:
-            if self._swapped is not None:
-                self.__dict__["_swapped"] = None
+            if self._pools_first:
+                self.__dict__["_pools_first"] = False
             # backward routes input_grad itself; no child's forward reads it
             fuse = plain_native()
             prev = None
@@ -158,14 +158,14 @@ class Sequential(Module):
             raise self._no_forward()
         self._route_input_grad()
         kids = list(self._modules.values())
-        swapped = self._swapped or ()
+        pools_first = self._pools_first
         i = len(kids) - 1
         while i >= 0:
             child = kids[i]
             if not _runs_backward(child):
                 # nothing before this child needs a gradient, and it has none to store
                 return None
-            if i - 1 in swapped and _pool_first(kids[i - 1], child):
+            if pools_first and i > 0 and _pool_first(kids[i - 1], child):
                 # the forward ran this pool before the ReLU ahead of it: the ReLU's backward first
                 dy = child.backward(kids[i - 1].backward(dy))
                 i -= 2
