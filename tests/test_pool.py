@@ -208,3 +208,40 @@ def test_output_sizes_and_values_match_torch_over_a_sweep():
         np.testing.assert_array_equal(idx, tidx.numpy())
         np.testing.assert_allclose(fastconv.avg_pool2d(x, k, s, p, ceil_mode=ceil), ta.numpy(),
                                    rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geom", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+                                  dict(kernel_size=3, stride=1, padding=1),
+                                  dict(kernel_size=2, stride=1, dilation=(3, 2)),
+                                  dict(kernel_size=3, stride=2, dilation=(1, 2), padding=(1, 2))])
+def test_max_pool_fast_scans_keep_first_maximum(dtype, geom):
+    # the 2x2 and 3x3 windows take a shorter scan on planes without NaN (any NaN, or an
+    # inf + -inf in the plane's sum, sends the plane through the exact scan); both must
+    # give the reference's values and first-maximum indices, ties and signed zeros included
+    from conftest import gemm_isas
+    from fastconv import _kernels
+
+    rng = np.random.default_rng(11)
+    x = rng.integers(-2, 3, (2, 6, 29, 70)).astype(dtype)
+    x[x == 0] = rng.choice(np.array([0.0, -0.0], dtype), int((x == 0).sum()))
+    planes = x.reshape(12, -1)
+    planes[1, rng.choice(planes.shape[1], 9, replace=False)] = np.inf      # no NaN: fast scan
+    planes[2, rng.choice(planes.shape[1], 9, replace=False)] = -np.inf     # no NaN: fast scan
+    planes[3, rng.choice(planes.shape[1], 5, replace=False)] = np.nan      # exact scan
+    planes[4, :5], planes[4, -5:] = np.inf, -np.inf                        # inf + -inf: exact
+    planes[5] = -0.0
+    want_y, want_i = ref.max_pool2d(x, **geom, return_indices=True)
+    prev = _kernels.isa()
+    try:
+        for isa in gemm_isas():
+            _kernels.set_isa(isa)
+            y, i = fastconv.max_pool2d(x, **geom, return_indices=True)
+            np.testing.assert_array_equal(y.view(f"u{x.itemsize}"), want_y.view(f"u{x.itemsize}"),
+                                          err_msg=isa)
+            np.testing.assert_array_equal(i, want_i, err_msg=isa)
+            v = fastconv.max_pool2d(x, **geom)
+            np.testing.assert_array_equal(v.view(f"u{x.itemsize}"), want_y.view(f"u{x.itemsize}"),
+                                          err_msg=isa)
+    finally:
+        _kernels.set_isa(prev)
