@@ -179,8 +179,12 @@ def test_errors_leave_existing_file(tmp_path):
         fonnx.save(nn.ReLU(), path, (3,), opset=9)
     with pytest.raises(TypeError, match="input_shape"):
         fonnx.save(nn.ReLU(), path, None)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"input of shape \(1, 3, 28, 28\).*without the batch axis"):
         fonnx.save(models.lenet5(), path, (3, 28, 28))     # lenet5 takes one channel
+    with pytest.raises(ValueError, match=r"layer '0' \(Conv2D\) cannot run on input of shape \(1, 8, 1, 28, 28\)"):
+        fonnx.save(models.lenet5(), path, (8, 1, 28, 28))  # the batch axis given too
+    with pytest.raises(ValueError, match=r"the model \(Conv2D\) cannot run on input of shape \(1, 1, 3, 8, 8\)"):
+        fonnx.save(nn.Conv2d(3, 4, 3), path, (1, 3, 8, 8))
     with pytest.raises(TypeError, match="fastconv.nn.Module"):
         fonnx.save("model", path, (3,))
     assert path.read_bytes() == b"old"

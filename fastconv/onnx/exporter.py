@@ -70,7 +70,16 @@ class _Exporter:
 
     def leaf(self, m, ins, path, op, extra=(), n_out=1, **attrs):
         """One ONNX node for one layer: run the layer on the input arrays for the output arrays."""
-        ys = m.forward(*[a for _, a in ins])
+        try:
+            ys = m.forward(*[a for _, a in ins])
+        except ValueError as e:
+            if isinstance(e, ONNXError):
+                raise
+            shapes = ", ".join(str(a.shape) for _, a in ins)
+            where = f"layer {path!r} ({type(m).__name__})" if path else f"the model ({type(m).__name__})"
+            raise ValueError(f"fastconv.onnx.save: {where} cannot "
+                             f"run on input of shape {shapes}: {e} (input_shape is the shape of "
+                             "one input without the batch axis, e.g. (3, 32, 32))") from e
         ys = (ys,) if n_out == 1 else tuple(ys)
         names = self.add(op, [n for n, _ in ins] + list(extra), path, n_out, **attrs)
         res = list(zip(names, ys))
