@@ -184,7 +184,7 @@ static void dw_band_size(const fc_conv_geom *g, int64_t vl, int64_t tsize, dw_ba
 enum { DW_MODE_NONE = 0, DW_MODE_CLIP, DW_MODE_RELU, DW_MODE_VEC, DW_MODE_SCALAR };
 
 /* The row loops' view of one band of one plane (per type). */
-#define DW_CTX(T, SFX)                                                               \
+#define DW_CTX(T, TI, SFX)                                                             \
     typedef struct {                                                                 \
         const T *buf;                 /* the band's phase planes */                  \
         int64_t ps, wb;               /* phase plane stride, row pitch */            \
@@ -198,14 +198,15 @@ enum { DW_MODE_NONE = 0, DW_MODE_CLIP, DW_MODE_RELU, DW_MODE_VEC, DW_MODE_SCALAR
         int kind[FC_DW_MAX_EPI];                                                     \
         T s0[FC_DW_MAX_EPI], s1[FC_DW_MAX_EPI];   /* the steps' scalars */           \
         const T *src[FC_DW_MAX_EPI];  /* ADD: the band's first row of src */         \
-        const void *mask;             /* flat planes: lane masks; bands: NULL */     \
+        const int64_t *dc;            /* flat planes: each column's dc; bands: NULL */ \
+        TI col0[64 / sizeof(T)];      /* flat planes: lane i's output column, i % Q */ \
         int64_t nv;                   /* flat planes: vectors per plane */           \
         const int64_t *off;           /* flat planes: each tap's offset in buf */    \
         uint64_t mbits;               /* flat planes: bit s, column s is masked */   \
     } dw_ctx_##SFX;
 
-DW_CTX(float, f32)
-DW_CTX(double, f64)
+DW_CTX(float, int32_t, f32)
+DW_CTX(double, int64_t, f64)
 
 #define DW_TARGET_AVX2 FC_TARGET_FMA("avx2,fma")
 #define DW_TARGET_AVX512 FC_TARGET_FMA("avx512f,avx2,fma")
@@ -214,6 +215,7 @@ DW_CTX(double, f64)
 #define T float
 #define SFX f32
 #define FC_TI int32_t
+#define FC_TU uint32_t
 #define FC_TW 4
 #define DW_EXP expf
 #define DW_TANH tanhf
@@ -222,6 +224,7 @@ DW_CTX(double, f64)
 #undef T
 #undef SFX
 #undef FC_TI
+#undef FC_TU
 #undef FC_TW
 #undef DW_EXP
 #undef DW_TANH
@@ -229,6 +232,7 @@ DW_CTX(double, f64)
 #define T double
 #define SFX f64
 #define FC_TI int64_t
+#define FC_TU uint64_t
 #define FC_TW 8
 #define DW_EXP exp
 #define DW_TANH tanh
@@ -237,6 +241,7 @@ DW_CTX(double, f64)
 #undef T
 #undef SFX
 #undef FC_TI
+#undef FC_TU
 #undef FC_TW
 #undef DW_EXP
 #undef DW_TANH
