@@ -119,6 +119,45 @@ def test_required_without_launcher_is_a_clear_error(monkeypatch):
         from_option("yes")
 
 
+def _unread(fd):
+    import fcntl
+    import sys
+    import termios
+
+    buf = bytearray(4)
+    fcntl.ioctl(fd, termios.FIONREAD, buf)
+    return int.from_bytes(buf, sys.byteorder)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="FIONREAD on a pipe: POSIX only")
+def test_failing_rank_waits_until_the_launcher_read_its_line():
+    """Before MPI_Abort, fail() waits until the rank's stderr pipe is empty (MPICH's
+    mpiexec could end the job with the line unread): it returns only once a reader took
+    the line, at its limit when nobody reads, and at once on a stream that is no pipe."""
+    import io
+    import threading
+
+    from fastconv.distributed import comm
+
+    r, w = os.pipe()
+    with os.fdopen(w, "w") as out, os.fdopen(r, "r") as inp:
+        line = "fastconv: error: rank 1 of 2 failed: ValueError: boom\n"
+        out.write(line)
+        out.flush()
+        got = []
+        reader = threading.Thread(target=lambda: (time.sleep(0.2), got.append(inp.readline())))
+        reader.start()
+        comm._let_launcher_forward(out, limit=60.0, pause=0.0)
+        assert _unread(w) == 0          # the reader had the line when the wait ended
+        reader.join()
+        assert got == [line]
+        out.write("nobody reads this\n")
+        out.flush()
+        comm._let_launcher_forward(out, limit=0.05, pause=0.0)   # returns at the limit
+        assert _unread(w) > 0
+    comm._let_launcher_forward(io.StringIO(), limit=60.0, pause=0.0)
+
+
 def test_cli_distributed_without_launcher(tmp_path):
     res = run_python(["-m", "fastconv", "train", "--distributed", "--epochs", "1", "--train-size", "64",
                       "--test-size", "32", "--no-save"], env=clean_env(), cwd=tmp_path)
