@@ -35,6 +35,12 @@
 #ifndef DW_B
 #define DW_B 4
 #endif
+/* Output rows per block of flat stride-1 3x3 planes with rows of at least a
+ * vector (flat33_rows in conv_dw.inc; 6 runs out of AVX-512's 32 registers:
+ * 1.4-1.7x the time of 4). */
+#ifndef DW_ROWBLK
+#define DW_ROWBLK 4
+#endif
 /* Bytes of the input band buffer the band height aims at (L1-resident). */
 #ifndef DW_BAND_BYTES
 #define DW_BAND_BYTES 16384
