@@ -73,6 +73,57 @@ def test_depthwise_exact_every_isa_and_thread_count(isa, dtype, isa_restore, thr
     assert n > 80
 
 
+@pytest.mark.parametrize("isa", gemm_isas())
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward_data_3x3_stride1_exact_every_isa_and_thread_count(isa, dtype, isa_restore,
+                                                                     threads):
+    """The direct backward-data of a 3x3 stride-1 depthwise conv runs as the depthwise
+    forward of dy with the kernel turned 180 degrees (conv.inc's bwd_data_dw): exact on
+    integers for pads 0, 1 and 2, on planes narrower than a vector and wider, the same bits
+    at 1 and 2 threads; 5x5 and stride 2 (the direct loops) stay exact too."""
+    K.set_isa(isa)
+    rng = np.random.default_rng(11)
+    for H, W in [(1, 1), (5, 7), (13, 16), (14, 14), (28, 28), (6, 65), (40, 20)]:
+        for k, s, pad in [(3, 1, 0), (3, 1, 1), (3, 1, 2), (5, 1, 2), (3, 2, 1)]:
+            if not _fits(H, W, k, pad):
+                continue
+            C = 3 + (H + W) % 4
+            x = ints(rng, (2, C, H, W), dtype)
+            w = ints(rng, (C, 1, k, k), dtype, -3, 4)
+            y = ref.conv2d(x, w, None, stride=s, padding=pad, groups=C)
+            dy = ints(rng, y.shape, dtype)
+            want = ref.conv2d_backward(dy, x, w, stride=s, padding=pad, groups=C)[0]
+            got = {}
+            for nt in (1, 2):
+                fastconv.set_num_threads(nt)
+                got[nt] = fastconv.conv2d_backward(dy, x, w, stride=s, padding=pad, groups=C,
+                                                   algo="direct")[0]
+                np.testing.assert_array_equal(got[nt], want, err_msg=f"{H}x{W} k{k} s{s} p{pad}")
+            assert got[1].tobytes() == got[2].tobytes()
+
+
+@pytest.mark.parametrize("pads", [(0, 2, 1, 0), (2, 0, 0, 2), (1, 2, 2, 1), (0, 1, 2, 2)])
+def test_backward_data_3x3_stride1_asymmetric_pads(pads):
+    """Pads that differ between the sides (an ONNX graph's) reach the C entry through the
+    geometry: exact (the turned kernel's far pads come from P and Q; a geometry whose
+    turned form would not give H x W stays on the direct loops)."""
+    from fastconv._args.geometry import conv_params
+    from fastconv._dispatch import conv_geom
+    pt, pb, pl, pr = pads
+    rng = np.random.default_rng(2)
+    C, H, W = 5, 8, 10
+    P, Q = H + pt + pb - 2, W + pl + pr - 2
+    p = conv_params((2, C, H, W), (C, 1, 3, 3), 1, 0, 1, C)._replace(
+        pad_top=pt, pad_bottom=pb, pad_left=pl, pad_right=pr, P=P, Q=Q)
+    w = ints(rng, (C, 1, 3, 3), np.float64, -3, 4)
+    dy = ints(rng, (2, C, P, Q), np.float64)
+    dx = np.empty((2, C, H, W))
+    K.conv2d_bwd_data(K.ALGO_ID["direct"], conv_geom(p), dy.ravel(), w.ravel(), dx.reshape(-1), 2)
+    padded = ref.conv2d_backward(dy, np.zeros((2, C, H + pt + pb, W + pl + pr)), w, padding=0,
+                                 groups=C)[0]
+    np.testing.assert_array_equal(dx, padded[:, :, pt:pt + H, pl:pl + W])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_depthwise_random_values_close_to_reference(dtype):
     rng = np.random.default_rng(3)
