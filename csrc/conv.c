@@ -7,7 +7,6 @@
  * stride-1 one, see conv.inc). They only dispatch: the kernel
  * they call checks the geometry, once, and they return its status.
  */
-#include <stdlib.h>
 #include "fc_internal.h"
 #include "conv_dw.h"
 

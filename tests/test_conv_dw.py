@@ -102,6 +102,25 @@ def test_backward_data_3x3_stride1_exact_every_isa_and_thread_count(isa, dtype, 
             assert got[1].tobytes() == got[2].tobytes()
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_backward_data_3x3_stride1_keeps_inf_and_nan_weights_to_their_terms(bad):
+    """An inf or NaN weight reaches only the dx elements whose sum has that weight times a
+    real dy element, as in the reference: the turned-kernel forward would also multiply
+    it by dy's zero padding (inf * 0 = NaN at the borders), so such weights stay on the
+    direct loops."""
+    C = 3
+    x = np.ones((2, C, 6, 7))
+    w = np.ones((C, 1, 3, 3))
+    w[0, 0, 0, 0] = bad
+    w[1, 0, 1, 2] = bad
+    dy = np.arange(2 * C * 6 * 7, dtype=np.float64).reshape(2, C, 6, 7) % 5 + 1
+    for pad in (1, 2):
+        dy_p = dy if pad == 1 else np.pad(dy, ((0, 0), (0, 0), (1, 1), (1, 1))) + 1
+        got = fastconv.conv2d_backward(dy_p, x, w, padding=pad, groups=C, algo="direct")[0]
+        want = ref.conv2d_backward(dy_p, x, w, padding=pad, groups=C)[0]
+        np.testing.assert_array_equal(got, want, err_msg=f"pad {pad}")
+
+
 @pytest.mark.parametrize("pads", [(0, 2, 1, 0), (2, 0, 0, 2), (1, 2, 2, 1), (0, 1, 2, 2)])
 def test_backward_data_3x3_stride1_asymmetric_pads(pads):
     """Pads that differ between the sides (an ONNX graph's) reach the C entry through the
