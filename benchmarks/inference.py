@@ -16,7 +16,12 @@ is checked against model.forward first. The large batch ("L" in --batches) is
 
 Timing: --repeat rounds; in each round every implementation is sampled once,
 one right after the other (so slow load drifts hit them alike); a sample is
-the median per-call time of calls made back to back for at least --sample-ms.
+the median per-call time of calls made back to back for at least --sample-ms,
+taken after --settle-ms of untimed calls of the same implementation. The
+settling matters: onnxruntime's idle pool threads keep spinning after a run,
+and the engine sampled next lost up to 2x for tens of milliseconds (OpenVINO
+right after onnxruntime: squeezenet1_1 at batch 1 took 3.9 ms without
+settling, 2.0-2.7 ms with 20 ms of it).
 The table gives each implementation's best sample (best-of-N medians) and the
 ratios: "ort/plan" > 1 means the plan is faster than onnxruntime, "fwd/plan"
 is how much slower model.forward is than the plan. On a shared machine only
@@ -164,8 +169,12 @@ def zoo_models(name, threads):
     return fastconv.onnx.load(path), tmodel, path
 
 
-def sample(fn, min_s):
-    """Median per-call seconds of calls made back to back for at least min_s."""
+def sample(fn, min_s, settle_s=0.0):
+    """Median per-call seconds of calls made back to back for at least min_s, after
+    settle_s of untimed calls (so the previous engine's idle threads are asleep)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < settle_s:
+        fn()
     times = []
     start = time.perf_counter()
     while True:
@@ -184,9 +193,14 @@ def main(argv=None):
     ap.add_argument("--batches", default="1,L", help="batch sizes; L: the model's large batch")
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--sample-ms", type=float, default=100.0)
+    ap.add_argument("--settle-ms", type=float, default=20.0,
+                    help="untimed calls before each sample, in ms (lets the previous engine's threads idle)")
     ap.add_argument("--profile", action="store_true", help="print the plan's per-op times")
     ap.add_argument("--tune", action="store_true", help="fastconv.compile(model, tune=True)")
     args = ap.parse_args(argv)
+    if args.repeat < 1 or not args.sample_ms > 0 or not args.settle_ms >= 0:
+        ap.error(f"--repeat must be at least 1, --sample-ms above 0 and --settle-ms at least 0 "
+                 f"(got {args.repeat}, {args.sample_ms}, {args.settle_ms})")
 
     fastconv.set_num_threads(args.threads)
     try:
@@ -245,7 +259,7 @@ def main(argv=None):
             best = {k: float("inf") for k in impls}
             for _ in range(args.repeat):
                 for k, f in impls.items():
-                    best[k] = min(best[k], sample(f, args.sample_ms / 1e3))
+                    best[k] = min(best[k], sample(f, args.sample_ms / 1e3, args.settle_ms / 1e3))
             rows.append((name, batch, best))
             if args.profile:
                 for op, t in plan.profile(x, repeat=50):
