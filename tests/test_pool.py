@@ -214,11 +214,15 @@ def test_output_sizes_and_values_match_torch_over_a_sweep():
 @pytest.mark.parametrize("geom", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
                                   dict(kernel_size=3, stride=1, padding=1),
                                   dict(kernel_size=2, stride=1, dilation=(3, 2)),
-                                  dict(kernel_size=3, stride=2, dilation=(1, 2), padding=(1, 2))])
+                                  dict(kernel_size=3, stride=2, dilation=(1, 2), padding=(1, 2)),
+                                  dict(kernel_size=3, stride=(4, 2), dilation=(2, 1), padding=(2, 1)),
+                                  dict(kernel_size=3, stride=2, ceil_mode=True)])
 def test_max_pool_fast_scans_keep_first_maximum(dtype, geom):
     # the 2x2 and 3x3 windows take a shorter scan on planes without NaN (any NaN, or an
     # inf + -inf in the plane's sum, sends the plane through the exact scan); both must
-    # give the reference's values and first-maximum indices, ties and signed zeros included
+    # give the reference's values and first-maximum indices, ties and signed zeros included.
+    # Without indices, 3x3 windows whose last row is the next window's first (stride_h =
+    # 2 * dilation_h) carry that row's maximum down (max_plane_carry): the same bits
     from conftest import gemm_isas
     from fastconv import _kernels
 
