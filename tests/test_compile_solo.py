@@ -1,6 +1,7 @@
-"""fastconv.compile: "solo" Winograd convs (a batch that does not divide over the
-threads: the conv runs by its own kernel with all the threads between two shared
-regions, then its epilogue and fused pool in the next region).
+"""fastconv.compile: "solo" Winograd convs (with more than one thread, at every batch:
+the conv runs by its own kernel with all the threads between two shared regions,
+then its epilogue and fused pool in the next region; at a batch that does not
+divide over the threads Winograd is taken where it pays solo).
 
 Compared with model.eval().forward at the tolerance of test_compile (relative to
 the largest magnitude): 1e-5 in float32, 1e-10 in float64.
@@ -111,14 +112,28 @@ def test_solo_needs_few_input_channels(threads, cin, solo):
     assert [(d["algo"], d["conv"][1]) for d in ops] == ([("winograd", cin)] if solo else [])
 
 
-def test_solo_even_batch_is_shared(threads):
-    """A batch that divides over the threads keeps the shared executor (whole images)."""
-    fastconv.set_num_threads(2)
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_solo_even_batch(threads, nthreads):
+    """At a batch that divides over the threads the policy's Winograd convs run solo too
+    (shared, every claim of whole images would transform the filters again): the same
+    three convs as at batch 3 here (batch 4), none at one thread, and only Winograd ever
+    runs solo (at batch 2 the policy takes the direct conv: nothing solo)."""
+    fastconv.set_num_threads(nthreads)
     model = solo_net(np.float32)
     plan = fastconv.compile(model)
-    x = np.random.default_rng(4).standard_normal((2, 3, HW, HW)).astype(np.float32)
+    x = np.random.default_rng(4).standard_normal((4, 3, HW, HW)).astype(np.float32)
     check(plan, model, x)
-    assert not solo_ops(plan, x)
+    solo = solo_ops(plan, x)
+    if nthreads == 1:
+        assert not solo
+    else:
+        assert len(solo) == 3 and all(d["algo"] == "winograd" for d in solo)
+        assert [d.get("fused_pool") for d in solo] == [None, None, "maxpool"]
+    x2 = x[:2].copy()
+    check(plan, model, x2)
+    convs = [d for d in plan.compiled_for(x2).ops if d["kind"] == "conv"]
+    assert all((d["algo"] == "winograd") == bool(d.get("solo")) for d in convs) or nthreads == 1
+    assert not any(d.get("solo") for d in convs if d["algo"] != "winograd")
 
 
 def test_solo_plan_from_two_python_threads(threads):

@@ -7,11 +7,12 @@ they view, a Concat as one copy per branch (none for a branch that the op
 computing it writes straight into the concat's output: see
 :func:`_concat_aliases`), and every intermediate placed in one arena by
 :mod:`.memory`. ``plan(x)`` is then one call into C with the GIL
-released. A Winograd conv at a batch that does not divide over the threads runs
-"solo" (see :func:`_solo_winograd_pays`): the shared parallel region ends before it,
-its kernel runs with all the threads, and the next region starts with its epilogue
-and fused pool (sharing the image's channels would repeat Winograd's input
-transform in every share). A GEMM conv with few output pixels runs as "gemmt"
+released. A Winograd conv runs "solo" (see :func:`_runs_solo`): the shared parallel
+region ends before it, its kernel runs with all the threads, and the next region
+starts with its epilogue and fused pool (shared, every claim would transform the
+filters again, and at a batch that does not divide over the threads every share of
+an image's channels would repeat the input transform; there Winograd is taken only
+where it pays solo, :func:`_solo_winograd_pays`). A GEMM conv with few output pixels runs as "gemmt"
 (:mod:`.gemmt`: the transposed product, its weights packed once here); a 1x1 conv
 with few output channels on large planes, at a batch that does not divide over the
 threads, runs as "pointwise" (:mod:`.pointwise`). Concurrent calls from several threads are safe: the op array is
@@ -430,13 +431,26 @@ class _Compiled:
 
 def _solo(p):
     """A conv whose batch does not divide over the threads (so the executor would cut
-    images into channel shares) and that is not grouped: as Winograd it runs solo."""
+    images into channel shares) and that is not grouped: there Winograd is taken only
+    where it pays solo (:func:`_solo_winograd_pays`; at every batch it runs solo,
+    :func:`_runs_solo`)."""
     nth = _runtime.get_num_threads()
     return nth > 1 and p.N % nth != 0 and p.groups == 1
 
 
 def _runs_solo(p, algo):
-    return algo == "winograd" and _solo(p)
+    """Every Winograd conv runs solo when there are threads to share, whatever the batch.
+    Shared, whole images are claimed a few at a time and every claim's kernel call
+    transforms the filters again (256 -> 256 3x3: 9.4 MB of transformed filters per
+    call) and runs its own single-threaded blocking; solo, the filters are transformed
+    once and the tiles shared. Measured on the full-width AVX-512 host (float32, 2
+    threads, the same plan with and without, alternated in one process; the same bits):
+    resnet18 at batch 8 0.863x the time (its 14x14 convs 7.0-7.6 -> 2.8-3.0 ms, the
+    56x56 ones 3.2-3.6 -> 2.1-2.4 ms), squeezenet1_1 at batch 8 0.858x, vgg_small at
+    batch 64 0.840x, resnet_small at batch 64 0.942x; at batch 2 resnet18 0.977x and
+    squeezenet1_1 0.965-1.002x, at batch 4 0.93-0.95x. A batch that does not divide
+    over the threads already ran Winograd solo (:func:`_solo`)."""
+    return algo == "winograd" and p.groups == 1 and _runtime.get_num_threads() > 1
 
 
 def _solo_winograd_pays(p):
