@@ -120,6 +120,16 @@ void fc_col2im_run_f32(const fc_conv_geom *g, const float *restrict cols, float 
 void fc_col2im_run_f64(const fc_conv_geom *g, const double *restrict cols, double *restrict x,
                        int nthreads);
 
+/* The weights of a backward-data pass run as a forward convolution of dy
+ * (conv_gemm.inc): wf (C, K/groups, R, S) = w (K, C/groups, R, S) with each
+ * group's (k, c) transposed and every filter turned by 180 degrees. Returns 1
+ * when every weight is finite: that forward multiplies each weight by dy's
+ * zero padding too, so an inf or NaN would make NaN at borders where the
+ * definition has no such term, and the caller must take a path that only
+ * multiplies real dy elements. */
+int fc_conv_turn_w_f32(const fc_conv_geom *g, const float *restrict w, float *restrict wf);
+int fc_conv_turn_w_f64(const fc_conv_geom *g, const double *restrict w, double *restrict wf);
+
 /* Kernel workspace (workspace.c): 64-byte aligned, at least `bytes` long,
  * NULL when memory is short; reuses a block a previous call gave back with
  * fc_ws_free instead of going to malloc (and the page faults of fresh
