@@ -11,20 +11,9 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import _runtime
+from fastconv import _kernels, _runtime
 from conftest import DTYPES, gemm_isas, randn
 from oracles import check_conv, conv_exact, grads
-
-
-@pytest.fixture(scope="module", params=gemm_isas(), autouse=True)
-def gemm_isa(request):
-    """Under each SIMD variant: their micro-tiles (MR rows) differ, so do the bands."""
-    from fastconv import _kernels
-
-    prev = _kernels.isa()
-    _kernels.set_isa(request.param)
-    yield request.param
-    _kernels.set_isa(prev)
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +24,7 @@ def small_work_threads(monkeypatch):
 
 # (N, C, H, W, K, R, S, groups): each takes the row split at 2 or 3 threads
 CASES = [
-    (1, 24, 7, 7, 200, 1, 1, 1),       # 1x1 at 7x7: two column tiles, bands of 200 rows
+    (1, 24, 7, 7, 200, 1, 1, 1),       # 1x1 at 7x7: two column tiles; 200 rows in bands
     (1, 40, 14, 14, 96, 1, 1, 1),      # 1x1 at 14x14: seven tiles of 32
     (1, 12, 9, 11, 131, 1, 1, 1),      # rows not a multiple of any micro-tile
     (1, 9, 8, 9, 90, 3, 3, 1),         # "valid" 3x3: the input read in place as lines
@@ -44,10 +33,12 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("isa", gemm_isas())     # their micro-tiles (MR rows) differ
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
-def test_row_split_same_bits_as_one_thread(case, bias, dtype, threads):
+def test_row_split_same_bits_as_one_thread(case, bias, dtype, isa, threads, isa_restore):
+    _kernels.set_isa(isa)
     N, C, H, W, K, R, S, G = case
     rng = np.random.default_rng(7)
     x = randn(rng, (N, C, H, W), dtype)
