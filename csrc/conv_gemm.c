@@ -217,7 +217,7 @@ static size_t cg_round(size_t n) { return (n + 63) / 64 * 64; }
  * multiplies, so with many columns a band needs enough rows to pay for that:
  * measured at batch 1 on 2 threads (Zen 4), 1x1 convs at 28x28 went 0.65x
  * (32 -> 192), 0.79x (64 -> 128) and 0.93x (128 -> 256), but 1.02x and 1.08x
- * for 256 -> 64 and 192 -> 64; at 7x7 and 14x14, 0.60-0.80x from 64 output
+ * for 256 -> 64 and 192 -> 64; at 7x7 and 14x14, 0.53-0.84x from 64 output
  * channels up. */
 #define FC_CG_ROWS_TILES 4
 #define FC_CG_ROWS_TILES_WIDE 16
