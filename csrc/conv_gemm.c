@@ -207,6 +207,24 @@ typedef struct {
  * aligned: round their byte counts up to 64. */
 static size_t cg_round(size_t n) { return (n + 63) / 64 * 64; }
 
+/* The columns of a forward pass as the GEMM's B operand (CRS x columns),
+ * starting at `base` (the slab, or the input when L->direct): the slab's
+ * im2col lines with runs of Q in rows of Ws; in wide mode (cg_wide) the same
+ * lines read in place at the slab's width; for a 1x1 input read in place,
+ * the input planes as they are, a plain row-major (channels x HW) matrix. */
+static fc_gemm_operand cg_cols_operand(const cg_prob *pb, const cg_slab *L, const void *base,
+                                       int wide)
+{
+    fc_gemm_operand B;
+    B.base = base; B.lines = L->lines; B.ld = 0;
+    B.run = wide ? 0 : pb->Q; B.pitch = wide ? 0 : L->Ws;
+    B.k_lines = wide ? FC_GEMM_IN_PLACE : 1;
+    if (L->direct && pb->R * pb->S == 1) {
+        B.lines = NULL; B.ld = pb->H * pb->W; B.run = 0; B.pitch = 0;
+    }
+    return B;
+}
+
 /* Split a forward pass by output channels (cg_forward_rows,
  * conv_gemm_rows.inc) rather than by columns? Only when the input is read in
  * place and the (image, group) pairs are fewer than the threads; then when
