@@ -34,6 +34,7 @@
 #include "fc_internal.h"
 #include "gemm.h"
 #include "conv_gemmt.h"
+#include "conv_gemm_pre.h"
 
 /* Per-thread bound of the slab (bytes); an image needing more is taken a
  * chunk of channels at a time. */
@@ -251,10 +252,60 @@ static int cg_rows_split(const cg_prob *pb, const cg_slab *L, const fc_gemm_kern
     return tiles <= FC_CG_ROWS_TILES_WIDE * (int64_t)nt && Kg >= FC_CG_ROWS_MIN_ROWS * (int64_t)nt;
 }
 
+/* How the forward pass packs the weights (cg_forward): each group's Kg x CRS
+ * matrix cut into nchunk chunks of cc input channels (the slab's budget), a
+ * chunk packed as a whole A (fc_gemm_pack_a layout, nsl K-slices) into abytes
+ * bytes; napack = G * nchunk such blocks. 0 on overflow (FC_ENOMEM). */
+typedef struct {
+    int64_t cc, nchunk, nsl, napack;
+    size_t abytes;
+} cg_wlay;
+
+static int cg_wlayout(const cg_prob *pb, const cg_slab *L, const fc_gemm_kernel *kn,
+                      size_t tsize, cg_wlay *o)
+{
+    const int64_t G = pb->G, Cg = pb->C / G, Kg = pb->K / G, RS = pb->R * pb->S;
+    o->cc = Cg;
+    if (!L->direct) {
+        o->cc = FC_CG_SLAB_BUDGET / (L->chan * (int64_t)tsize);
+        o->cc = o->cc < 1 ? 1 : o->cc > Cg ? Cg : o->cc;
+    }
+    o->nchunk = (Cg + o->cc - 1) / o->cc;
+    o->nsl = fc_gemm_pack_a_slices(kn, o->cc * RS);
+    o->abytes = cg_round(fc_gemm_packed_a_bytes(kn, Kg, o->cc * RS));
+    return o->abytes > 64 && cg_mul(G, o->nchunk, &o->napack)
+           && (size_t)o->napack <= (SIZE_MAX - FC_CG_PRE_HDR) / o->abytes;
+}
+
+/* The header of weights packed once (conv_gemm_pre.h): what they were packed
+ * for; cg_forward uses them only when all of it matches the call. */
+typedef struct {
+    const fc_gemm_kernel *kn;
+    int64_t K, CRS, G, napack;
+    int64_t cc;
+    size_t abytes;
+} cg_prehdr;
+typedef char cg_prehdr_fits[sizeof(cg_prehdr) <= FC_CG_PRE_HDR ? 1 : -1];
+
+/* The panels of wpre (or NULL) when its header matches this pass: the same
+ * kernel (so the same type and ISA level), geometry and layout. */
+static const char *cg_pre_match(const void *wpre, const fc_gemm_kernel *kn, const cg_prob *pb,
+                                const cg_wlay *o)
+{
+    if (wpre == NULL) return NULL;
+    const cg_prehdr *h = (const cg_prehdr *)wpre;
+    if (h->kn != kn || h->K != pb->K || h->G != pb->G
+        || h->CRS != pb->C / pb->G * pb->R * pb->S || h->cc != o->cc
+        || h->napack != o->napack || h->abytes != o->abytes)
+        return NULL;
+    return (const char *)wpre + FC_CG_PRE_HDR;
+}
+
 #define T float
 #define SFX f32
 #include "conv_gemm_rows.inc"
 #include "conv_gemm.inc"
+#include "conv_gemm_pre.inc"
 #include "conv_gemmt.inc"
 #undef T
 #undef SFX
@@ -263,6 +314,7 @@ static int cg_rows_split(const cg_prob *pb, const cg_slab *L, const fc_gemm_kern
 #define SFX f64
 #include "conv_gemm_rows.inc"
 #include "conv_gemm.inc"
+#include "conv_gemm_pre.inc"
 #include "conv_gemmt.inc"
 #undef T
 #undef SFX
@@ -282,4 +334,20 @@ fc_status fc_conv_gemmt_pack_w(const fc_gemm_kernel *kn, int64_t K, int64_t CRS,
     fc_gemm_operand B;
     B.base = w; B.lines = NULL; B.ld = CRS; B.run = 0; B.pitch = 0; B.k_lines = 0;
     return fc_gemm_pack_b(kn, &B, CRS, K, packed);
+}
+
+/* ---- the forward pass's weights packed once (conv_gemm_pre.h) -------------- */
+
+size_t fc_conv_gemm_prepacked_bytes(const fc_conv_geom *g, int itemsize)
+{
+    if ((itemsize != 4 && itemsize != 8) || fc_conv_geom_check(g, 0) != FC_OK) return 0;
+    const cg_prob pb = cg_from_geom(g);
+    const fc_gemm_kernel *kn = itemsize == 4 ? fc_gemm_kernel_rows_f32(pb.K / pb.G)
+                                             : fc_gemm_kernel_rows_f64(pb.K / pb.G);
+    cg_slab L;
+    cg_wlay o;
+    if (cg_slab_plan(&pb, pb.C / pb.G, &L) != FC_OK) return 0;
+    const int ok = cg_wlayout(&pb, &L, kn, (size_t)itemsize, &o);
+    cg_slab_free(&L);
+    return ok ? FC_CG_PRE_HDR + (size_t)o.napack * o.abytes : 0;
 }

@@ -25,6 +25,7 @@
 #include "fc_internal.h"
 #include "gemm.h"
 #include "conv_gemmt.h"
+#include "conv_gemm_pre.h"
 #include "plan.h"
 #include "conv_dw.h"
 #include "conv_pw.h"

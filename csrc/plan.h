@@ -90,6 +90,12 @@ typedef struct {
                              FC_PLAN_PW: w packed by fc_pw_pack_w */
     const void *wkern;    /* the fc_gemm_kernel it was packed for (another one now: the
                              op runs as FC_PLAN_GEMM, same results) */
+    const void *wpre;     /* FC_PLAN_GEMM, groups 1, or NULL: w packed once per channel share
+                             of an image (fc_conv_gemm_prepack, conv_gemm_pre.h) for the
+                             cut into wpre_kp shares (fc_plan_conv_units); used when the
+                             op is cut so at run time, share s at wpre + wpre_off[s] */
+    const int64_t *wpre_off;
+    int64_t wpre_kp;
     int32_t nepi;
     fc_plan_epi epi[FC_PLAN_MAX_EPI];
 } fc_plan_op;

@@ -156,6 +156,15 @@ cdef extern from "conv_gemmt.h" nogil:
                                    const void *w, void *packed)
 
 
+# The GEMM conv's forward weights packed once (csrc/conv_gemm_pre.h, private).
+cdef extern from "conv_gemm_pre.h" nogil:
+    size_t fc_conv_gemm_prepacked_bytes(const fc_conv_geom *g, int itemsize)
+    fc_status fc_conv_gemm_prepack_f32(const fc_conv_geom *g, const float *w, void *dst,
+                                       size_t nbytes)
+    fc_status fc_conv_gemm_prepack_f64(const fc_conv_geom *g, const double *w, void *dst,
+                                       size_t nbytes)
+
+
 # The pointwise conv's weight packing (csrc/conv_pw.h, private).
 cdef extern from "conv_pw.h" nogil:
     enum:
@@ -223,9 +232,14 @@ cdef extern from "plan.h" nogil:
         const void *b
         const void *wpack
         const void *wkern
+        const void *wpre
+        const int64_t *wpre_off
+        int64_t wpre_kp
         int32_t nepi
         fc_plan_epi epi[6]
 
+    void fc_plan_conv_units(int64_t N, int64_t nblk, int64_t chunk, int nth, int64_t *kp,
+                            int64_t *step)
     fc_status fc_plan_run_f32(const fc_plan_op *ops, int64_t nops, const float *x, float *y,
                               float *arena, int nthreads, double *op_seconds)
     fc_status fc_plan_run_f64(const fc_plan_op *ops, int64_t nops, const double *x, double *y,

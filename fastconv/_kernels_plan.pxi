@@ -68,6 +68,98 @@ cdef class GemmtWeights:
         return <size_t>self.kern
 
 
+cdef class GemmWeights:
+    """A GEMM conv's weights (K, C, R, S) (groups 1, float32 or float64, C-contiguous)
+    packed once for the forward pass of each output-channel share the plan's executor
+    cuts an image of the convolution ``conv`` (a ConvGeom tuple) into: blocks of
+    ``kalign`` channels, ``kp`` shares (fc_plan_conv_units with ``chunk`` and ``nth``
+    threads), each packed by fc_conv_gemm_prepack (csrc/conv_gemm_pre.h) for the GEMM
+    kernel of fastconv's ISA level now. The executor uses them when it cuts the op the
+    same way at run time; otherwise, or at another ISA level, it packs as before (the
+    same bits either way)."""
+    cdef readonly tuple conv, offsets
+    cdef readonly int64_t kalign, chunk, kp, nbytes
+    cdef readonly int itemsize, nth
+    cdef readonly size_t kernel
+    cdef void *raw
+    cdef size_t base
+    cdef int64_t *offs
+
+    def __cinit__(self, w, tuple conv, int64_t kalign, int64_t chunk, int nth):
+        if getattr(w, "ndim", 0) != 4 or w.dtype.kind != "f" or \
+                w.dtype.itemsize not in (4, 8) or not w.dtype.isnative or \
+                not w.flags.c_contiguous:
+            raise ValueError("GemmWeights: w must be a C-contiguous native float32 or "
+                             "float64 array (K, C, R, S)")
+        if kalign < 1 or chunk < 1 or nth < 1:
+            raise ValueError(f"GemmWeights: kalign ({kalign}), chunk ({chunk}) and nth "
+                             f"({nth}) must be at least 1")
+        cdef fc_conv_geom g = (<ConvGeom>ConvGeom(*conv)).g
+        if g.groups != 1 or tuple(w.shape) != (g.K, g.C, g.R, g.S):
+            raise ValueError(f"GemmWeights: weights {w.shape} do not match the convolution "
+                             f"(K {g.K}, C {g.C}, R {g.R}, S {g.S}, groups {g.groups}; "
+                             "groups must be 1)")
+        self.conv, self.kalign, self.chunk, self.nth = conv, kalign, chunk, nth
+        self.itemsize = w.dtype.itemsize
+        self.kernel = <size_t>(fc_gemm_kernel_f32() if self.itemsize == 4 else fc_gemm_kernel_f64())
+        cdef int64_t nblk = (g.K + kalign - 1) // kalign, kp, step, s, b0, b1, k0, k1
+        fc_plan_conv_units(g.N, nblk, chunk, nth, &kp, &step)
+        self.kp = kp
+        shares, sizes, offs, total = [], [], [], 0
+        cdef fc_conv_geom sub
+        cdef size_t nb
+        for s in range(kp):
+            # fc_split(nblk, kp, s): the executor's blocks of share s
+            b0 = s * (nblk // kp) + min(s, nblk % kp)
+            b1 = b0 + nblk // kp + (1 if s < nblk % kp else 0)
+            k0, k1 = b0 * kalign, min(b1 * kalign, g.K)
+            sub = g
+            sub.K = k1 - k0
+            nb = fc_conv_gemm_prepacked_bytes(&sub, self.itemsize) if k1 > k0 else 0
+            if k1 > k0 and nb == 0:
+                raise OverflowError(f"GemmWeights: weights {w.shape} too large to pack")
+            shares.append((k0, k1))
+            sizes.append(nb)
+            offs.append(total)
+            total += (nb + 63) // 64 * 64
+        self.offsets, self.nbytes = tuple(offs), total
+        self.offs = <int64_t *>calloc(kp, sizeof(int64_t))
+        self.raw = calloc(total + 64, 1)                     # 64 spare bytes to align
+        if self.offs == NULL or self.raw == NULL:
+            raise MemoryError(f"GemmWeights: cannot allocate {total} bytes")
+        for s in range(kp):
+            self.offs[s] = offs[s]
+        self.base = (<size_t>self.raw + 63) // 64 * 64
+        cdef const char *wp = <const char *><size_t>w.ctypes.data
+        cdef int64_t crs = g.C * g.R * g.S
+        cdef fc_status st
+        for s in range(kp):
+            k0, k1 = shares[s]
+            if k1 <= k0:
+                continue
+            sub = g
+            sub.K = k1 - k0
+            nb = sizes[s]
+            with nogil:
+                if self.itemsize == 4:
+                    st = fc_conv_gemm_prepack_f32(&sub, <const float *>wp + k0 * crs,
+                                                  <void *>(self.base + self.offs[s]), nb)
+                else:
+                    st = fc_conv_gemm_prepack_f64(&sub, <const double *>wp + k0 * crs,
+                                                  <void *>(self.base + self.offs[s]), nb)
+            _check(st, "gemm weight packing")
+
+    def __dealloc__(self):
+        free(self.raw)
+        free(self.offs)
+
+    cdef const void *ptr(self):
+        return <const void *>self.base
+
+    cdef const int64_t *offs_ptr(self):
+        return self.offs
+
+
 cdef class PwWeights:
     """A 1x1 conv's weights (K, C, 1, 1) (float32 or float64, C-contiguous) packed
     once for the pointwise kernel (fc_pw_pack_w: panels of ``mr`` output channels,
@@ -198,6 +290,26 @@ cdef class PlanProgram:
         op.wkern = NULL
         return 0
 
+    cdef int _gemm_pre(self, fc_plan_op *op, dict d) except -1:
+        cdef GemmWeights p
+        pk = d.get("wpre")
+        if pk is None:
+            return 0
+        if not isinstance(pk, GemmWeights):
+            raise ValueError("wpre must be GemmWeights")
+        p = <GemmWeights>pk
+        if op.algo != FC_PLAN_GEMM or op.solo or op.conv.groups != 1:
+            raise ValueError("weights packed once (wpre) are for a shared gemm conv, groups 1")
+        if p.itemsize != self.itemsize or p.conv != tuple(d["conv"]) or \
+                p.kalign != op.kalign or p.chunk != op.chunk:
+            raise ValueError("packed weights (wpre) were packed for another convolution, "
+                             "cut or dtype")
+        self._keep.append(p)
+        op.wpre = p.ptr()
+        op.wpre_off = p.offs_ptr()
+        op.wpre_kp = p.kp
+        return 0
+
     cdef int _fill(self, fc_plan_op *op, dict d) except -1:
         cdef fc_conv_geom *g = &op.conv
         cdef fc_pool_geom *pg = &op.pool
@@ -255,6 +367,7 @@ cdef class PlanProgram:
                 op.y2 = self._ref(d["y2"], pg.N * pg.C * pg.P * pg.Q, "y2")
             if op.algo == FC_PLAN_PW:
                 self._pw(op, d.get("wpack"))
+            self._gemm_pre(op, d)
             if op.pxsplit and (op.algo != FC_PLAN_GEMMT or op.fused_pool):
                 raise ValueError("pxsplit (images cut by output pixels) is for a gemmt conv "
                                  "without a fused pool")

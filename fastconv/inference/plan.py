@@ -296,6 +296,9 @@ class _Compiled:
                 d["pxsplit"] = n.output in self.pxsplit
             elif algo == "pointwise":
                 d["wpack"] = self.plan.pw_weights.get(d["w"])
+            elif algo == "gemm" and p.groups == 1:      # each share's weights packed once
+                d["wpre"] = K.GemmWeights(d["w"], d["conv"], d["kalign"], d["chunk"],
+                                          _runtime.get_num_threads())
             q = n.attrs.get("pool")
             if q is not None:
                 pp = self.geoms[q.attrs["orig"]]
