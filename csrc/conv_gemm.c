@@ -255,7 +255,7 @@ static int cg_rows_split(const cg_prob *pb, const cg_slab *L, const fc_gemm_kern
 /* How the forward pass packs the weights (cg_forward): each group's Kg x CRS
  * matrix cut into nchunk chunks of cc input channels (the slab's budget), a
  * chunk packed as a whole A (fc_gemm_pack_a layout, nsl K-slices) into abytes
- * bytes; napack = G * nchunk such blocks. 0 on overflow (FC_ENOMEM). */
+ * bytes; napack = G * nchunk such blocks. Returns 0 on overflow. */
 typedef struct {
     int64_t cc, nchunk, nsl, napack;
     size_t abytes;
