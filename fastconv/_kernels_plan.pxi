@@ -80,7 +80,6 @@ cdef class GemmWeights:
     cdef readonly tuple conv, offsets
     cdef readonly int64_t kalign, chunk, kp, nbytes
     cdef readonly int itemsize, nth
-    cdef readonly size_t kernel
     cdef void *raw
     cdef size_t base
     cdef int64_t *offs
@@ -101,7 +100,6 @@ cdef class GemmWeights:
                              "groups must be 1)")
         self.conv, self.kalign, self.chunk, self.nth = conv, kalign, chunk, nth
         self.itemsize = w.dtype.itemsize
-        self.kernel = <size_t>(fc_gemm_kernel_f32() if self.itemsize == 4 else fc_gemm_kernel_f64())
         cdef int64_t nblk = (g.K + kalign - 1) // kalign, kp, step, s, b0, b1, k0, k1
         fc_plan_conv_units(g.N, nblk, chunk, nth, &kp, &step)
         self.kp = kp
