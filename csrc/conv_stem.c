@@ -11,7 +11,8 @@
  * columns with stride 2) into a buffer that stays in L1 / L2, so every tap
  * (c, r, s) is one unit-stride load at a constant offset from the output
  * position, with no bounds test. A tile is a block of KB output channels
- * (8, 4 or 1) times NV vectors of one output row: each input vector loaded
+ * (8, 4 or 1) times one vector in each of NV output rows (NV 1, 2 or 3 by
+ * level and kernel size, st_nv): each input vector loaded
  * feeds KB multiply-adds with the block's weights broadcast, the KB*NV
  * accumulators stay in registers through all C*R*S taps and the epilogue,
  * and are stored once (conv_stem.inc). The weights are packed per piece as
@@ -83,6 +84,28 @@ static int st_level(int64_t Q, int tsize)
     (void)tsize;
 #endif
     return ST_SCALAR;
+}
+
+/* Output rows per tile at level lv for a kernel of ntaps taps C*R*S: 3 at
+ * the AVX-512 level from ST_R3_TAPS taps, else 2 (below AVX-512 the tiles
+ * have 1 row; the bands are still cut in whole pairs of rows). Per tap a tile loads NV vectors and broadcasts 8
+ * weights for 8*NV multiply-adds, so 3 rows feed the FMA units better, but
+ * its band is taller and a 3x3 kernel's few taps do not pay for that.
+ * Measured (float32, batch 1, 2 threads, one-conv plans, the same plan with
+ * 2- and 3-row tiles alternated in one process, full-width AVX-512 Xeon):
+ * 3 -> 64 7x7/2 at 224x224 0.90x the time; 3 -> 32 3x3/2 1.05-1.10x and
+ * 3 -> 64 3x3/2 1.04-1.05x, hence 2 rows there. */
+#ifndef ST_R3_TAPS
+#define ST_R3_TAPS 64
+#endif
+static int st_nv(int lv, int64_t ntaps)
+{
+#if ST_X86
+    if (lv >= FC_ISA_AVX512) return ntaps >= ST_R3_TAPS ? 3 : 2;
+#endif
+    (void)lv;
+    (void)ntaps;
+    return 2;
 }
 
 /* How the tiles apply the epilogue: none; one clip or one ReLU; every step

@@ -117,6 +117,10 @@ CASES = [  # (C, K, k, stride, pads, H, W)
     (3, 64, 3, (2, 2), (0, 0, 0, 0), 15, 15),
     (4, 5, 5, (2, 1), (1, 0, 0, 2), 12, 5),
     (1, 16, 7, (1, 1), (3, 3, 3, 3), 3, 4),
+    # many taps at rows a whole number of AVX-512 vectors wide (27 outputs): tiles of
+    # 3 rows, then one of 2 (14 rows) or of 1 (13 rows)
+    (3, 20, 7, (2, 2), (3, 3, 3, 3), 27, 53),
+    (4, 11, 5, (1, 1), (2, 2, 2, 2), 13, 28),
 ]
 EPIS = [[], ["relu"], ["clip"], ["bias", "relu"], ["affine", "add", "leaky_relu"],
         ["add", "clip"], ["bias", "sigmoid"], ["tanh"]]
