@@ -182,6 +182,16 @@ FC_GEN_UKR(double, f64)
 
 
 #if FC_GEMM_X86
+/* The micro-kernels' k loop unrolled 4 times (the same operations in the same
+ * order, so the same bits): measured on the full-width AVX-512 Xeon, 1 thread,
+ * the same products alternated between builds, 0.93-0.94x the time of float
+ * 1024 x 1024 x 1024 and 3136 x 576 x 64 products and 0.80x of a double 512
+ * product; 8 times measured no better than 4. */
+#if FC_GNUC
+#define FC_UKR_UNROLL _Pragma("GCC unroll 4")
+#else
+#define FC_UKR_UNROLL
+#endif
 #include "gemm_ukr_x86.inc"    /* the SIMD micro-kernels */
 #include "gemm_pack_x86.inc"   /* the SIMD packers */
 #include "gemm_avx512w.inc"
