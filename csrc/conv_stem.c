@@ -88,12 +88,13 @@ static int st_level(int64_t Q, int tsize)
 
 /* Output rows per tile at level lv for a kernel of ntaps taps C*R*S: 3 at
  * the AVX-512 level from ST_R3_TAPS taps, else 2 (below AVX-512 the tiles
- * have 1 row; the bands are still cut in whole pairs of rows). Per tap a tile loads NV vectors and broadcasts 8
- * weights for 8*NV multiply-adds, so 3 rows feed the FMA units better, but
- * its band is taller and a 3x3 kernel's few taps do not pay for that.
- * Measured (float32, batch 1, 2 threads, one-conv plans, the same plan with
- * 2- and 3-row tiles alternated in one process, full-width AVX-512 Xeon):
- * 3 -> 64 7x7/2 at 224x224 0.90x the time; 3 -> 32 3x3/2 1.05-1.10x and
+ * have 1 row; the bands are still cut in whole pairs of rows). Per tap a
+ * tile loads NV vectors and broadcasts 8 weights for 8*NV multiply-adds, so
+ * 3 rows feed the FMA units better, but its band is taller and a 3x3
+ * kernel's few taps do not pay for that. Measured (float32, batch 1, 2
+ * threads, one-conv plans, the same plan with 2- and 3-row tiles alternated
+ * in one process, full-width AVX-512 Xeon): 3 -> 64 7x7/2 at 224x224
+ * 0.86-0.92x the time, 5x5 stems 0.95-0.99x; 3 -> 32 3x3/2 1.05-1.10x and
  * 3 -> 64 3x3/2 1.04-1.05x, hence 2 rows there. */
 #ifndef ST_R3_TAPS
 #define ST_R3_TAPS 64
